@@ -1,0 +1,55 @@
+# The two commands of README.md: `make run` and `make test`. Each makes its own
+# virtual environment in .venv, so a fresh machine needs only python3 (and make).
+
+PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 5000
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test browser bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@ $(VENV)/.runtime-installed
+
+## Set up the embedded default (SQLite + Whoosh in instance/), add demo data, serve.
+run: $(VENV)/.runtime-installed
+	$(BIN)/portal seed-demo
+	@echo ""
+	@echo "The portal is at http://$(HOST):$(PORT)/  (Ctrl+C stops it)"
+	@echo ""
+	$(BIN)/portal run --host $(HOST) --port $(PORT)
+
+## Set up and run the whole test suite, browser tests included.
+test: $(VENV)/.dev-installed browser
+	$(BIN)/pytest
+
+## Debian's Chromium drives the browser tests (Playwright never downloads one).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); \
+	  else \
+	    echo "Browser tests need Debian's chromium: sudo apt-get install -y chromium" >&2; exit 1; \
+	  fi; \
+	fi
+
+## Print the import benchmark's figures (10,000 generated case studies by default).
+bench: $(VENV)/.dev-installed
+	$(BIN)/python bench/import_bench.py
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,1 @@
+"""Accounts: registration, confirmation, sign-in, MFA, password reset, sessions."""

@@ -1,0 +1,1 @@
+"""Case studies: writing, the lifecycle, Markdown rendering, attachments, import."""

@@ -1,0 +1,361 @@
+"""Import case studies from JSON Lines, all or nothing.
+
+The file is read twice: once to validate every line (nothing is written if any line is
+wrong), then again to write in batches inside one transaction, so memory stays flat
+however long the file is.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import insert, select
+
+from ..extensions import db
+from ..models import (
+    AuditEvent,
+    CaseStudy,
+    Evidence,
+    Partner,
+    Revision,
+    RevisionState,
+    User,
+    revision_partner,
+    revision_theme,
+    utcnow,
+)
+from ..reference import force_lookup, key, slugify, theme_lookup
+from . import rules
+
+REQUIRED = (
+    "title",
+    "summary",
+    "body",
+    "force",
+    "themes",
+    "event_date",
+    "outcomes",
+    "contact_name",
+    "contact_email",
+)
+OPTIONAL = ("partners", "author_email", "status", "evidence", "lessons")
+STATUSES = {
+    "published": RevisionState.PUBLISHED,
+    "submitted": RevisionState.SUBMITTED,
+    "draft": RevisionState.DRAFT,
+}
+BATCH_SIZE = 1000
+MAX_REPORTED_ERRORS = 20
+
+
+class ImportFailed(Exception):
+    """The file has invalid lines; `errors` holds (line number, reason) pairs."""
+
+    def __init__(self, errors: list[tuple[int, str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"line {n}: {reason}" for n, reason in errors))
+
+
+@dataclass(frozen=True)
+class ImportRecord:
+    line: int
+    title: str
+    summary: str
+    body: str
+    force_id: int
+    theme_ids: tuple[int, ...]
+    partners: tuple[str, ...]
+    event_date: date
+    outcomes: str
+    lessons: str
+    evidence: Evidence | None
+    contact_name: str
+    contact_email: str
+    author_id: int | None
+    state: RevisionState
+
+
+class _Invalid(Exception):
+    pass
+
+
+class _Lookups:
+    def __init__(self) -> None:
+        self.forces = force_lookup()
+        self.themes = theme_lookup()
+        self.users = {
+            key(email): user_id
+            for user_id, email in db.session.execute(select(User.id, User.email))
+        }
+
+
+def _text(data: dict, name: str, *, required: bool, max_length: int | None = None) -> str:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise _Invalid(f"'{name}' is missing")
+        return ""
+    if not isinstance(value, str):
+        raise _Invalid(f"'{name}' must be text")
+    value = value.strip()
+    if required and not value:
+        raise _Invalid(f"'{name}' is empty")
+    if max_length is not None and len(value) > max_length:
+        raise _Invalid(f"'{name}' is longer than {max_length} characters")
+    return value
+
+
+def _string_list(data: dict, name: str) -> list[str]:
+    value = data.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _Invalid(f"'{name}' must be a list of text")
+    return [" ".join(v.split()) for v in value if v.strip()]
+
+
+def _unique_by_key(names: list[str]) -> list[str]:
+    seen: dict[str, str] = {}
+    for name in names:
+        seen.setdefault(key(name), name)
+    return list(seen.values())
+
+
+def _parse_record(line_number: int, raw: str, lookups: _Lookups) -> ImportRecord:
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise _Invalid(f"not valid JSON ({error.msg} at column {error.colno})") from None
+    if not isinstance(data, dict):
+        raise _Invalid("each line must be a JSON object")
+    unknown = sorted(set(data) - set(REQUIRED) - set(OPTIONAL))
+    if unknown:
+        raise _Invalid(f"unknown field '{unknown[0]}'")
+
+    title = _text(data, "title", required=True, max_length=rules.TITLE_MAX)
+    summary = _text(data, "summary", required=True, max_length=rules.SUMMARY_MAX)
+    body = _text(data, "body", required=True)
+
+    force_name = _text(data, "force", required=True)
+    force_id = lookups.forces.get(key(force_name))
+    if force_id is None:
+        raise _Invalid(f"unknown force '{force_name}'")
+
+    theme_ids: list[int] = []
+    for name in _string_list(data, "themes"):
+        theme_id = lookups.themes.get(key(name))
+        if theme_id is None:
+            raise _Invalid(f"unknown theme '{name}'")
+        if theme_id not in theme_ids:
+            theme_ids.append(theme_id)
+    if not rules.THEMES_MIN <= len(theme_ids) <= rules.THEMES_MAX:
+        raise _Invalid(f"'themes' must name {rules.THEMES_MIN} to {rules.THEMES_MAX} themes")
+
+    partners = _string_list(data, "partners")
+    if any(len(p) > rules.PARTNER_MAX for p in partners):
+        raise _Invalid(f"a partner name is longer than {rules.PARTNER_MAX} characters")
+
+    raw_date = _text(data, "event_date", required=True)
+    try:
+        event_date = date.fromisoformat(raw_date)
+    except ValueError:
+        raise _Invalid(f"'event_date' {raw_date!r} is not a date in the form YYYY-MM-DD") from None
+    if len(raw_date) != 10:
+        raise _Invalid(f"'event_date' {raw_date!r} is not a date in the form YYYY-MM-DD")
+
+    contact_email = _text(data, "contact_email", required=True)
+    if not rules.looks_like_email(contact_email):
+        raise _Invalid(f"'contact_email' {contact_email!r} is not an email address")
+
+    author_id = None
+    author_email = _text(data, "author_email", required=False)
+    if author_email:
+        author_id = lookups.users.get(key(author_email))
+        if author_id is None:
+            raise _Invalid(f"no user has the email '{author_email}'")
+
+    status = _text(data, "status", required=False) or "published"
+    if status not in STATUSES:
+        raise _Invalid(f"'status' must be one of {', '.join(STATUSES)}")
+
+    evidence_value = _text(data, "evidence", required=False)
+    try:
+        evidence = Evidence(evidence_value) if evidence_value else None
+    except ValueError:
+        choices = ", ".join(e.value for e in Evidence)
+        raise _Invalid(f"'evidence' must be one of {choices}") from None
+
+    return ImportRecord(
+        line=line_number,
+        title=title,
+        summary=summary,
+        body=body,
+        force_id=force_id,
+        theme_ids=tuple(theme_ids),
+        partners=tuple(_unique_by_key(partners)),
+        event_date=event_date,
+        outcomes=_text(data, "outcomes", required=True),
+        lessons=_text(data, "lessons", required=False),
+        evidence=evidence,
+        contact_name=_text(data, "contact_name", required=True, max_length=rules.CONTACT_NAME_MAX),
+        contact_email=contact_email,
+        author_id=author_id,
+        state=STATUSES[status],
+    )
+
+
+Source = Path | list[str]
+
+
+def _lines(source: Source) -> Iterator[str]:
+    if isinstance(source, list):
+        yield from source
+        return
+    with source.open(encoding="utf-8") as handle:
+        yield from handle
+
+
+def _read_records(source: Source, lookups: _Lookups) -> Iterator[ImportRecord | tuple[int, str]]:
+    line_number = 0
+    try:
+        for line_number, raw in enumerate(_lines(source), start=1):
+            if not raw.strip():
+                continue
+            try:
+                yield _parse_record(line_number, raw, lookups)
+            except _Invalid as error:
+                yield (line_number, str(error))
+    except UnicodeDecodeError:
+        yield (line_number + 1, "the file is not UTF-8 text")
+
+
+def validate(source: Source) -> int:
+    """Check every line; return how many case studies there are or raise ImportFailed."""
+    lookups = _Lookups()
+    errors: list[tuple[int, str]] = []
+    count = 0
+    for item in _read_records(source, lookups):
+        if isinstance(item, tuple):
+            errors.append(item)
+            if len(errors) >= MAX_REPORTED_ERRORS:
+                break
+        else:
+            count += 1
+    if errors:
+        raise ImportFailed(errors)
+    return count
+
+
+def import_case_studies(
+    source: str | Path | list[str], actor_id: int | None = None, label: str = ""
+) -> int:
+    """Validate every line (a file's, or a list's), then write them all in one transaction."""
+    source = source if isinstance(source, list) else Path(source)
+    label = label or (source.name if isinstance(source, Path) else "lines")
+    validate(source)
+    lookups = _Lookups()
+    partners = _PartnerIds()
+    now = utcnow()
+    written = 0
+    try:
+        batch: list[ImportRecord] = []
+        for record in _read_records(source, lookups):
+            if isinstance(record, tuple):  # the file changed since it was validated
+                raise ImportFailed([record])
+            batch.append(record)
+            if len(batch) == BATCH_SIZE:
+                written += _write_batch(batch, partners, now)
+                batch = []
+        if batch:
+            written += _write_batch(batch, partners, now)
+        db.session.add(
+            AuditEvent(
+                actor_id=actor_id,
+                action="case_studies.imported",
+                detail=json.dumps({"source": label, "count": written}),
+            )
+        )
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return written
+
+
+class _PartnerIds:
+    """Find or create partner organisations by name, remembering ids across batches."""
+
+    def __init__(self) -> None:
+        self.ids = dict(db.session.execute(select(Partner.name_key, Partner.id)).all())
+
+    def resolve(self, names: set[str]) -> dict[str, int]:
+        missing = {key(n): n for n in names if key(n) not in self.ids}
+        if missing:
+            rows = [{"name": name, "name_key": k} for k, name in missing.items()]
+            result = db.session.execute(
+                insert(Partner).returning(
+                    Partner.name_key, Partner.id, sort_by_parameter_order=True
+                ),
+                rows,
+            )
+            self.ids.update(result.all())
+        return self.ids
+
+
+def _write_batch(records: list[ImportRecord], partners: _PartnerIds, now) -> int:
+    partner_ids = partners.resolve({p for r in records for p in r.partners})
+    published = [r.state == RevisionState.PUBLISHED for r in records]
+    case_ids = db.session.scalars(
+        insert(CaseStudy).returning(CaseStudy.id, sort_by_parameter_order=True),
+        [
+            {
+                "slug": slugify(r.title),
+                "force_id": r.force_id,
+                "author_id": r.author_id,
+                "created_at": now,
+                "first_published_at": now if is_published else None,
+            }
+            for r, is_published in zip(records, published, strict=True)
+        ],
+    ).all()
+    revision_ids = db.session.scalars(
+        insert(Revision).returning(Revision.id, sort_by_parameter_order=True),
+        [
+            {
+                "case_study_id": case_id,
+                "number": 1,
+                "state": r.state,
+                "title": r.title,
+                "summary": r.summary,
+                "body": r.body,
+                "event_date": r.event_date,
+                "outcomes": r.outcomes,
+                "lessons": r.lessons,
+                "evidence": r.evidence,
+                "contact_name": r.contact_name,
+                "contact_email": r.contact_email,
+                "created_by_id": r.author_id,
+                "created_at": now,
+                "updated_at": now,
+                "submitted_at": now if r.state != RevisionState.DRAFT else None,
+                "published_at": now if is_published else None,
+            }
+            for r, case_id, is_published in zip(records, case_ids, published, strict=True)
+        ],
+    ).all()
+    theme_rows = [
+        {"revision_id": rev_id, "theme_id": theme_id}
+        for r, rev_id in zip(records, revision_ids, strict=True)
+        for theme_id in r.theme_ids
+    ]
+    partner_rows = [
+        {"revision_id": rev_id, "partner_id": partner_ids[key(name)]}
+        for r, rev_id in zip(records, revision_ids, strict=True)
+        for name in r.partners
+    ]
+    db.session.execute(insert(revision_theme), theme_rows)
+    if partner_rows:
+        db.session.execute(insert(revision_partner), partner_rows)
+    return len(records)

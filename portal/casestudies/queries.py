@@ -1,0 +1,67 @@
+"""Read published case studies for pages that show the library's content."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import selectinload
+
+from ..extensions import db
+from ..models import CaseStudy, Revision, RevisionState
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Revision]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def _published() -> Select:
+    return (
+        select(Revision)
+        .join(Revision.case_study)
+        .where(Revision.state == RevisionState.PUBLISHED)
+        .options(
+            selectinload(Revision.themes),
+            selectinload(Revision.case_study).selectinload(CaseStudy.force),
+        )
+    )
+
+
+def latest_published(limit: int = 6) -> list[Revision]:
+    """Return the newest published revisions, newest first."""
+    query = _published().order_by(Revision.published_at.desc(), Revision.id.desc()).limit(limit)
+    return list(db.session.scalars(query))
+
+
+def published_revision(case_study_id: int) -> Revision | None:
+    """Return the live revision of a case study, or None when nothing of it is published."""
+    query = (
+        _published()
+        .where(Revision.case_study_id == case_study_id)
+        .options(selectinload(Revision.partners))
+    )
+    return db.session.scalar(query)
+
+
+def browse_published(text: str = "", page: int = 1, per_page: int = 20) -> Page:
+    """Return one page of published revisions whose title or summary contains `text`."""
+    query = _published()
+    if text:
+        pattern = f"%{text.replace('%', '').replace('_', '')}%"
+        query = query.where(or_(Revision.title.ilike(pattern), Revision.summary.ilike(pattern)))
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page = max(1, page)
+    items = db.session.scalars(
+        query.order_by(Revision.published_at.desc(), Revision.id.desc())
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    )
+    return Page(list(items), total, page, per_page)

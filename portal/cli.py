@@ -1,0 +1,106 @@
+"""The `portal` command line: set up, seed, import and manage the portal."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup, with_appcontext
+
+from .models import Role
+
+
+def main() -> None:
+    """Run the `portal` console script: the Flask CLI of this app."""
+    from . import create_app
+
+    FlaskGroup(create_app=create_app, help="HeForShe Practice Library commands.")(
+        prog_name="portal"
+    )
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db_command() -> None:
+    """Create or upgrade the database and seed forces and themes."""
+    init_db()
+    click.echo("Database ready.")
+
+
+def init_db() -> dict[str, int]:
+    """Run the migrations, seed reference data and create the search index."""
+    from flask_migrate import upgrade
+
+    from .reference import seed_reference_data
+    from .search import get_backend
+
+    upgrade()
+    added = seed_reference_data()
+    get_backend().ensure_index()
+    return added
+
+
+@click.command("seed-demo")
+@with_appcontext
+def seed_demo_command() -> None:
+    """Add demo accounts and case studies (safe to run again) and print the logins."""
+    from .demo import DEMO_ACCOUNTS, seed_demo
+
+    init_db()
+    added = seed_demo()
+    click.echo(
+        f"Demo data ready: {added['accounts']} accounts and "
+        f"{added['case_studies']} case studies added."
+    )
+    click.echo("Demo logins (email / password):")
+    for account in DEMO_ACCOUNTS:
+        click.echo(f"  {account.role.value:<12} {account.email} / {account.password}")
+
+
+@click.command("import-case-studies")
+@with_appcontext
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def import_command(file: str) -> None:
+    """Import case studies from a JSON Lines file; nothing is written if any line is wrong."""
+    from .casestudies.importer import ImportFailed, import_case_studies
+
+    try:
+        count = import_case_studies(file)
+    except ImportFailed as failure:
+        for line, reason in failure.errors:
+            click.echo(f"line {line}: {reason}", err=True)
+        raise click.ClickException("Nothing was imported.") from None
+    click.echo(f"Imported {count} case studies.")
+
+
+@click.command("create-user")
+@with_appcontext
+@click.argument("email")
+@click.option("--name", required=True, help="The person's full name.")
+@click.option("--force", "force", required=True, help="Force name or alias, e.g. 'GMP'.")
+@click.option(
+    "--role",
+    type=click.Choice([r.value for r in Role]),
+    default=Role.CONTRIBUTOR.value,
+    show_default=True,
+)
+def create_user_command(email: str, name: str, force: str, role: str) -> None:
+    """Create a confirmed user; the password comes from a prompt, or stdin when piped."""
+    from .accounts import AccountError, create_user
+
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        user = create_user(email, name, force, Role(role), password)
+    except AccountError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Created {user.role.value} {user.email} ({user.force.name}).")
+
+
+def register(app: Flask) -> None:
+    """Add the portal's commands to the app's CLI."""
+    for command in (init_db_command, seed_demo_command, import_command, create_user_command):
+        app.cli.add_command(command)

@@ -1,0 +1,80 @@
+"""Read the configuration once: defaults, PORTAL_* variables, then instance/config.py."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+#: Every setting the portal reads, with its default. Environment variables are PORTAL_<NAME>.
+DEFAULTS: dict[str, Any] = {
+    "SECRET_KEY": None,
+    "DATABASE_URL": None,  # SQLite in the instance folder
+    "SEARCH_BACKEND": "whoosh",
+    "MAIL_BACKEND": "file",
+    "ALLOWED_EMAIL_DOMAINS": "police.uk",
+    "PUBLIC_LIBRARY": False,
+    "RATELIMIT_STORAGE_URL": "memory://",
+    "SITE_NAME": "HeForShe Practice Library",
+}
+
+_BOOLEAN = {"PUBLIC_LIBRARY"}
+
+
+def instance_path_from_env() -> str:
+    """Return the absolute instance folder: PORTAL_INSTANCE_PATH or ./instance."""
+    return str(Path(os.environ.get("PORTAL_INSTANCE_PATH", "instance")).resolve())
+
+
+def _parse_bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def from_environment(environ: os._Environ[str] | dict[str, str] = os.environ) -> dict[str, Any]:
+    """Return the settings given as PORTAL_* environment variables."""
+    found: dict[str, Any] = {}
+    for name in DEFAULTS:
+        raw = environ.get(f"PORTAL_{name}")
+        if raw is None:
+            continue
+        found[name] = _parse_bool(raw) if name in _BOOLEAN else raw
+    return found
+
+
+def ensure_secret_key(instance_path: Path) -> str:
+    """Return the key stored in the instance folder, generating it the first time."""
+    key_file = instance_path / "secret_key"
+    if not key_file.exists():
+        key = secrets.token_urlsafe(48)
+        # O_EXCL: when two workers start at once only one key is ever written.
+        try:
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(key)
+    return key_file.read_text().strip()
+
+
+def finalise(config: dict[str, Any], instance_path: Path) -> dict[str, Any]:
+    """Derive the Flask and extension settings from the portal's own."""
+    derived: dict[str, Any] = {}
+    if not config.get("SECRET_KEY"):
+        derived["SECRET_KEY"] = ensure_secret_key(instance_path)
+    url = config.get("DATABASE_URL") or f"sqlite:///{instance_path / 'portal.db'}"
+    derived["DATABASE_URL"] = url
+    derived["SQLALCHEMY_DATABASE_URI"] = url
+    derived["SQLALCHEMY_ENGINE_OPTIONS"] = (
+        {"connect_args": {"timeout": 15}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    )
+    derived["SEARCH_INDEX_PATH"] = str(instance_path / "search")
+    derived["OUTBOX_PATH"] = str(instance_path / "outbox")
+    derived["UPLOADS_PATH"] = str(instance_path / "uploads")
+    domains = config.get("ALLOWED_EMAIL_DOMAINS") or ""
+    if isinstance(domains, str):
+        derived["ALLOWED_EMAIL_DOMAINS"] = tuple(
+            d.strip().lower().lstrip(".") for d in domains.split(",") if d.strip()
+        )
+    return derived

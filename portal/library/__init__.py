@@ -1,0 +1,1 @@
+"""The library: the home page, search and browse."""

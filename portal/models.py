@@ -1,0 +1,300 @@
+"""Define the portal's data: people, forces, themes, case studies and their revisions."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    """Return the current time in UTC, naive, as every timestamp is stored."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Role(enum.StrEnum):
+    CONTRIBUTOR = "contributor"
+    MODERATOR = "moderator"
+    ADMIN = "admin"
+
+
+class UserStatus(enum.StrEnum):
+    PENDING = "pending"  # registered, email not yet confirmed
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+class RevisionState(enum.StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    PUBLISHED = "published"
+    SUPERSEDED = "superseded"  # was published, replaced by a newer approved revision
+    REJECTED = "rejected"
+    ARCHIVED = "archived"
+
+
+#: States of the one revision an author may still be working on.
+WORKING_STATES = (RevisionState.DRAFT, RevisionState.SUBMITTED)
+
+
+class Evidence(enum.StrEnum):
+    WORKED = "worked"
+    PROMISING = "promising"
+    UNTESTED = "untested"
+    DID_NOT_WORK = "did_not_work"
+
+    @property
+    def label(self) -> str:
+        return EVIDENCE_LABELS[self]
+
+
+EVIDENCE_LABELS = {
+    Evidence.WORKED: "Worked",
+    Evidence.PROMISING: "Promising",
+    Evidence.UNTESTED: "New, untested",
+    Evidence.DID_NOT_WORK: "Didn't work",
+}
+
+
+def _enum(kind: type[enum.Enum], name: str) -> Enum:
+    # Stored as plain strings with a CHECK constraint, so adding a value is a small migration.
+    return Enum(
+        kind,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=20,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+class Force(db.Model):
+    __tablename__ = "force"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    slug: Mapped[str] = mapped_column(String(120), unique=True)
+    nation: Mapped[str] = mapped_column(String(40))
+    region: Mapped[str] = mapped_column(String(60))
+
+    aliases: Mapped[list[ForceAlias]] = relationship(
+        back_populates="force", cascade="all, delete-orphan", order_by="ForceAlias.alias"
+    )
+
+    def __repr__(self) -> str:
+        return f"<Force {self.slug}>"
+
+
+class ForceAlias(db.Model):
+    __tablename__ = "force_alias"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    force_id: Mapped[int] = mapped_column(ForeignKey("force.id", ondelete="CASCADE"), index=True)
+    alias: Mapped[str] = mapped_column(String(120))
+    # Lower-cased once on write, so lookups in any case use the unique index.
+    alias_key: Mapped[str] = mapped_column(String(120), unique=True)
+
+    force: Mapped[Force] = relationship(back_populates="aliases")
+
+
+class Theme(db.Model):
+    __tablename__ = "theme"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    def __repr__(self) -> str:
+        return f"<Theme {self.slug}>"
+
+
+class Partner(db.Model):
+    """A partner organisation named on a case study; kept so later authors get suggestions."""
+
+    __tablename__ = "partner"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(160))
+    name_key: Mapped[str] = mapped_column(String(160), unique=True)
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"), default=Role.CONTRIBUTOR)
+    status: Mapped[UserStatus] = mapped_column(
+        _enum(UserStatus, "user_status"), default=UserStatus.PENDING
+    )
+    force_id: Mapped[int] = mapped_column(ForeignKey("force.id"), index=True)
+    # Bumped to end every session of the user at once (sign-out everywhere, password change).
+    session_version: Mapped[int] = mapped_column(Integer, default=1)
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    force: Mapped[Force] = relationship()
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login asks this before signing a user in
+        return self.status == UserStatus.ACTIVE
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.role}>"
+
+
+revision_theme = Table(
+    "revision_theme",
+    db.metadata,
+    Column("revision_id", ForeignKey("revision.id", ondelete="CASCADE"), primary_key=True),
+    Column("theme_id", ForeignKey("theme.id"), primary_key=True, index=True),
+)
+
+revision_partner = Table(
+    "revision_partner",
+    db.metadata,
+    Column("revision_id", ForeignKey("revision.id", ondelete="CASCADE"), primary_key=True),
+    Column("partner_id", ForeignKey("partner.id"), primary_key=True, index=True),
+)
+
+
+class CaseStudy(db.Model):
+    """The stable identity of a case study; its content lives in revisions."""
+
+    __tablename__ = "case_study"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(120))
+    force_id: Mapped[int] = mapped_column(ForeignKey("force.id"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # When it first reached the library; later approved edits keep this date.
+    first_published_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    force: Mapped[Force] = relationship()
+    author: Mapped[User | None] = relationship()
+    revisions: Mapped[list[Revision]] = relationship(
+        back_populates="case_study", order_by="Revision.number", cascade="all, delete-orphan"
+    )
+
+    def __repr__(self) -> str:
+        return f"<CaseStudy {self.id}>"
+
+
+class Revision(db.Model):
+    """One version of a case study's content, moving through the moderation lifecycle."""
+
+    __tablename__ = "revision"
+    __table_args__ = (
+        UniqueConstraint("case_study_id", "number"),
+        # At most one published and at most one working revision per case study,
+        # enforced by the database whatever the code does.
+        Index(
+            "uq_revision_one_published",
+            "case_study_id",
+            unique=True,
+            sqlite_where=db.text("state = 'published'"),
+            postgresql_where=db.text("state = 'published'"),
+        ),
+        Index(
+            "uq_revision_one_working",
+            "case_study_id",
+            unique=True,
+            sqlite_where=db.text("state IN ('draft', 'submitted')"),
+            postgresql_where=db.text("state IN ('draft', 'submitted')"),
+        ),
+        Index("ix_revision_state_published_at", "state", "published_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_study_id: Mapped[int] = mapped_column(ForeignKey("case_study.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    state: Mapped[RevisionState] = mapped_column(
+        _enum(RevisionState, "revision_state"), default=RevisionState.DRAFT
+    )
+    title: Mapped[str] = mapped_column(String(200))
+    summary: Mapped[str] = mapped_column(String(300), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    event_date: Mapped[date | None] = mapped_column(Date)
+    outcomes: Mapped[str] = mapped_column(Text, default="")
+    lessons: Mapped[str] = mapped_column(Text, default="")
+    evidence: Mapped[Evidence | None] = mapped_column(_enum(Evidence, "evidence"))
+    contact_name: Mapped[str] = mapped_column(String(120), default="")
+    contact_email: Mapped[str] = mapped_column(String(254), default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    case_study: Mapped[CaseStudy] = relationship(back_populates="revisions")
+    themes: Mapped[list[Theme]] = relationship(secondary=revision_theme, order_by="Theme.position")
+    partners: Mapped[list[Partner]] = relationship(
+        secondary=revision_partner, order_by="Partner.name"
+    )
+    attachments: Mapped[list[Attachment]] = relationship(
+        back_populates="revision", cascade="all, delete-orphan", order_by="Attachment.id"
+    )
+
+    def __repr__(self) -> str:
+        return f"<Revision {self.case_study_id}.{self.number} {self.state}>"
+
+
+class Attachment(db.Model):
+    """A file on a revision; its bytes are in the database so app servers share no disk."""
+
+    __tablename__ = "attachment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    revision_id: Mapped[int] = mapped_column(
+        ForeignKey("revision.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(120))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    revision: Mapped[Revision] = relationship(back_populates="attachments")
+
+
+class AuditEvent(db.Model):
+    """An append-only record of who did what to which object, and when."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"), index=True)
+    action: Mapped[str] = mapped_column(String(60), index=True)
+    target_type: Mapped[str | None] = mapped_column(String(40))
+    target_id: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+
+    actor: Mapped[User | None] = relationship()

@@ -1,0 +1,104 @@
+"""Seed and look up the reference data: UK police forces (with aliases) and themes."""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+
+from sqlalchemy import select
+
+from .extensions import db
+from .models import Force, ForceAlias, Theme
+
+THEMES = (
+    "Challenging misogyny",
+    "Violence against women and girls",
+    "Allyship and bystander action",
+    "Men's health and wellbeing",
+    "Women in sport",
+    "Recruitment and retention",
+    "Career development and mentoring",
+    "Flexible working and family",
+    "Community safety",
+    "Night-time economy",
+    "Education and young people",
+    "Domestic abuse",
+    "Workplace culture",
+    "Partnership working",
+    "Menopause support",
+)
+
+
+def slugify(text: str, max_length: int = 80) -> str:
+    """Return a lower-case, hyphenated ASCII slug of `text`."""
+    text = text.lower().replace("&", " and ").replace("'", "")
+    slug = re.sub(r"[^a-z0-9]+", "-", text).strip("-")
+    return slug[:max_length].rstrip("-") or "case-study"
+
+
+def key(text: str) -> str:
+    """Return the form of a name used to match it in any case and spacing."""
+    return " ".join(text.split()).casefold()
+
+
+def load_forces() -> list[dict]:
+    """Return the packaged list of forces."""
+    raw = resources.files("portal").joinpath("data/forces.json").read_text("utf-8")
+    return json.loads(raw)
+
+
+def seed_reference_data() -> dict[str, int]:
+    """Add missing forces, aliases and themes; return how many of each were added."""
+    added = {"forces": 0, "aliases": 0, "themes": 0}
+    forces = {f.slug: f for f in db.session.scalars(select(Force))}
+    alias_keys = set(db.session.scalars(select(ForceAlias.alias_key)))
+    for entry in load_forces():
+        force = forces.get(entry["slug"])
+        if force is None:
+            force = Force(
+                name=entry["name"],
+                slug=entry["slug"],
+                nation=entry["nation"],
+                region=entry["region"],
+            )
+            db.session.add(force)
+            added["forces"] += 1
+        for alias in entry["aliases"]:
+            if key(alias) not in alias_keys:
+                force.aliases.append(ForceAlias(alias=alias, alias_key=key(alias)))
+                alias_keys.add(key(alias))
+                added["aliases"] += 1
+    themes = set(db.session.scalars(select(Theme.slug)))
+    for position, name in enumerate(THEMES):
+        if slugify(name) not in themes:
+            db.session.add(Theme(name=name, slug=slugify(name), position=position))
+            added["themes"] += 1
+    db.session.commit()
+    return added
+
+
+def force_lookup() -> dict[str, int]:
+    """Map every force name, slug and alias (matching keys) to the force's id."""
+    lookup: dict[str, int] = {}
+    for force in db.session.scalars(select(Force)):
+        lookup[key(force.name)] = force.id
+        lookup[key(force.slug)] = force.id
+    for alias in db.session.scalars(select(ForceAlias)):
+        lookup[alias.alias_key] = alias.force_id
+    return lookup
+
+
+def find_force(name: str) -> Force | None:
+    """Return the force called `name` (name, slug or alias, any case), if there is one."""
+    force_id = force_lookup().get(key(name))
+    return db.session.get(Force, force_id) if force_id else None
+
+
+def theme_lookup() -> dict[str, int]:
+    """Map every theme name and slug (matching keys) to the theme's id."""
+    lookup: dict[str, int] = {}
+    for theme in db.session.scalars(select(Theme)):
+        lookup[key(theme.name)] = theme.id
+        lookup[key(theme.slug)] = theme.id
+    return lookup

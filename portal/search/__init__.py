@@ -1,0 +1,24 @@
+"""Full-text search behind one contract; the configured backend is chosen here."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from .contract import SearchBackend
+
+
+def get_backend() -> SearchBackend:
+    """Return this app's search backend, created once per app."""
+    backend = current_app.extensions.get("portal_search")
+    if backend is None:
+        name = current_app.config["SEARCH_BACKEND"]
+        if name != "whoosh":
+            raise RuntimeError(f"Unknown PORTAL_SEARCH_BACKEND {name!r}; use 'whoosh'.")
+        from .whoosh_backend import WhooshBackend
+
+        backend = WhooshBackend(current_app.config["SEARCH_INDEX_PATH"])
+        current_app.extensions["portal_search"] = backend
+    return backend
+
+
+__all__ = ["SearchBackend", "get_backend"]

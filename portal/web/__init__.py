@@ -1,0 +1,1 @@
+"""Cross-cutting request helpers: htmx, security headers, error pages, health."""

@@ -1,0 +1,26 @@
+"""Give templates the few helpers they share: site name, dates, evidence labels."""
+
+from datetime import date, datetime
+
+from flask import Flask
+
+from ..casestudies.markdown import render_markdown
+from ..models import EVIDENCE_LABELS
+
+
+def format_date(value: date | datetime | None) -> str:
+    """Format a date the GOV.UK way: 5 March 2026."""
+    if value is None:
+        return ""
+    return f"{value.day} {value:%B %Y}"
+
+
+def register(app: Flask) -> None:
+    """Install filters and globals."""
+    app.add_template_filter(format_date, "date")
+    app.add_template_filter(render_markdown, "markdown")
+    app.add_template_global(EVIDENCE_LABELS, "evidence_labels")
+
+    @app.context_processor
+    def _site():
+        return {"site_name": app.config["SITE_NAME"]}

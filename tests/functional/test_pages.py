@@ -1,0 +1,207 @@
+"""The pages: home, library, a case study, health, errors, and the headers on all of them."""
+
+import pytest
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import CaseStudy
+
+from ..records import case_study_line
+
+
+def test_home_explains_the_library_offers_search_and_lists_the_latest(client, published):
+    published(case_study_line(title="Older one"), case_study_line(title="Newest one"))
+    page = client.get("/").get_data(as_text=True)
+    assert "<h1" in page and "gender equality" in page
+    assert 'action="/library"' in page and 'name="q"' in page
+    assert page.index("Newest one") < page.index("Older one")
+
+
+def test_home_says_so_when_nothing_is_published(client):
+    assert "No case studies have been published yet." in client.get("/").get_data(as_text=True)
+
+
+def test_case_study_page_shows_the_published_content(client, published):
+    (case_id,) = published(case_study_line(evidence="worked", lessons="Book the hall early."))
+    response = client.get(f"/case-studies/{case_id}", follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert '<h1 class="govuk-heading-xl">Challenging Misogyny with the fire service</h1>' in page
+    assert "Northamptonshire Police" in page
+    assert "<strong>misogyny</strong>" in page
+    assert "Northamptonshire Fire and Rescue Service" in page
+    assert "Book the hall early." in page
+    assert "Worked" in page
+    assert 'href="mailto:sarah.khan@northants.police.uk"' in page
+    assert (
+        "<title>Challenging Misogyny with the fire service – HeForShe Practice Library</title>"
+        in page
+    )
+
+
+def test_case_study_address_without_or_with_a_wrong_slug_redirects_to_the_canonical_one(
+    client, published
+):
+    (case_id,) = published()
+    canonical = f"/case-studies/{case_id}/challenging-misogyny-with-the-fire-service"
+    for path in (f"/case-studies/{case_id}", f"/case-studies/{case_id}/old-title"):
+        response = client.get(path)
+        assert response.status_code == 301
+        assert response.headers["Location"] == canonical
+    assert client.get(canonical).status_code == 200
+
+
+def test_case_study_body_is_sanitised_on_the_page(client, published):
+    body = (
+        "<script>alert('x')</script>\n\n[click](javascript:alert(1))\n\n"
+        '<a href="#" onclick="steal()" hx-post="/x">y</a>'
+    )
+    (case_id,) = published(case_study_line(body=body))
+    page = client.get(f"/case-studies/{case_id}", follow_redirects=True).get_data(as_text=True)
+    assert "<script>alert" not in page
+    assert 'href="javascript:' not in page
+    assert '<a href="#" onclick' not in page
+    assert '&lt;a href="#" onclick="steal()" hx-post="/x"&gt;' in page  # shown as text, inert
+
+
+@pytest.mark.parametrize("status", ["draft", "submitted"])
+def test_unpublished_case_studies_are_not_found_and_not_listed(client, published, status):
+    (case_id,) = published(case_study_line(title="Not yet approved", status=status))
+    assert client.get(f"/case-studies/{case_id}").status_code == 404
+    assert client.get(f"/case-studies/{case_id}/not-yet-approved").status_code == 404
+    assert "Not yet approved" not in client.get("/").get_data(as_text=True)
+    assert "Not yet approved" not in client.get("/library").get_data(as_text=True)
+
+
+def test_library_lists_and_filters_published_case_studies(client, published):
+    published(case_study_line(title="Rugby allies"), case_study_line(title="Menopause café"))
+    everything = client.get("/library").get_data(as_text=True)
+    assert "2 case studies" in everything
+    filtered = client.get("/library?q=rugby").get_data(as_text=True)
+    assert "Rugby allies" in filtered and "Menopause café" not in filtered
+    assert "1 case study" in filtered
+
+
+def test_library_pages_through_results(client, published):
+    published(*[case_study_line(title=f"Scheme {n:02d}") for n in range(25)])
+    first = client.get("/library").get_data(as_text=True)
+    assert "Page 1 of 2" in first and 'rel="next"' in first
+    second = client.get("/library?page=2").get_data(as_text=True)
+    assert "Scheme 00" in second and 'rel="prev"' in second
+
+
+@pytest.mark.parametrize(
+    "query", ["?page=-3", "?page=abc", "?page=99999", "?q=%25%25_", "?q=" + "x" * 5000]
+)
+def test_library_survives_odd_query_strings(client, query):
+    assert client.get("/library" + query).status_code == 200
+
+
+def test_library_answers_htmx_with_the_results_fragment_only(client, published):
+    published()
+    fragment = client.get("/library", headers={"HX-Request": "true"})
+    assert fragment.status_code == 200
+    assert "<html" not in fragment.get_data(as_text=True)
+    assert 'id="results"' in fragment.get_data(as_text=True)
+    assert "HX-Request" in fragment.headers["Vary"]
+    restore = client.get(
+        "/library", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    )
+    assert "<html" in restore.get_data(as_text=True)
+    assert "HX-Request" in client.get("/library").headers["Vary"]
+
+
+def test_healthz_reports_database_and_search_index(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json == {
+        "status": "ok",
+        "checks": {"database": {"ok": True}, "search": {"ok": True}},
+    }
+
+
+def test_healthz_says_unavailable_when_the_search_index_is_gone(client, instance_path):
+    import shutil
+
+    shutil.rmtree(instance_path / "search")
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json["checks"]["search"]["ok"] is False
+    assert response.json["checks"]["database"]["ok"] is True
+
+
+def test_not_found_is_a_page_in_the_site_layout(client):
+    response = client.get("/no/such/page")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 404
+    assert (
+        "Page not found" in page and 'id="main-content"' in page and "Skip to main content" in page
+    )
+
+
+def test_not_found_for_htmx_is_a_fragment(client):
+    response = client.get("/no/such/page", headers={"HX-Request": "true"})
+    assert response.status_code == 404
+    assert "<html" not in response.get_data(as_text=True)
+    assert "Page not found" in response.get_data(as_text=True)
+
+
+def test_wrong_method_is_a_405_page(client):
+    response = client.post("/healthz")
+    assert response.status_code in (400, 405)
+    assert "<html" in response.get_data(as_text=True)
+
+
+def test_an_unexpected_error_is_a_500_page_in_the_layout(app):
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("kaboom")
+
+    response = app.test_client().get("/boom")
+    assert response.status_code == 500
+    page = response.get_data(as_text=True)
+    assert "Sorry, there is a problem with the service" in page
+    assert "kaboom" not in page
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'self'")
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/library", "/healthz", "/missing", "/static/css/portal.css"]
+)
+def test_every_response_carries_the_security_headers(client, path):
+    with client.get(path) as response:
+        headers = response.headers
+    csp = headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert (
+        "object-src 'none'" in csp and "base-uri 'none'" in csp and "frame-ancestors 'none'" in csp
+    )
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "same-origin"
+
+
+def test_pages_load_only_vendored_assets(client):
+    page = client.get("/").get_data(as_text=True)
+    assert "/static/vendor/htmx/htmx.min.js" in page
+    assert "/static/vendor/govuk-frontend/govuk-frontend.min.css" in page
+    assert "https://" not in page.split("<body")[0]  # nothing from a CDN in <head>
+    assert "<script>" not in page  # no inline script: the CSP would block it
+
+
+def test_vendored_files_match_their_recorded_checksums():
+    import hashlib
+    from pathlib import Path
+
+    vendor = Path(__file__).resolve().parents[2] / "static" / "vendor"
+    lines = (vendor / "SHA256SUMS").read_text().splitlines()
+    assert any("htmx/htmx.min.js" in line for line in lines)
+    for line in lines:
+        digest, name = line.split(maxsplit=1)
+        assert hashlib.sha256((vendor / name).read_bytes()).hexdigest() == digest, name
+
+
+def test_case_studies_keep_their_force(app, published):
+    (case_id,) = published(case_study_line(force="the met"))
+    with app.app_context():
+        case_study = db.session.scalar(select(CaseStudy).where(CaseStudy.id == case_id))
+        assert case_study.force.name == "Metropolitan Police Service"
