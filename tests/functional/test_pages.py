@@ -205,3 +205,17 @@ def test_case_studies_keep_their_force(app, published):
     with app.app_context():
         case_study = db.session.scalar(select(CaseStudy).where(CaseStudy.id == case_id))
         assert case_study.force.name == "Metropolitan Police Service"
+
+
+@pytest.mark.parametrize("code", [400, 403, 404, 405, 413, 429, 500])
+def test_every_error_page_is_in_the_layout_with_its_status(app, code):
+    from flask import abort
+
+    @app.get(f"/fail-{code}")
+    def fail():
+        abort(code)
+
+    response = app.test_client().get(f"/fail-{code}")
+    assert response.status_code == code
+    page = response.get_data(as_text=True)
+    assert 'id="main-content"' in page and f"Error {code}" in page
