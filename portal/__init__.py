@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 
 from . import config as portal_config
-from .extensions import csrf, db, login_manager, migrate
+from .extensions import csrf, db, limiter, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -45,8 +45,11 @@ def configure(app: Flask, overrides: dict[str, Any]) -> None:
     app.config.update(overrides)
     app.config.update(portal_config.finalise(app.config, instance))
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # the token lives as long as the session
-    app.config["SESSION_COOKIE_HTTPONLY"] = True
-    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    if app.config["TRUSTED_PROXIES"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
 
 def configure_extensions(app: Flask) -> None:
@@ -55,31 +58,41 @@ def configure_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)
+    limiter.init_app(app)
 
-    from .models import User
+    from .auth import sessions
 
-    @login_manager.user_loader
-    def load_user(user_id: str) -> User | None:
-        if not user_id.isdigit():
-            return None
-        return db.session.get(User, int(user_id))
+    sessions.register(app)
 
 
 def configure_blueprints(app: Flask) -> None:
     """Register one blueprint per area."""
+    from .admin.views import bp as admin_bp
+    from .auth.account_views import bp as account_bp
+    from .auth.views import bp as auth_bp
     from .casestudies.views import bp as casestudies_bp
     from .library.views import bp as library_bp
+    from .moderation.views import bp as moderation_bp
     from .web.health import bp as health_bp
 
-    app.register_blueprint(library_bp)
-    app.register_blueprint(casestudies_bp)
-    app.register_blueprint(health_bp)
+    for blueprint in (
+        library_bp,
+        casestudies_bp,
+        auth_bp,
+        account_bp,
+        moderation_bp,
+        admin_bp,
+        health_bp,
+    ):
+        app.register_blueprint(blueprint)
 
 
 def configure_web(app: Flask) -> None:
     """Install error pages, security headers and template helpers."""
-    from .web import errors, headers, templating
+    from .web import access, errors, headers, logs, templating
 
+    logs.register(app)
+    access.register(app)
     errors.register(app)
     headers.register(app)
     templating.register(app)

@@ -17,9 +17,26 @@ DEFAULTS: dict[str, Any] = {
     "PUBLIC_LIBRARY": False,
     "RATELIMIT_STORAGE_URL": "memory://",
     "SITE_NAME": "HeForShe Practice Library",
+    # `production` (default) sends cookies only over HTTPS with the __Host- prefix;
+    # `development` (what `make run` uses) allows plain HTTP on your own machine.
+    "ENV": "production",
+    # The address people reach the portal at; links in emails are built from it, never
+    # from the request's Host header (which an attacker controls).
+    "BASE_URL": "http://127.0.0.1:5000",
+    "MAIL_FROM": "HeForShe Practice Library <no-reply@heforshe.invalid>",
+    "SMTP_HOST": "localhost",
+    "SMTP_PORT": 587,
+    "SMTP_STARTTLS": True,
+    "SMTP_USERNAME": "",
+    "SMTP_PASSWORD": "",
+    "SESSION_IDLE_MINUTES": 30,
+    "SESSION_MAX_HOURS": 12,
+    # How many reverse proxies in front of the app set X-Forwarded-For (0: none).
+    "TRUSTED_PROXIES": 0,
 }
 
-_BOOLEAN = {"PUBLIC_LIBRARY"}
+_BOOLEAN = {"PUBLIC_LIBRARY", "SMTP_STARTTLS"}
+_INTEGER = {"SMTP_PORT", "SESSION_IDLE_MINUTES", "SESSION_MAX_HOURS", "TRUSTED_PROXIES"}
 
 
 def instance_path_from_env() -> str:
@@ -38,7 +55,12 @@ def from_environment(environ: os._Environ[str] | dict[str, str] = os.environ) ->
         raw = environ.get(f"PORTAL_{name}")
         if raw is None:
             continue
-        found[name] = _parse_bool(raw) if name in _BOOLEAN else raw
+        if name in _BOOLEAN:
+            found[name] = _parse_bool(raw)
+        elif name in _INTEGER:
+            found[name] = int(raw)
+        else:
+            found[name] = raw
     return found
 
 
@@ -72,6 +94,16 @@ def finalise(config: dict[str, Any], instance_path: Path) -> dict[str, Any]:
     derived["SEARCH_INDEX_PATH"] = str(instance_path / "search")
     derived["OUTBOX_PATH"] = str(instance_path / "outbox")
     derived["UPLOADS_PATH"] = str(instance_path / "uploads")
+    derived["RATELIMIT_STORAGE_URI"] = config.get("RATELIMIT_STORAGE_URL") or "memory://"
+    derived["RATELIMIT_HEADERS_ENABLED"] = True
+    production = config.get("ENV", "production") == "production" and not config.get("TESTING")
+    derived["SESSION_COOKIE_SECURE"] = production
+    derived["SESSION_COOKIE_NAME"] = "__Host-session" if production else "session"
+    derived["SESSION_COOKIE_HTTPONLY"] = True
+    derived["SESSION_COOKIE_SAMESITE"] = "Lax"
+    derived["SESSION_COOKIE_DOMAIN"] = None  # required by the __Host- prefix
+    derived["SESSION_REFRESH_EACH_REQUEST"] = True
+    derived["BASE_URL"] = str(config.get("BASE_URL") or "").rstrip("/")
     domains = config.get("ALLOWED_EMAIL_DOMAINS") or ""
     if isinstance(domains, str):
         derived["ALLOWED_EMAIL_DOMAINS"] = tuple(

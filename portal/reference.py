@@ -6,7 +6,7 @@ import json
 import re
 from importlib import resources
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from .extensions import db
 from .models import Force, ForceAlias, Theme
@@ -89,10 +89,23 @@ def force_lookup() -> dict[str, int]:
     return lookup
 
 
+def force_names_and_aliases() -> list[str]:
+    """Return every force name and alias, sorted, for type-ahead suggestions."""
+    names = set(db.session.scalars(select(Force.name)))
+    names.update(db.session.scalars(select(ForceAlias.alias)))
+    return sorted(names, key=str.casefold)
+
+
 def find_force(name: str) -> Force | None:
     """Return the force called `name` (name, slug or alias, any case), if there is one."""
-    force_id = force_lookup().get(key(name))
-    return db.session.get(Force, force_id) if force_id else None
+    wanted = key(name)
+    force = db.session.scalar(
+        select(Force).where((func.lower(Force.name) == wanted) | (Force.slug == wanted))
+    )
+    if force is None:
+        alias = db.session.scalar(select(ForceAlias).where(ForceAlias.alias_key == wanted))
+        force = alias.force if alias else None
+    return force
 
 
 def theme_lookup() -> dict[str, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,107 @@ def published(app, jsonl):
             return sorted(set(db.session.scalars(select(CaseStudy.id))) - before)
 
     return add
+
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def make_user(app):
+    """Create a confirmed user (optionally with TOTP on); return it with its TOTP secret."""
+    from portal.accounts import create_user
+    from portal.auth import services
+    from portal.models import Role
+
+    created = 0
+
+    def make(
+        role: str = "contributor",
+        *,
+        email: str | None = None,
+        mfa: bool | None = None,
+        force: str = "Kent Police",
+        name: str = "Alex Example",
+        password: str = PASSWORD,
+    ):
+        nonlocal created
+        created += 1
+        email = email or f"{role}{created}@kent.police.uk"
+        with app.app_context():
+            user = create_user(email, name, force, Role(role), password)
+            secret = None
+            if mfa if mfa is not None else role != "contributor":
+                import pyotp
+
+                secret = pyotp.random_base32()
+                # Set up with the previous step's code, so the current one is still unused.
+                services.enable_mfa(user, secret, pyotp.TOTP(secret).at(time.time() - 30))
+            db.session.expunge_all()
+        return TestUser(email=email, password=password, totp_secret=secret, role=role)
+
+    return make
+
+
+class TestUser:
+    __test__ = False
+
+    def __init__(self, email, password, totp_secret, role):
+        self.email, self.password, self.totp_secret, self.role = email, password, totp_secret, role
+
+    def totp(self, offset: int = 0) -> str:
+        import time
+
+        import pyotp
+
+        return pyotp.TOTP(self.totp_secret).at(time.time() + offset)
+
+
+def csrf_from(html: str) -> str:
+    """Return the CSRF token of the first form in `html`."""
+    import re
+
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
+        r'"X-CSRFToken": "([^"]+)"', html
+    )
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+class Auth:
+    """Sign in and out through the real pages, as a browser would."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def csrf(self, path: str = "/auth/login") -> str:
+        return csrf_from(self.client.get(path).get_data(as_text=True))
+
+    def login(self, user, *, code: str | None = None, follow: bool = True):
+        response = self.client.post(
+            "/auth/login",
+            data={"email": user.email, "password": user.password, "csrf_token": self.csrf()},
+        )
+        if user.totp_secret and response.status_code == 303 and "two-factor" in response.location:
+            response = self.client.post(
+                "/auth/two-factor",
+                data={"code": code or user.totp(), "csrf_token": self.csrf("/auth/two-factor")},
+            )
+        return response
+
+    def logout(self):
+        return self.client.post("/auth/logout", data={"csrf_token": self.csrf("/account")})
+
+
+@pytest.fixture
+def auth(client):
+    return Auth(client)
+
+
+@pytest.fixture
+def member(client, auth, make_user):
+    """A test client signed in as a contributor."""
+    user = make_user("contributor")
+    response = auth.login(user)
+    assert response.status_code == 303, response.get_data(as_text=True)
+    client.user = user
+    return client

@@ -1,9 +1,20 @@
-"""Hash and verify passwords with argon2id."""
+"""Hash, verify and judge passwords: argon2id, no composition rules, no common ones."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from importlib import resources
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+MIN_LENGTH = 12
+MAX_LENGTH = 256  # long passphrases welcome; the cap only stops hashing megabytes
+PORTAL_WORDS = ("heforshe", "practice", "library", "portal", "police", "password")
+
+_hasher = PasswordHasher()  # argon2id with the library's recommended parameters
+_DUMMY_HASH = _hasher.hash("a password nobody has, used to spend equal time")
 
 
 def hash_password(password: str) -> str:
@@ -12,10 +23,39 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
-    """Return True when `password` matches the stored hash."""
-    if not password_hash:
-        return False
+    """Return True when `password` matches; spend the same time when there is no hash."""
     try:
-        return _hasher.verify(password_hash, password)
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False
+
+
+@lru_cache(maxsize=1)
+def _common_passwords() -> frozenset[str]:
+    text = resources.files("portal").joinpath("data/common-passwords.txt").read_text("utf-8")
+    return frozenset(line.strip().casefold() for line in text.splitlines() if line.strip())
+
+
+def _letters(text: str) -> str:
+    return re.sub(r"[^a-z]", "", text.casefold())
+
+
+def password_problem(password: str, *, name: str = "", email: str = "") -> str | None:
+    """Return why `password` is refused, or None when it is acceptable."""
+    if len(password) < MIN_LENGTH:
+        return f"Enter a password of at least {MIN_LENGTH} characters"
+    if len(password) > MAX_LENGTH:
+        return f"Enter a password of {MAX_LENGTH} characters or fewer"
+    if password.casefold() in _common_passwords() or _letters(password) in _common_passwords():
+        return "This password is too common. Choose a less predictable one"
+    # Built from the person's own name or email, or the portal's name ("SamPatel2026!"):
+    # take away every such word and see whether much is left.
+    words = set(PORTAL_WORDS)
+    words.update(w for w in re.split(r"[^a-z]+", name.casefold()) if len(w) >= 3)
+    words.update(w for w in re.split(r"[^a-z]+", email.casefold()) if len(w) >= 3)
+    remainder = _letters(password)
+    for word in sorted(words, key=len, reverse=True):
+        remainder = remainder.replace(word, "")
+    if len(remainder) < 4:
+        return "Your password must not be built from your name, email or the portal's name"
+    return None

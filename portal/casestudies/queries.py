@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..models import CaseStudy, Revision, RevisionState
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[Revision]
-    total: int
-    page: int
-    per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
+from ..pagination import Page, paginate
 
 
 def _published() -> Select:
@@ -57,11 +44,6 @@ def browse_published(text: str = "", page: int = 1, per_page: int = 20) -> Page:
     if text:
         pattern = f"%{text.replace('%', '').replace('_', '')}%"
         query = query.where(or_(Revision.title.ilike(pattern), Revision.summary.ilike(pattern)))
-    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    page = max(1, page)
-    items = db.session.scalars(
-        query.order_by(Revision.published_at.desc(), Revision.id.desc())
-        .limit(per_page)
-        .offset((page - 1) * per_page)
+    return paginate(
+        query.order_by(Revision.published_at.desc(), Revision.id.desc()), page, per_page
     )
-    return Page(list(items), total, page, per_page)

@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 from .conftest import assert_accessible
 
 
-def test_home_page_is_accessible_and_its_skip_link_works_by_keyboard(visit):
+def test_home_page_is_accessible_and_its_skip_link_works_by_keyboard(contributor, visit):
     page = visit("/")
     expect(page.get_by_role("heading", level=1)).to_contain_text("gender equality")
     page.keyboard.press("Tab")
@@ -18,7 +18,7 @@ def test_home_page_is_accessible_and_its_skip_link_works_by_keyboard(visit):
     expect(page.locator("#main-content")).to_be_focused()
 
 
-def test_search_from_the_home_page_by_keyboard_alone(visit):
+def test_search_from_the_home_page_by_keyboard_alone(contributor, visit):
     page = visit("/")
     search = page.get_by_label("Search case studies")
     search.focus()
@@ -29,7 +29,7 @@ def test_search_from_the_home_page_by_keyboard_alone(visit):
     assert_accessible(page)
 
 
-def test_a_case_study_opens_from_the_home_page(visit):
+def test_a_case_study_opens_from_the_home_page(contributor, visit):
     page = visit("/")
     first = page.locator(".portal-card__title a").first
     title = first.inner_text()
@@ -39,18 +39,18 @@ def test_a_case_study_opens_from_the_home_page(visit):
     assert_accessible(page)
 
 
-def test_library_and_its_second_page_are_accessible(visit):
+def test_library_is_accessible(contributor, visit):
     page = visit("/library")
     expect(page.get_by_role("heading", level=1)).to_have_text("Library")
     assert page.locator(".portal-card").count() == 12
 
 
-def test_not_found_page_is_accessible(visit):
+def test_not_found_page_is_accessible(contributor, visit):
     page = visit("/no-such-page", expect_status=404)
     expect(page.get_by_role("heading", level=1)).to_have_text("Page not found")
 
 
-def test_vendored_scripts_run_under_the_content_security_policy(visit):
+def test_vendored_scripts_run_under_the_content_security_policy(contributor, visit):
     page = visit("/")
     assert page.evaluate("typeof htmx") == "object"
     assert page.evaluate("htmx.version").startswith("4.")

@@ -9,21 +9,21 @@ from portal.models import CaseStudy
 from ..records import case_study_line
 
 
-def test_home_explains_the_library_offers_search_and_lists_the_latest(client, published):
+def test_home_explains_the_library_offers_search_and_lists_the_latest(member, published):
     published(case_study_line(title="Older one"), case_study_line(title="Newest one"))
-    page = client.get("/").get_data(as_text=True)
+    page = member.get("/").get_data(as_text=True)
     assert "<h1" in page and "gender equality" in page
     assert 'action="/library"' in page and 'name="q"' in page
     assert page.index("Newest one") < page.index("Older one")
 
 
-def test_home_says_so_when_nothing_is_published(client):
-    assert "No case studies have been published yet." in client.get("/").get_data(as_text=True)
+def test_home_says_so_when_nothing_is_published(member):
+    assert "No case studies have been published yet." in member.get("/").get_data(as_text=True)
 
 
-def test_case_study_page_shows_the_published_content(client, published):
+def test_case_study_page_shows_the_published_content(member, published):
     (case_id,) = published(case_study_line(evidence="worked", lessons="Book the hall early."))
-    response = client.get(f"/case-studies/{case_id}", follow_redirects=True)
+    response = member.get(f"/case-studies/{case_id}", follow_redirects=True)
     page = response.get_data(as_text=True)
     assert response.status_code == 200
     assert '<h1 class="govuk-heading-xl">Challenging Misogyny with the fire service</h1>' in page
@@ -40,24 +40,24 @@ def test_case_study_page_shows_the_published_content(client, published):
 
 
 def test_case_study_address_without_or_with_a_wrong_slug_redirects_to_the_canonical_one(
-    client, published
+    member, published
 ):
     (case_id,) = published()
     canonical = f"/case-studies/{case_id}/challenging-misogyny-with-the-fire-service"
     for path in (f"/case-studies/{case_id}", f"/case-studies/{case_id}/old-title"):
-        response = client.get(path)
+        response = member.get(path)
         assert response.status_code == 301
         assert response.headers["Location"] == canonical
-    assert client.get(canonical).status_code == 200
+    assert member.get(canonical).status_code == 200
 
 
-def test_case_study_body_is_sanitised_on_the_page(client, published):
+def test_case_study_body_is_sanitised_on_the_page(member, published):
     body = (
         "<script>alert('x')</script>\n\n[click](javascript:alert(1))\n\n"
         '<a href="#" onclick="steal()" hx-post="/x">y</a>'
     )
     (case_id,) = published(case_study_line(body=body))
-    page = client.get(f"/case-studies/{case_id}", follow_redirects=True).get_data(as_text=True)
+    page = member.get(f"/case-studies/{case_id}", follow_redirects=True).get_data(as_text=True)
     assert "<script>alert" not in page
     assert 'href="javascript:' not in page
     assert '<a href="#" onclick' not in page
@@ -65,54 +65,54 @@ def test_case_study_body_is_sanitised_on_the_page(client, published):
 
 
 @pytest.mark.parametrize("status", ["draft", "submitted"])
-def test_unpublished_case_studies_are_not_found_and_not_listed(client, published, status):
+def test_unpublished_case_studies_are_not_found_and_not_listed(member, published, status):
     (case_id,) = published(case_study_line(title="Not yet approved", status=status))
-    assert client.get(f"/case-studies/{case_id}").status_code == 404
-    assert client.get(f"/case-studies/{case_id}/not-yet-approved").status_code == 404
-    assert "Not yet approved" not in client.get("/").get_data(as_text=True)
-    assert "Not yet approved" not in client.get("/library").get_data(as_text=True)
+    assert member.get(f"/case-studies/{case_id}").status_code == 404
+    assert member.get(f"/case-studies/{case_id}/not-yet-approved").status_code == 404
+    assert "Not yet approved" not in member.get("/").get_data(as_text=True)
+    assert "Not yet approved" not in member.get("/library").get_data(as_text=True)
 
 
-def test_library_lists_and_filters_published_case_studies(client, published):
+def test_library_lists_and_filters_published_case_studies(member, published):
     published(case_study_line(title="Rugby allies"), case_study_line(title="Menopause café"))
-    everything = client.get("/library").get_data(as_text=True)
+    everything = member.get("/library").get_data(as_text=True)
     assert "2 case studies" in everything
-    filtered = client.get("/library?q=rugby").get_data(as_text=True)
+    filtered = member.get("/library?q=rugby").get_data(as_text=True)
     assert "Rugby allies" in filtered and "Menopause café" not in filtered
     assert "1 case study" in filtered
 
 
-def test_library_pages_through_results(client, published):
+def test_library_pages_through_results(member, published):
     published(*[case_study_line(title=f"Scheme {n:02d}") for n in range(25)])
-    first = client.get("/library").get_data(as_text=True)
+    first = member.get("/library").get_data(as_text=True)
     assert "Page 1 of 2" in first and 'rel="next"' in first
-    second = client.get("/library?page=2").get_data(as_text=True)
+    second = member.get("/library?page=2").get_data(as_text=True)
     assert "Scheme 00" in second and 'rel="prev"' in second
 
 
 @pytest.mark.parametrize(
     "query", ["?page=-3", "?page=abc", "?page=99999", "?q=%25%25_", "?q=" + "x" * 5000]
 )
-def test_library_survives_odd_query_strings(client, query):
-    assert client.get("/library" + query).status_code == 200
+def test_library_survives_odd_query_strings(member, query):
+    assert member.get("/library" + query).status_code == 200
 
 
-def test_library_answers_htmx_with_the_results_fragment_only(client, published):
+def test_library_answers_htmx_with_the_results_fragment_only(member, published):
     published()
-    fragment = client.get("/library", headers={"HX-Request": "true"})
+    fragment = member.get("/library", headers={"HX-Request": "true"})
     assert fragment.status_code == 200
     assert "<html" not in fragment.get_data(as_text=True)
     assert 'id="results"' in fragment.get_data(as_text=True)
     assert "HX-Request" in fragment.headers["Vary"]
-    restore = client.get(
+    restore = member.get(
         "/library", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
     )
     assert "<html" in restore.get_data(as_text=True)
-    assert "HX-Request" in client.get("/library").headers["Vary"]
+    assert "HX-Request" in member.get("/library").headers["Vary"]
 
 
-def test_healthz_reports_database_and_search_index(client):
-    response = client.get("/healthz")
+def test_healthz_reports_database_and_search_index(member):
+    response = member.get("/healthz")
     assert response.status_code == 200
     assert response.json == {
         "status": "ok",
@@ -120,18 +120,18 @@ def test_healthz_reports_database_and_search_index(client):
     }
 
 
-def test_healthz_says_unavailable_when_the_search_index_is_gone(client, instance_path):
+def test_healthz_says_unavailable_when_the_search_index_is_gone(member, instance_path):
     import shutil
 
     shutil.rmtree(instance_path / "search")
-    response = client.get("/healthz")
+    response = member.get("/healthz")
     assert response.status_code == 503
     assert response.json["checks"]["search"]["ok"] is False
     assert response.json["checks"]["database"]["ok"] is True
 
 
-def test_not_found_is_a_page_in_the_site_layout(client):
-    response = client.get("/no/such/page")
+def test_not_found_is_a_page_in_the_site_layout(member):
+    response = member.get("/no/such/page")
     page = response.get_data(as_text=True)
     assert response.status_code == 404
     assert (
@@ -139,25 +139,35 @@ def test_not_found_is_a_page_in_the_site_layout(client):
     )
 
 
-def test_not_found_for_htmx_is_a_fragment(client):
-    response = client.get("/no/such/page", headers={"HX-Request": "true"})
+def test_not_found_for_htmx_is_a_fragment(member):
+    response = member.get("/no/such/page", headers={"HX-Request": "true"})
     assert response.status_code == 404
     assert "<html" not in response.get_data(as_text=True)
     assert "Page not found" in response.get_data(as_text=True)
 
 
-def test_wrong_method_is_a_405_page(client):
-    response = client.post("/healthz")
+def test_wrong_method_is_a_405_page(member):
+    response = member.post("/healthz")
     assert response.status_code in (400, 405)
     assert "<html" in response.get_data(as_text=True)
 
 
-def test_an_unexpected_error_is_a_500_page_in_the_layout(app):
+@pytest.fixture
+def failing_routes(app):
+    """Routes that fail on purpose, added before the app serves its first request."""
+    from flask import abort
+
     @app.get("/boom")
     def boom():
         raise RuntimeError("kaboom")
 
-    response = app.test_client().get("/boom")
+    @app.get("/fail/<int:code>")
+    def fail(code):
+        abort(code)
+
+
+def test_an_unexpected_error_is_a_500_page_in_the_layout(failing_routes, member):
+    response = member.get("/boom")
     assert response.status_code == 500
     page = response.get_data(as_text=True)
     assert "Sorry, there is a problem with the service" in page
@@ -168,8 +178,8 @@ def test_an_unexpected_error_is_a_500_page_in_the_layout(app):
 @pytest.mark.parametrize(
     "path", ["/", "/library", "/healthz", "/missing", "/static/css/portal.css"]
 )
-def test_every_response_carries_the_security_headers(client, path):
-    with client.get(path) as response:
+def test_every_response_carries_the_security_headers(member, path):
+    with member.get(path) as response:
         headers = response.headers
     csp = headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
@@ -180,8 +190,8 @@ def test_every_response_carries_the_security_headers(client, path):
     assert headers["Referrer-Policy"] == "same-origin"
 
 
-def test_pages_load_only_vendored_assets(client):
-    page = client.get("/").get_data(as_text=True)
+def test_pages_load_only_vendored_assets(member):
+    page = member.get("/").get_data(as_text=True)
     assert "/static/vendor/htmx/htmx.min.js" in page
     assert "/static/vendor/govuk-frontend/govuk-frontend.min.css" in page
     assert "https://" not in page.split("<body")[0]  # nothing from a CDN in <head>
@@ -208,14 +218,8 @@ def test_case_studies_keep_their_force(app, published):
 
 
 @pytest.mark.parametrize("code", [400, 403, 404, 405, 413, 429, 500])
-def test_every_error_page_is_in_the_layout_with_its_status(app, code):
-    from flask import abort
-
-    @app.get(f"/fail-{code}")
-    def fail():
-        abort(code)
-
-    response = app.test_client().get(f"/fail-{code}")
+def test_every_error_page_is_in_the_layout_with_its_status(failing_routes, member, code):
+    response = member.get(f"/fail/{code}")
     assert response.status_code == code
     page = response.get_data(as_text=True)
     assert 'id="main-content"' in page and f"Error {code}" in page

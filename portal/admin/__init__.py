@@ -1,0 +1,1 @@
+"""Administration: users, forces, themes, the audit log."""

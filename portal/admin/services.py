@@ -1,0 +1,98 @@
+"""What admins may do to accounts; every change is one transaction with an audit event."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import selectinload
+
+from .. import audit
+from ..auth.services import FieldErrors, resolve_force
+from ..extensions import db
+from ..models import AuditEvent, Role, User, UserStatus, utcnow
+from ..pagination import Page, paginate
+
+
+def search_users(text: str = "", page: int = 1, per_page: int = 25) -> Page:
+    """Return users whose name or email contains `text`, newest first."""
+    query = (
+        select(User)
+        .options(selectinload(User.force))
+        .order_by(User.created_at.desc(), User.id.desc())
+    )
+    if text:
+        pattern = "%" + text.lower().replace("%", "").replace("_", "") + "%"
+        query = query.where(
+            or_(func.lower(User.name).like(pattern), func.lower(User.email).like(pattern))
+        )
+    return paginate(query, page, per_page)
+
+
+def audit_log(page: int = 1, per_page: int = 50) -> Page:
+    """Return the audit log, newest first."""
+    query = (
+        select(AuditEvent).options(selectinload(AuditEvent.actor)).order_by(AuditEvent.id.desc())
+    )
+    return paginate(query, page, per_page)
+
+
+def confirm_user(admin: User, user: User) -> None:
+    """Confirm an account whose owner cannot reach the emailed link."""
+    if user.status != UserStatus.PENDING:
+        raise FieldErrors({"status": "This account is already confirmed"})
+    user.status = UserStatus.ACTIVE
+    user.confirmed_at = utcnow()
+    audit.record("admin.user_confirmed", actor=admin, target=user)
+    db.session.commit()
+
+
+def set_status(admin: User, user: User, status: UserStatus) -> None:
+    """Disable or re-enable an account; disabling ends its sessions at once."""
+    if user.id == admin.id:
+        raise FieldErrors({"status": "You cannot disable your own account"})
+    if status not in (UserStatus.ACTIVE, UserStatus.DISABLED) or status == user.status:
+        return
+    before = user.status
+    user.status = status
+    user.session_version += 1
+    if status == UserStatus.ACTIVE and user.confirmed_at is None:
+        user.confirmed_at = utcnow()
+    audit.record(
+        "admin.user_status_changed",
+        actor=admin,
+        target=user,
+        detail={"from": before.value, "to": status.value},
+    )
+    db.session.commit()
+
+
+def set_role(admin: User, user: User, role: Role) -> None:
+    """Change an account's role; an admin cannot demote themselves."""
+    if user.id == admin.id and role != Role.ADMIN:
+        raise FieldErrors({"role": "You cannot remove your own admin role"})
+    if role == user.role:
+        return
+    before = user.role
+    user.role = role
+    audit.record(
+        "admin.user_role_changed",
+        actor=admin,
+        target=user,
+        detail={"from": before.value, "to": role.value},
+    )
+    db.session.commit()
+
+
+def set_force(admin: User, user: User, force_name: str) -> None:
+    """Move an account to another force."""
+    force = resolve_force(force_name)
+    if force.id == user.force_id:
+        return
+    before = user.force.slug
+    user.force = force
+    audit.record(
+        "admin.user_force_changed",
+        actor=admin,
+        target=user,
+        detail={"from": before, "to": force.slug},
+    )
+    db.session.commit()

@@ -1,0 +1,139 @@
+"""Admin pages: find users and change their status, role and force; read the audit log."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from ..auth.permissions import require_role
+from ..auth.services import FieldErrors
+from ..extensions import db
+from ..models import Role, User, UserStatus
+from ..reference import force_names_and_aliases
+from ..web.forms import add_errors, render_form
+from . import services
+from .forms import ConfirmUserForm, ForceForm, RoleForm, StatusForm
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+bp.before_request(require_role(Role.ADMIN))
+
+
+@bp.get("")
+def index():
+    return redirect(url_for(".users"))
+
+
+@bp.get("/users")
+def users():
+    """List and search users."""
+    text = request.args.get("q", "", type=str).strip()[:100]
+    page = services.search_users(text, page=max(1, request.args.get("page", 1, type=int)))
+    return render_template("admin/users.html", q=text, results=page)
+
+
+def _user_or_404(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        abort(404)
+    return user
+
+
+def _forms(user: User, **replace):
+    forms = {
+        "role_form": RoleForm(role=user.role.value),
+        "force_form": ForceForm(force=user.force.name),
+        "status_form": StatusForm(
+            status=user.status.value if user.status != UserStatus.PENDING else "active"
+        ),
+        "confirm_form": ConfirmUserForm(),
+    }
+    forms.update(replace)
+    return forms
+
+
+def _user_page(user: User, failed=None, **replace):
+    context = {"user": user, "forces": force_names_and_aliases(), **_forms(user, **replace)}
+    if failed is not None:
+        return render_form("admin/user.html", failed, **context)
+    return render_template("admin/user.html", **context)
+
+
+@bp.get("/users/<int:user_id>")
+def user(user_id: int):
+    """Show one user with the changes an admin can make."""
+    return _user_page(_user_or_404(user_id))
+
+
+def _apply(user: User, form, form_name: str, change, message: str):
+    if form.validate_on_submit():
+        try:
+            change()
+        except FieldErrors as failure:
+            field = next(iter(failure.errors))
+            if field in form:
+                add_errors(form, failure.errors)
+            else:
+                form.form_errors.extend(failure.errors.values())
+        else:
+            flash(message, "success")
+            return redirect(url_for(".user", user_id=user.id), code=303)
+    return _user_page(user, failed=form, **{form_name: form})
+
+
+@bp.post("/users/<int:user_id>/role")
+def change_role(user_id: int):
+    user = _user_or_404(user_id)
+    form = RoleForm()
+    return _apply(
+        user,
+        form,
+        "role_form",
+        lambda: services.set_role(current_user, user, Role(form.role.data)),
+        "Role changed.",
+    )
+
+
+@bp.post("/users/<int:user_id>/force")
+def change_force(user_id: int):
+    user = _user_or_404(user_id)
+    form = ForceForm()
+    return _apply(
+        user,
+        form,
+        "force_form",
+        lambda: services.set_force(current_user, user, form.force.data),
+        "Force changed.",
+    )
+
+
+@bp.post("/users/<int:user_id>/status")
+def change_status(user_id: int):
+    user = _user_or_404(user_id)
+    form = StatusForm()
+    return _apply(
+        user,
+        form,
+        "status_form",
+        lambda: services.set_status(current_user, user, UserStatus(form.status.data)),
+        "Status changed.",
+    )
+
+
+@bp.post("/users/<int:user_id>/confirm")
+def confirm(user_id: int):
+    user = _user_or_404(user_id)
+    form = ConfirmUserForm()
+    return _apply(
+        user,
+        form,
+        "confirm_form",
+        lambda: services.confirm_user(current_user, user),
+        "Account confirmed.",
+    )
+
+
+@bp.get("/audit")
+def audit_log():
+    """Show the audit log, newest first."""
+    page = services.audit_log(page=max(1, request.args.get("page", 1, type=int)))
+    return render_template("admin/audit.html", results=page)

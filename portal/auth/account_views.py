@@ -1,0 +1,130 @@
+"""The signed-in user's own account: profile, password, two-factor authentication."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, session, url_for
+from flask_login import current_user
+
+from ..reference import force_names_and_aliases
+from ..web.forms import add_errors, render_form
+from . import mfa, services, sessions
+from .forms import ChangePasswordForm, CodeForm, PasswordCheckForm, ProfileForm
+
+bp = Blueprint("account", __name__, url_prefix="/account")
+
+PENDING_SECRET = "mfa_setup_secret"  # noqa: S105 - a session key name, not a secret
+
+
+def _user():
+    return current_user._get_current_object()
+
+
+@bp.get("")
+def index():
+    """Show the account's details and what can be changed."""
+    return render_template(
+        "account/index.html",
+        user=_user(),
+        disable_form=PasswordCheckForm(),
+        codes_form=PasswordCheckForm(prefix="codes"),
+    )
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+def profile():
+    """Change name and force."""
+    user = _user()
+    form = ProfileForm(data={"name": user.name, "force": user.force.name})
+    if form.validate_on_submit():
+        try:
+            services.update_profile(user, form.name.data, form.force.data)
+        except services.FieldErrors as failure:
+            add_errors(form, failure.errors)
+        else:
+            flash("Your details have been updated.", "success")
+            return redirect(url_for(".index"), code=303)
+    return render_form("account/profile.html", form, forces=force_names_and_aliases())
+
+
+@bp.route("/password", methods=["GET", "POST"])
+def change_password():
+    """Change the password; every other session ends, this one carries on."""
+    user = _user()
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        try:
+            services.change_password(user, form.current_password.data, form.new_password.data)
+        except services.FieldErrors as failure:
+            add_errors(form, failure.errors)
+        else:
+            sessions.start_session(user)
+            flash("Your password has been changed. Other devices have been signed out.", "success")
+            return redirect(url_for(".index"), code=303)
+    return render_form("account/password.html", form)
+
+
+@bp.route("/two-factor", methods=["GET", "POST"])
+def mfa_setup():
+    """Set up an authenticator app: scan the QR code (or type the key), enter a code."""
+    user = _user()
+    if user.mfa_enabled:
+        return redirect(url_for(".index"))
+    secret = session.get(PENDING_SECRET) or mfa.new_secret()
+    session[PENDING_SECRET] = secret
+    form = CodeForm()
+    if form.validate_on_submit():
+        try:
+            codes = services.enable_mfa(user, secret, form.code.data)
+        except services.FieldErrors as failure:
+            add_errors(form, failure.errors)
+        else:
+            session.pop(PENDING_SECRET, None)
+            return render_template("account/recovery_codes.html", codes=codes, first_time=True)
+    uri = mfa.provisioning_uri(secret, user.email)
+    return render_form(
+        "account/mfa_setup.html",
+        form,
+        qr=mfa.qr_svg(uri),
+        secret=" ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+    )
+
+
+@bp.post("/two-factor/recovery-codes")
+def regenerate_codes():
+    """Replace the recovery codes after checking the password."""
+    user = _user()
+    form = PasswordCheckForm(prefix="codes")
+    if not user.mfa_enabled:
+        return redirect(url_for(".mfa_setup"), code=303)
+    if form.validate_on_submit():
+        try:
+            codes = services.regenerate_recovery_codes(user, form.password.data)
+        except services.FieldErrors as failure:
+            add_errors(form, failure.errors)
+        else:
+            return render_template("account/recovery_codes.html", codes=codes, first_time=False)
+    return render_form(
+        "account/index.html", form, user=user, disable_form=PasswordCheckForm(), codes_form=form
+    )
+
+
+@bp.post("/two-factor/disable")
+def disable_mfa():
+    """Turn two-factor authentication off (contributors only)."""
+    user = _user()
+    form = PasswordCheckForm()
+    if form.validate_on_submit():
+        try:
+            services.disable_mfa(user, form.password.data)
+        except services.FieldErrors as failure:
+            add_errors(form, failure.errors)
+        else:
+            flash("Two-factor authentication is off.", "success")
+            return redirect(url_for(".index"), code=303)
+    return render_form(
+        "account/index.html",
+        form,
+        user=user,
+        disable_form=form,
+        codes_form=PasswordCheckForm(prefix="codes"),
+    )

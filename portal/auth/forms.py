@@ -1,0 +1,96 @@
+"""Forms for accounts. Passwords are never stripped or changed: they are used as typed."""
+
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, StringField
+from wtforms.validators import DataRequired, Length
+
+from ..casestudies import rules
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+class LoginForm(FlaskForm):
+    email = EmailField(
+        "Email address",
+        filters=[_strip],
+        validators=[DataRequired("Enter your email address"), Length(max=254)],
+    )
+    password = PasswordField("Password", validators=[DataRequired("Enter your password")])
+
+
+class RegisterForm(FlaskForm):
+    name = StringField(
+        "Full name",
+        filters=[_strip],
+        validators=[DataRequired("Enter your full name"), Length(max=120)],
+    )
+    email = EmailField(
+        "Work email address",
+        filters=[_strip],
+        validators=[
+            DataRequired("Enter your work email address"),
+            Length(max=rules.EMAIL_MAX, message="Enter a shorter email address"),
+        ],
+    )
+    force = StringField(
+        "Force or organisation",
+        filters=[_strip],
+        validators=[DataRequired("Choose your force from the list")],
+    )
+    password = PasswordField("Create a password", validators=[DataRequired("Create a password")])
+
+    def validate_email(self, field):
+        if not rules.looks_like_email(field.data or ""):
+            from wtforms import ValidationError
+
+            raise ValidationError(
+                "Enter an email address in the correct format, like name@force.police.uk"
+            )
+
+
+class EmailForm(FlaskForm):
+    email = EmailField(
+        "Email address",
+        filters=[_strip],
+        validators=[DataRequired("Enter your email address"), Length(max=254)],
+    )
+
+
+class NewPasswordForm(FlaskForm):
+    password = PasswordField("New password", validators=[DataRequired("Enter a new password")])
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField(
+        "Current password", validators=[DataRequired("Enter your current password")]
+    )
+    new_password = PasswordField("New password", validators=[DataRequired("Enter a new password")])
+
+
+class ProfileForm(FlaskForm):
+    name = StringField(
+        "Full name",
+        filters=[_strip],
+        validators=[DataRequired("Enter your full name"), Length(max=120)],
+    )
+    force = StringField(
+        "Force or organisation",
+        filters=[_strip],
+        validators=[DataRequired("Choose your force from the list")],
+    )
+
+
+class CodeForm(FlaskForm):
+    code = StringField(
+        "Code", filters=[_strip], validators=[DataRequired("Enter the code"), Length(max=20)]
+    )
+
+
+class PasswordCheckForm(FlaskForm):
+    password = PasswordField("Password", validators=[DataRequired("Enter your password")])
+
+
+class ConfirmForm(FlaskForm):
+    """A form with nothing but its CSRF token, for one-button actions."""

@@ -1,0 +1,181 @@
+"""Sign in, second factor, sign out, register, confirm an email, reset a password."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask_login import current_user
+
+from ..extensions import limiter
+from ..reference import force_names_and_aliases
+from ..web.forms import add_errors, render_form
+from . import services, sessions, tokens
+from .forms import CodeForm, ConfirmForm, EmailForm, LoginForm, NewPasswordForm, RegisterForm
+
+bp = Blueprint("auth", __name__, url_prefix="/auth")
+
+SIGN_IN_LIMIT = "10 per 5 minutes"
+
+
+def _failed(_response) -> bool:
+    return bool(g.get("sign_in_failed"))
+
+
+def _account_key() -> str:
+    return "account:" + services.normalise_email(request.form.get("email", ""))[:254]
+
+
+def _pending_key() -> str:
+    pending = session.get(sessions.PENDING_SECOND_FACTOR)
+    user = pending.get("user") if isinstance(pending, dict) else ""
+    return f"second-factor:{user}"
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(SIGN_IN_LIMIT, key_func=_account_key, methods=["POST"], deduct_when=_failed)
+@limiter.limit(SIGN_IN_LIMIT, methods=["POST"], deduct_when=_failed)
+def login():
+    """Check the email and password, then ask for the second factor when there is one."""
+    next_url = sessions.safe_next(request.values.get("next"))
+    if current_user.is_authenticated:
+        return redirect(next_url or url_for("library.home"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        result = services.authenticate(form.email.data, form.password.data)
+        if result.error is None:
+            if result.step is services.SignInStep.SECOND_FACTOR:
+                sessions.begin_second_factor(result.user, next_url)
+                return redirect(url_for(".second_factor"), code=303)
+            sessions.start_session(result.user)
+            services.record_sign_in(result.user, method="password")
+            return redirect(next_url or url_for("library.home"), code=303)
+        form.form_errors.append(result.error)
+    if request.method == "POST":
+        g.sign_in_failed = True
+    return render_form("auth/login.html", form, next_url=next_url)
+
+
+@bp.route("/two-factor", methods=["GET", "POST"])
+@limiter.limit(SIGN_IN_LIMIT, key_func=_pending_key, methods=["POST"], deduct_when=_failed)
+def second_factor():
+    """Ask for the code from the authenticator app, or a recovery code."""
+    pending = sessions.pending_second_factor()
+    if pending is None:
+        flash("Sign in again to continue.")
+        return redirect(url_for(".login"), code=303)
+    user, next_url = pending
+    form = CodeForm()
+    if form.validate_on_submit():
+        if services.verify_second_factor(user, form.code.data):
+            sessions.start_session(user)
+            services.record_sign_in(user, method="password+totp")
+            return redirect(next_url or url_for("library.home"), code=303)
+        add_errors(
+            form, {"code": "Enter a correct code from your authenticator app, or a recovery code"}
+        )
+    if request.method == "POST":
+        g.sign_in_failed = True
+    return render_form("auth/second_factor.html", form)
+
+
+@bp.post("/logout")
+def logout():
+    """End this session and every other session of the user."""
+    if current_user.is_authenticated:
+        services.sign_out(current_user._get_current_object())
+    sessions.end_session()
+    flash("You have signed out.", "success")
+    return redirect(url_for(".login"), code=303)
+
+
+@bp.route("/register", methods=["GET", "POST"])
+@limiter.limit("10 per hour", methods=["POST"])
+def register():
+    """Create an account with a work email address; confirmation follows by email."""
+    if current_user.is_authenticated:
+        return redirect(url_for("library.home"))
+    form = RegisterForm()
+    if form.validate_on_submit():
+        try:
+            services.register(form.name.data, form.email.data, form.force.data, form.password.data)
+        except services.FieldErrors as failure:
+            add_errors(form, failure.errors)
+        else:
+            session["check_email"] = "registered"
+            return redirect(url_for(".check_email"), code=303)
+    return render_form("auth/register.html", form, forces=force_names_and_aliases())
+
+
+@bp.get("/check-email")
+def check_email():
+    """Tell the person to look for our email, without saying whether an account exists."""
+    reason = session.get("check_email", "registered")
+    return render_template("auth/check_email.html", reason=reason)
+
+
+@bp.route("/confirm/<token>", methods=["GET", "POST"])
+def confirm(token: str):
+    """Show a button that confirms the email (mail scanners follow links, never buttons)."""
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        try:
+            services.confirm_email(token)
+        except tokens.TokenInvalid as error:
+            return _link_invalid(str(error), "confirm")
+        flash("Your email address is confirmed. You can now sign in.", "success")
+        return redirect(url_for(".login"), code=303)
+    try:
+        tokens.read_token(token, tokens.CONFIRM)
+    except tokens.TokenInvalid as error:
+        return _link_invalid(str(error), "confirm")
+    return render_template("auth/confirm.html", form=form)
+
+
+def _link_invalid(reason: str, purpose: str):
+    return render_template("auth/link_invalid.html", reason=reason, purpose=purpose), 400
+
+
+@bp.route("/confirm/resend", methods=["GET", "POST"])
+@limiter.limit("5 per 15 minutes", methods=["POST"])
+def resend_confirmation():
+    """Send a new confirmation link."""
+    form = EmailForm()
+    if form.validate_on_submit():
+        services.resend_confirmation(form.email.data)
+        session["check_email"] = "resent"
+        return redirect(url_for(".check_email"), code=303)
+    return render_form("auth/resend.html", form)
+
+
+@bp.route("/reset", methods=["GET", "POST"])
+@limiter.limit("5 per 15 minutes", methods=["POST"])
+def reset_request():
+    """Email a link to choose a new password."""
+    form = EmailForm()
+    if form.validate_on_submit():
+        services.request_password_reset(form.email.data)
+        session["check_email"] = "reset"
+        return redirect(url_for(".check_email"), code=303)
+    return render_form("auth/reset_request.html", form)
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+@limiter.limit("10 per 15 minutes", methods=["POST"])
+def reset_password(token: str):
+    """Choose a new password from a reset link."""
+    try:
+        user = tokens.read_token(token, tokens.RESET)
+    except tokens.TokenInvalid as error:
+        return _link_invalid(str(error), "reset")
+    form = NewPasswordForm()
+    if form.validate_on_submit():
+        try:
+            services.reset_password(token, form.password.data)
+        except services.FieldErrors as failure:
+            add_errors(form, failure.errors)
+        except tokens.TokenInvalid as error:
+            return _link_invalid(str(error), "reset")
+        else:
+            sessions.end_session()
+            flash("Your password has been changed. Sign in with your new password.", "success")
+            return redirect(url_for(".login"), code=303)
+    return render_form("auth/reset_password.html", form, email=user.email)

@@ -1,0 +1,1 @@
+"""Moderation: the queue of submitted case studies and the decisions on them."""

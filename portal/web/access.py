@@ -1,0 +1,54 @@
+"""Decide, before any view runs, whether this visitor may open this page at all."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, redirect, request, url_for
+from flask_login import current_user
+
+from ..auth.sessions import expire, session_expired
+from .htmx import is_partial
+
+#: Pages anyone may open: signing in and everything needed to get an account.
+PUBLIC_ENDPOINTS = {
+    "auth.login",
+    "auth.second_factor",
+    "auth.register",
+    "auth.check_email",
+    "auth.confirm",
+    "auth.resend_confirmation",
+    "auth.reset_request",
+    "auth.reset_password",
+    "health.healthz",
+    "static",
+}
+#: Pages PORTAL_PUBLIC_LIBRARY=1 opens to anonymous readers.
+LIBRARY_ENDPOINTS = {"library.home", "library.index", "casestudies.show"}
+
+
+def _sign_in_redirect():
+    target = url_for("auth.login", next=request.full_path.rstrip("?"))
+    if is_partial():
+        response = current_app.response_class(status=401)
+        response.headers["HX-Redirect"] = target
+        return response
+    return redirect(target)
+
+
+def check_access():
+    """Send anonymous visitors of private pages to sign in; end expired sessions."""
+    if current_user.is_authenticated:
+        reason = session_expired()
+        if reason is None:
+            return None
+        expire(reason)
+    endpoint = request.endpoint
+    if endpoint is None or endpoint in PUBLIC_ENDPOINTS:
+        return None  # an unknown address is a 404 for everyone
+    if current_app.config["PUBLIC_LIBRARY"] and endpoint in LIBRARY_ENDPOINTS:
+        return None
+    return _sign_in_redirect()
+
+
+def register(app: Flask) -> None:
+    """Install the check for every request."""
+    app.before_request(check_access)

@@ -1,0 +1,91 @@
+"""Account journeys in a real browser: register, confirm, sign in, set up 2FA, sign out."""
+
+import email
+import re
+from pathlib import Path
+
+import pyotp
+from playwright.sync_api import expect
+
+from .conftest import assert_accessible
+
+
+def latest_link(outbox: Path, to: str) -> str:
+    """Return the first link in the newest email sent to `to`."""
+    for path in sorted(outbox.glob("*.eml"), reverse=True):
+        message = email.message_from_bytes(path.read_bytes())
+        if message["To"] == to:
+            return re.search(r"https?://\S+", message.get_payload(decode=True).decode()).group(0)
+    raise AssertionError(f"no email to {to}")
+
+
+def test_register_confirm_sign_in_set_up_two_factor_and_sign_out(page, visit, live_app, base_url):
+    address = "riley.ward@kent.police.uk"
+    password = "seven hills and a quiet river"
+
+    visit("/auth/register")
+    page.get_by_label("Full name").fill("Riley Ward")
+    page.get_by_label("Work email address").fill(address)
+    page.get_by_label("Force or organisation").fill("Kent Police")
+    page.get_by_label("Create a password").fill(password)
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check your email")
+    assert_accessible(page)
+
+    link = latest_link(Path(live_app.config["OUTBOX_PATH"]), address)
+    visit(link.replace(live_app.config["BASE_URL"], ""))
+    page.get_by_role("button", name="Confirm my email address").click()
+    expect(page.get_by_text("Your email address is confirmed")).to_be_visible()
+    assert_accessible(page)
+
+    page.get_by_label("Email address").fill(address)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("gender equality")
+    assert_accessible(page)
+
+    visit("/account")
+    page.get_by_role("link", name="Set up two-factor authentication").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Set up two-factor authentication")
+    assert page.locator("svg.portal-qr").count() == 1
+    assert_accessible(page)
+    secret = page.locator("#totp-secret").inner_text().replace(" ", "")
+    page.get_by_label("Code from your authenticator app").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Turn on two-factor authentication").click()
+    expect(page.get_by_role("heading", name="Two-factor authentication is on")).to_be_visible()
+    assert page.locator("#recovery-codes li").count() == 10
+    assert_accessible(page)
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_text("You have signed out.")).to_be_visible()
+    assert_accessible(page)
+
+    # Signing in again now asks for the code.
+    page.get_by_label("Email address").fill(address)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Enter your security code")
+    assert_accessible(page)
+    page.get_by_label("Enter your security code").fill("000000")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("alert")).to_contain_text("Enter a correct code")
+    assert_accessible(page)
+
+
+def test_registration_errors_show_next_to_the_fields_and_keep_what_was_typed(page, visit):
+    visit("/auth/register")
+    page.get_by_label("Full name").fill("Riley Ward")
+    page.get_by_label("Work email address").fill("riley@gmail.com")
+    page.get_by_label("Force or organisation").fill("Gotham")
+    page.get_by_label("Create a password").fill("short")
+    page.get_by_role("button", name="Create account").click()
+    expect(page).to_have_title(re.compile(r"^Error: "))
+    expect(page.get_by_role("alert")).to_contain_text("There is a problem")
+    expect(page.locator("#email-error")).to_contain_text("must end in police.uk")
+    expect(page.locator("#force-error")).to_contain_text("Choose your force")
+    expect(page.locator("#password-error")).to_contain_text("at least 12 characters")
+    expect(page.get_by_label("Full name")).to_have_value("Riley Ward")
+    expect(page.get_by_label("Work email address")).to_have_value("riley@gmail.com")
+    assert_accessible(page)
+    page.locator(".govuk-error-summary__list a").first.click()
+    expect(page.get_by_label("Work email address")).to_be_focused()
