@@ -67,6 +67,15 @@ def configure_extensions(app: Flask) -> None:
 
 def configure_blueprints(app: Flask) -> None:
     """Register one blueprint per area."""
+    from werkzeug.routing import IntegerConverter
+
+    class IdConverter(IntegerConverter):
+        """A database id: a positive integer that fits a 64-bit column (else a 404)."""
+
+        def __init__(self, url_map) -> None:
+            super().__init__(url_map, min=1, max=2**63 - 1)
+
+    app.url_map.converters["id"] = IdConverter
     from .admin.views import bp as admin_bp
     from .auth.account_views import bp as account_bp
     from .auth.views import bp as auth_bp

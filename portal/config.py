@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -64,24 +65,46 @@ def from_environment(environ: os._Environ[str] | dict[str, str] = os.environ) ->
     return found
 
 
+class ConfigError(RuntimeError):
+    """A setting has a value the portal cannot work with; the message names it."""
+
+
+CHOICES = {
+    "SEARCH_BACKEND": ("whoosh",),
+    "MAIL_BACKEND": ("file", "console", "smtp"),
+    "ENV": ("production", "development"),
+}
+
+
 def ensure_secret_key(instance_path: Path) -> str:
     """Return the key stored in the instance folder, generating it the first time."""
     key_file = instance_path / "secret_key"
     if not key_file.exists():
-        key = secrets.token_urlsafe(48)
-        # O_EXCL: when two workers start at once only one key is ever written.
+        # Written whole to a private temporary file, then linked into place: when two
+        # workers start at once, one key wins and nobody ever reads a half-written file.
+        fd, temporary = tempfile.mkstemp(dir=instance_path, prefix=".secret_key.")
         try:
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+            os.link(temporary, key_file)
         except FileExistsError:
             pass
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(key)
-    return key_file.read_text().strip()
+        finally:
+            os.unlink(temporary)
+    key = key_file.read_text().strip()
+    if len(key) < 32:
+        raise ConfigError(f"{key_file} holds no usable key: delete it to generate a new one")
+    return key
 
 
 def finalise(config: dict[str, Any], instance_path: Path) -> dict[str, Any]:
     """Derive the Flask and extension settings from the portal's own."""
+    for name, allowed in CHOICES.items():
+        if config.get(name) not in allowed:
+            raise ConfigError(
+                f"PORTAL_{name}={config.get(name)!r} is not supported; use one of: "
+                + ", ".join(allowed)
+            )
     derived: dict[str, Any] = {}
     if not config.get("SECRET_KEY"):
         derived["SECRET_KEY"] = ensure_secret_key(instance_path)

@@ -11,6 +11,7 @@ from ..extensions import db
 from ..models import Role, User, UserStatus
 from ..reference import force_names_and_aliases
 from ..web.forms import add_errors, render_form
+from ..web.text import clean_query
 from . import services
 from .forms import ConfirmUserForm, ForceForm, RoleForm, StatusForm
 
@@ -26,7 +27,7 @@ def index():
 @bp.get("/users")
 def users():
     """List and search users."""
-    text = request.args.get("q", "", type=str).strip()[:100]
+    text = clean_query(request.args.get("q", "", type=str))
     page = services.search_users(text, page=max(1, request.args.get("page", 1, type=int)))
     return render_template("admin/users.html", q=text, results=page)
 
@@ -58,7 +59,7 @@ def _user_page(user: User, failed=None, **replace):
     return render_template("admin/user.html", **context)
 
 
-@bp.get("/users/<int:user_id>")
+@bp.get("/users/<id:user_id>")
 def user(user_id: int):
     """Show one user with the changes an admin can make."""
     return _user_page(_user_or_404(user_id))
@@ -80,7 +81,7 @@ def _apply(user: User, form, form_name: str, change, message: str):
     return _user_page(user, failed=form, **{form_name: form})
 
 
-@bp.post("/users/<int:user_id>/role")
+@bp.post("/users/<id:user_id>/role")
 def change_role(user_id: int):
     user = _user_or_404(user_id)
     form = RoleForm()
@@ -93,7 +94,7 @@ def change_role(user_id: int):
     )
 
 
-@bp.post("/users/<int:user_id>/force")
+@bp.post("/users/<id:user_id>/force")
 def change_force(user_id: int):
     user = _user_or_404(user_id)
     form = ForceForm()
@@ -106,7 +107,7 @@ def change_force(user_id: int):
     )
 
 
-@bp.post("/users/<int:user_id>/status")
+@bp.post("/users/<id:user_id>/status")
 def change_status(user_id: int):
     user = _user_or_404(user_id)
     form = StatusForm()
@@ -119,7 +120,7 @@ def change_status(user_id: int):
     )
 
 
-@bp.post("/users/<int:user_id>/confirm")
+@bp.post("/users/<id:user_id>/confirm")
 def confirm(user_id: int):
     user = _user_or_404(user_id)
     form = ConfirmUserForm()

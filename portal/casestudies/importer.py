@@ -43,6 +43,7 @@ REQUIRED = (
     "contact_email",
 )
 OPTIONAL = ("partners", "author_email", "status", "evidence", "lessons")
+MULTILINE = {"body", "outcomes", "lessons", "summary"}
 STATUSES = {
     "published": RevisionState.PUBLISHED,
     "submitted": RevisionState.SUBMITTED,
@@ -101,6 +102,8 @@ def _text(data: dict, name: str, *, required: bool, max_length: int | None = Non
         return ""
     if not isinstance(value, str):
         raise _Invalid(f"'{name}' must be text")
+    if not rules.is_clean_text(value, multiline=name in MULTILINE):
+        raise _Invalid(f"'{name}' contains control characters or invalid Unicode")
     value = value.strip()
     if required and not value:
         raise _Invalid(f"'{name}' is empty")
@@ -113,6 +116,8 @@ def _string_list(data: dict, name: str) -> list[str]:
     value = data.get(name, [])
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise _Invalid(f"'{name}' must be a list of text")
+    if not all(rules.is_clean_text(v, multiline=False) for v in value):
+        raise _Invalid(f"'{name}' contains control characters or invalid Unicode")
     return [" ".join(v.split()) for v in value if v.strip()]
 
 
@@ -128,6 +133,8 @@ def _parse_record(line_number: int, raw: str, lookups: _Lookups) -> ImportRecord
         data = json.loads(raw)
     except json.JSONDecodeError as error:
         raise _Invalid(f"not valid JSON ({error.msg} at column {error.colno})") from None
+    except (ValueError, RecursionError):  # a 5,000-digit number, or [[[[... nested too deep
+        raise _Invalid("not valid JSON (a number too long or nesting too deep)") from None
     if not isinstance(data, dict):
         raise _Invalid("each line must be a JSON object")
     unknown = sorted(set(data) - set(REQUIRED) - set(OPTIONAL))
@@ -158,12 +165,12 @@ def _parse_record(line_number: int, raw: str, lookups: _Lookups) -> ImportRecord
         raise _Invalid(f"a partner name is longer than {rules.PARTNER_MAX} characters")
 
     raw_date = _text(data, "event_date", required=True)
-    try:
-        event_date = date.fromisoformat(raw_date)
-    except ValueError:
-        raise _Invalid(f"'event_date' {raw_date!r} is not a date in the form YYYY-MM-DD") from None
-    if len(raw_date) != 10:
-        raise _Invalid(f"'event_date' {raw_date!r} is not a date in the form YYYY-MM-DD")
+    event_date = rules.parse_event_date(raw_date)
+    if event_date is None:
+        raise _Invalid(
+            f"'event_date' {raw_date!r} is not a date in the form YYYY-MM-DD "
+            f"between {rules.EARLIEST_YEAR} and {rules.LATEST_YEAR}"
+        )
 
     contact_email = _text(data, "contact_email", required=True)
     if not rules.looks_like_email(contact_email):
@@ -209,26 +216,32 @@ def _parse_record(line_number: int, raw: str, lookups: _Lookups) -> ImportRecord
 Source = Path | list[str]
 
 
-def _lines(source: Source) -> Iterator[str]:
+def _lines(source: Source) -> Iterator[str | None]:
+    """Yield each line as text, or None for a line that is not UTF-8."""
     if isinstance(source, list):
         yield from source
         return
-    with source.open(encoding="utf-8") as handle:
-        yield from handle
+    with source.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):  # Excel and Notepad add a BOM
+                raw = raw[3:]
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError:
+                yield None
 
 
 def _read_records(source: Source, lookups: _Lookups) -> Iterator[ImportRecord | tuple[int, str]]:
-    line_number = 0
-    try:
-        for line_number, raw in enumerate(_lines(source), start=1):
-            if not raw.strip():
-                continue
-            try:
-                yield _parse_record(line_number, raw, lookups)
-            except _Invalid as error:
-                yield (line_number, str(error))
-    except UnicodeDecodeError:
-        yield (line_number + 1, "the file is not UTF-8 text")
+    for line_number, raw in enumerate(_lines(source), start=1):
+        if raw is None:
+            yield (line_number, "the line is not UTF-8 text")
+            continue
+        if not raw.strip():
+            continue
+        try:
+            yield _parse_record(line_number, raw, lookups)
+        except _Invalid as error:
+            yield (line_number, str(error))
 
 
 def validate(source: Source) -> int:

@@ -44,27 +44,40 @@ def _parser() -> MarkdownIt:
     parser = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     parser.enable(["table", "strikethrough"])
     parser.disable("image")
+    parser.validateLink = _allowed_link
     return parser
 
 
-def _fit_headings(tokens) -> None:
-    # The page's title is the only h1 and the body sits right under it, so the body's
-    # top heading level becomes h2 and the rest keep their steps below it.
+def _allowed_link(url: str) -> bool:
+    # Anything else (javascript:, data:, tel:, //other-host, ...) stays plain text.
+    lowered = url.strip().lower()
+    if lowered.startswith(("https://", "http://", "mailto:")):
+        return True
+    return lowered.startswith(("/", "#")) and not lowered.startswith(("//", "/\\"))
+
+
+def _fit_headings(tokens, top: int) -> None:
+    # The page's title is the only h1; the text's own top heading level becomes `top`
+    # and the rest keep their steps below it.
     headings = [t for t in tokens if t.type in ("heading_open", "heading_close")]
     if not headings:
         return
-    shift = 2 - min(int(t.tag[1]) for t in headings)
+    shift = top - min(int(t.tag[1]) for t in headings)
     for token in headings:
         token.tag = f"h{min(int(token.tag[1]) + shift, 6)}"
 
 
-def render_markdown(text: str | None) -> Markup:
-    """Return the HTML for `text`, safe to insert in a page as it is."""
+def render_markdown(text: str | None, top_heading: int = 2) -> Markup:
+    """Return the HTML for `text`, safe to insert in a page as it is.
+
+    The text's own top heading level becomes `top_heading` (h2 for a body that sits
+    under the page title, h3 for a section under its own h2).
+    """
     if not text:
         return Markup("")
     parser = _parser()
     tokens = parser.parse(text)
-    _fit_headings(tokens)
+    _fit_headings(tokens, top_heading)
     html = parser.renderer.render(tokens, parser.options, {})
     cleaned = nh3.clean(
         html,

@@ -7,7 +7,7 @@ from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..models import CaseStudy, Revision, RevisionState
-from ..pagination import Page, paginate
+from ..pagination import Page, like_pattern, paginate
 
 
 def _published() -> Select:
@@ -42,8 +42,13 @@ def browse_published(text: str = "", page: int = 1, per_page: int = 20) -> Page:
     """Return one page of published revisions whose title or summary contains `text`."""
     query = _published()
     if text:
-        pattern = f"%{text.replace('%', '').replace('_', '')}%"
-        query = query.where(or_(Revision.title.ilike(pattern), Revision.summary.ilike(pattern)))
+        pattern = like_pattern(text)
+        query = query.where(
+            or_(
+                Revision.title.ilike(pattern, escape="\\"),
+                Revision.summary.ilike(pattern, escape="\\"),
+            )
+        )
     return paginate(
         query.order_by(Revision.published_at.desc(), Revision.id.desc()), page, per_page
     )

@@ -7,8 +7,8 @@ from .queries import published_revision
 bp = Blueprint("casestudies", __name__, url_prefix="/case-studies")
 
 
-@bp.get("/<int:case_study_id>")
-@bp.get("/<int:case_study_id>/<slug>")
+@bp.get("/<id:case_study_id>")
+@bp.get("/<id:case_study_id>/<slug>")
 def show(case_study_id: int, slug: str | None = None):
     """Show the published revision of a case study at its canonical address."""
     revision = published_revision(case_study_id)

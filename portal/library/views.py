@@ -4,6 +4,7 @@ from flask import Blueprint, make_response, render_template, request
 
 from ..casestudies.queries import browse_published, latest_published
 from ..web.htmx import is_partial, vary_on_htmx
+from ..web.text import clean_query
 
 bp = Blueprint("library", __name__)
 
@@ -17,8 +18,7 @@ def home():
 @bp.get("/library")
 def index():
     """List published case studies, filtered by the words in `q`."""
-    text = request.args.get("q", "", type=str).strip()[:200]
-    page = request.args.get("page", 1, type=int)
-    results = browse_published(text, page=page if page and page > 0 else 1)
+    text = clean_query(request.args.get("q", "", type=str))
+    results = browse_published(text, page=request.args.get("page", 1, type=int))
     template = "library/_results.html" if is_partial() else "library/index.html"
     return vary_on_htmx(make_response(render_template(template, q=text, results=results)))

@@ -11,9 +11,6 @@ def get_backend() -> SearchBackend:
     """Return this app's search backend, created once per app."""
     backend = current_app.extensions.get("portal_search")
     if backend is None:
-        name = current_app.config["SEARCH_BACKEND"]
-        if name != "whoosh":
-            raise RuntimeError(f"Unknown PORTAL_SEARCH_BACKEND {name!r}; use 'whoosh'.")
         from .whoosh_backend import WhooshBackend
 
         backend = WhooshBackend(current_app.config["SEARCH_INDEX_PATH"])

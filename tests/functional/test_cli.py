@@ -276,3 +276,112 @@ def test_create_user_refuses_a_short_password_and_a_duplicate_email(app, runner)
     assert "at least 12" in runner.invoke(args=args, input="short\n").output
     assert runner.invoke(args=args, input="a long enough passphrase\n").exit_code == 0
     assert "already exists" in runner.invoke(args=args, input="another passphrase!\n").output
+
+
+HOSTILE_LINES = [
+    ('{"title": ' + "9" * 5000 + "}", "not valid JSON"),
+    ("[" * 100_000, "not valid JSON"),
+    (
+        json.dumps(case_study_line(title="Lone \ud800 surrogate")),
+        "'title' contains control characters",
+    ),
+    (json.dumps(case_study_line(title="Null\u0000byte")), "'title' contains control characters"),
+    (
+        json.dumps(case_study_line(partners=["Bell\u0007"])),
+        "'partners' contains control characters",
+    ),
+    (
+        json.dumps(case_study_line(event_date="2025-W10-6")),
+        "'event_date' '2025-W10-6' is not a date",
+    ),
+    (
+        json.dumps(case_study_line(event_date="0001-01-01")),
+        "'event_date' '0001-01-01' is not a date",
+    ),
+    (json.dumps(case_study_line(event_date="2025-3-8")), "'event_date' '2025-3-8' is not a date"),
+    (json.dumps(case_study_line(contact_email="a@b.co?cc=x%40evil.example")), "'contact_email'"),
+    (json.dumps(case_study_line(contact_email='"><x@y.zz')), "'contact_email'"),
+    (
+        json.dumps(case_study_line(title=None) | {"title": {"nested": "object"}}),
+        "'title' must be text",
+    ),
+]
+
+
+@pytest.mark.parametrize(("bad", "reason"), HOSTILE_LINES)
+def test_hostile_lines_are_refused_with_their_line_number(app, runner, tmp_path, bad, reason):
+    path = tmp_path / "hostile.jsonl"
+    path.write_text(
+        json.dumps(case_study_line()) + "\n" + bad + "\n", encoding="utf-8", errors="surrogatepass"
+    )
+    before = row_counts(app)
+    result = runner.invoke(args=["import-case-studies", str(path)])
+    assert result.exit_code == 1
+    assert f"line 2: {reason}" in result.output
+    assert row_counts(app) == before
+
+
+def test_a_byte_order_mark_and_windows_line_endings_are_fine(app, runner, tmp_path):
+    path = tmp_path / "excel.jsonl"
+    lines = [json.dumps(case_study_line(title=f"From Excel {n}")) for n in range(3)]
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")
+    result = runner.invoke(args=["import-case-studies", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "Imported 3 case studies." in result.output
+
+
+def test_a_bad_byte_is_reported_on_its_own_line(app, runner, tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    good = (json.dumps(case_study_line()) + "\n").encode()
+    path.write_bytes(good * 3000 + b'{"title": "caf\xe9"}\n' + good)
+    result = runner.invoke(args=["import-case-studies", str(path)])
+    assert "line 3001: the line is not UTF-8 text" in result.output
+
+
+def test_the_models_and_the_migrations_agree(runner):
+    result = runner.invoke(args=["db", "check"])
+    assert result.exit_code == 0, result.output
+
+
+def test_seeded_demo_case_studies_are_published_and_on_the_home_page(app, runner, auth):
+    runner.invoke(args=["seed-demo"])
+    from portal.demo import DEMO_ACCOUNTS
+
+    account = DEMO_ACCOUNTS[0]
+    auth.login(
+        type(
+            "Account",
+            (),
+            {"email": account.email, "password": account.password, "totp_secret": None},
+        )
+    )
+    home = auth.client.get("/").get_data(as_text=True)
+    assert home.count('class="portal-card"') == 6
+    library = auth.client.get("/library").get_data(as_text=True)
+    assert "12 case studies" in library and "Challenging Misogyny" in library
+    with app.app_context():
+        states = set(db.session.scalars(select(Revision.state)))
+    assert states == {RevisionState.PUBLISHED}
+
+
+def test_the_portal_command_and_flask_app_option_both_work(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
+    env["PORTAL_INSTANCE_PATH"] = str(tmp_path / "cli-instance")
+    bin_dir = Path(sys.executable).parent
+    portal = subprocess.run(
+        [bin_dir / "portal", "init-db"], env=env, capture_output=True, text=True
+    )
+    assert portal.returncode == 0, portal.stderr
+    assert "Database ready." in portal.stdout
+    flask = subprocess.run(
+        [bin_dir / "flask", "--app", "portal", "import-case-studies", "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert flask.returncode == 0 and "JSON Lines" in flask.stdout

@@ -97,6 +97,28 @@ def test_library_survives_odd_query_strings(member, query):
     assert member.get("/library" + query).status_code == 200
 
 
+@pytest.mark.parametrize("query", ["?page=9223372036854775807", "?page=" + "9" * 40])
+def test_library_pages_past_the_end_show_the_last_page(member, published, query):
+    published()
+    response = member.get("/library" + query)
+    assert response.status_code == 200
+    assert "Challenging Misogyny" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "path", ["/case-studies/0", "/case-studies/99999999999999999999", "/case-studies/-1"]
+)
+def test_case_study_ids_out_of_range_are_not_found(member, path):
+    assert member.get(path).status_code == 404
+
+
+@pytest.mark.parametrize("query", ["_", "%", "%00", "\\"])
+def test_library_filter_takes_wildcard_characters_literally(member, published, query):
+    published()
+    page = member.get("/library", query_string={"q": query}).get_data(as_text=True)
+    assert "0 case studies" in page
+
+
 def test_library_answers_htmx_with_the_results_fragment_only(member, published):
     published()
     fragment = member.get("/library", headers={"HX-Request": "true"})
@@ -148,7 +170,8 @@ def test_not_found_for_htmx_is_a_fragment(member):
 
 def test_wrong_method_is_a_405_page(member):
     response = member.post("/healthz")
-    assert response.status_code in (400, 405)
+    assert response.status_code == 405
+    assert response.headers["Allow"]
     assert "<html" in response.get_data(as_text=True)
 
 

@@ -60,3 +60,26 @@ def test_sqlite_runs_with_wal_busy_timeout_and_foreign_keys(app):
 
 def test_the_test_run_does_not_see_the_developers_portal_variables():
     assert not [name for name in os.environ if name.startswith("PORTAL_")]
+
+
+def test_an_unsupported_setting_stops_the_start_with_a_clear_message(tmp_path):
+    import pytest
+
+    from portal.config import ConfigError
+
+    with pytest.raises(ConfigError, match="PORTAL_SEARCH_BACKEND='elastic'"):
+        make_app(tmp_path / "inst", SEARCH_BACKEND="elastic")
+    with pytest.raises(ConfigError, match="PORTAL_MAIL_BACKEND"):
+        make_app(tmp_path / "inst", MAIL_BACKEND="pigeon")
+
+
+def test_an_empty_secret_key_file_is_refused_not_used(tmp_path):
+    import pytest
+
+    from portal.config import ConfigError
+
+    instance = tmp_path / "inst"
+    instance.mkdir()
+    (instance / "secret_key").write_text("")
+    with pytest.raises(ConfigError, match="no usable key"):
+        make_app(instance)

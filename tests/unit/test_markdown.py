@@ -105,3 +105,19 @@ def test_ordinary_markdown_is_kept_and_headings_sit_below_the_page_title():
 def test_empty_body_renders_nothing():
     assert str(render_markdown("")) == ""
     assert str(render_markdown(None)) == ""
+
+
+@pytest.mark.parametrize(
+    "source", ["[x](//evil.example/page)", "[x](tel:+441234)", "[x](ftp://files.example)"]
+)
+def test_links_other_than_web_mail_and_this_site_stay_plain_text(source):
+    html = str(render_markdown(source))
+    assert "<a" not in html
+    assert "[x](" in html
+
+
+def test_section_text_headings_start_below_the_sections_own_heading():
+    assert (
+        str(render_markdown("# Costs\n\n## Staff", top_heading=3)).strip()
+        == "<h3>Costs</h3>\n<h4>Staff</h4>"
+    )
