@@ -9,7 +9,7 @@ from .. import audit
 from ..auth.services import FieldErrors, resolve_force
 from ..extensions import db
 from ..models import AuditEvent, Role, User, UserStatus, utcnow
-from ..pagination import Page, like_pattern, paginate
+from ..pagination import Page, paginate
 
 
 def search_users(text: str = "", page: int = 1, per_page: int = 25) -> Page:
