@@ -22,6 +22,9 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.runtime-installed
 
 ## Set up the embedded default (SQLite + Whoosh in instance/), add demo data, serve.
+## Development settings: cookies work over plain HTTP on this machine.
+run: export PORTAL_ENV ?= development
+run: export PORTAL_BASE_URL ?= http://$(HOST):$(PORT)
 run: $(VENV)/.runtime-installed
 	$(BIN)/portal seed-demo
 	@echo ""

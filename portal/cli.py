@@ -56,6 +56,8 @@ def seed_demo_command() -> None:
     click.echo("Demo logins (email / password):")
     for account in DEMO_ACCOUNTS:
         click.echo(f"  {account.role.value:<12} {account.email} / {account.password}")
+        if account.totp_secret:
+            click.echo(f"  {'':<12} two-factor key for an authenticator app: {account.totp_secret}")
 
 
 @click.command("import-case-studies")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from importlib import resources
 
+import pyotp
 from sqlalchemy import select
 
 from .accounts import create_user
+from .auth.services import enable_mfa
 from .casestudies.importer import import_case_studies
 from .extensions import db
 from .models import Revision, Role, User
@@ -21,6 +24,7 @@ class DemoAccount:
     name: str
     force: str
     password: str
+    totp_secret: str | None = None  # moderators and admins must use two-factor sign-in
 
 
 # Demo only: these passwords are printed by `portal seed-demo` and in the README.
@@ -38,6 +42,7 @@ DEMO_ACCOUNTS = (
         "Jo Richards",
         "National Police Chiefs' Council",
         "approve with care 2026",
+        "DEMOMODERATORTOTPKEYJORICHARDS23",
     ),
     DemoAccount(
         Role.ADMIN,
@@ -45,6 +50,7 @@ DEMO_ACCOUNTS = (
         "Chris Lee",
         "College of Policing",
         "keys to the library 7",
+        "DEMOADMINTOTPKEYCHRISLEE23456723",
     ),
 )
 
@@ -69,7 +75,14 @@ def seed_demo() -> dict[str, int]:
     added = {"accounts": 0, "case_studies": 0}
     for account in DEMO_ACCOUNTS:
         if db.session.scalar(select(User.id).where(User.email == account.email)) is None:
-            create_user(account.email, account.name, account.force, account.role, account.password)
+            user = create_user(
+                account.email, account.name, account.force, account.role, account.password
+            )
+            if account.totp_secret:
+                previous_step = time.time() - 30  # leaves the current code free for sign-in
+                enable_mfa(
+                    user, account.totp_secret, pyotp.TOTP(account.totp_secret).at(previous_step)
+                )
             added["accounts"] += 1
     lines = demo_lines()
     first_title = json.loads(lines[0])["title"]
