@@ -1,14 +1,22 @@
 """Forms for accounts. Passwords are never stripped or changed: they are used as typed."""
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, StringField
+from wtforms import EmailField, PasswordField, StringField, ValidationError
 from wtforms.validators import DataRequired, Length
 
 from ..casestudies import rules
+from ..reference import find_force
+from .passwords import password_problem
 
 
 def _strip(value):
     return value.strip() if isinstance(value, str) else value
+
+
+def validate_force_name(name: str | None) -> None:
+    """Refuse a force name that is neither a force's name nor one of its aliases."""
+    if name and find_force(name) is None:
+        raise ValidationError("Choose your force from the list")
 
 
 class LoginForm(FlaskForm):
@@ -41,13 +49,27 @@ class RegisterForm(FlaskForm):
     )
     password = PasswordField("Create a password", validators=[DataRequired("Create a password")])
 
+    # The same rules the service enforces, checked here too so every mistake shows at once.
     def validate_email(self, field):
-        if not rules.looks_like_email(field.data or ""):
-            from wtforms import ValidationError
+        from . import services
 
+        if not rules.looks_like_email(field.data or ""):
             raise ValidationError(
                 "Enter an email address in the correct format, like name@force.police.uk"
             )
+        problem = services.email_domain_problem(field.data)
+        if problem:
+            raise ValidationError(problem)
+
+    def validate_force(self, field):
+        validate_force_name(field.data)
+
+    def validate_password(self, field):
+        problem = password_problem(
+            field.data or "", name=self.name.data or "", email=self.email.data or ""
+        )
+        if problem:
+            raise ValidationError(problem)
 
 
 class EmailForm(FlaskForm):
@@ -80,6 +102,9 @@ class ProfileForm(FlaskForm):
         filters=[_strip],
         validators=[DataRequired("Choose your force from the list")],
     )
+
+    def validate_force(self, field):
+        validate_force_name(field.data)
 
 
 class CodeForm(FlaskForm):

@@ -37,13 +37,13 @@ def find_user_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(func.lower(User.email) == normalise_email(email)))
 
 
-def email_domain_allowed(email: str) -> bool:
-    """Return True when the email's domain is, or ends with, an allowed suffix."""
+def email_domain_problem(email: str) -> str | None:
+    """Return why the email's domain may not register, or None when it ends in an allowed suffix."""
     domain = normalise_email(email).rpartition("@")[2]
-    return any(
-        domain == suffix or domain.endswith("." + suffix)
-        for suffix in current_app.config["ALLOWED_EMAIL_DOMAINS"]
-    )
+    suffixes = current_app.config["ALLOWED_EMAIL_DOMAINS"]
+    if any(domain == suffix or domain.endswith("." + suffix) for suffix in suffixes):
+        return None
+    return f"Enter your work email address: it must end in {' or '.join(suffixes)}"
 
 
 def external_url(endpoint: str, **values) -> str:
@@ -75,9 +75,9 @@ def register(name: str, email: str, force_name: str, password: str) -> None:
     """
     email = normalise_email(email)
     errors: dict[str, str] = {}
-    if not email_domain_allowed(email):
-        suffixes = " or ".join(current_app.config["ALLOWED_EMAIL_DOMAINS"])
-        errors["email"] = f"Enter your work email address: it must end in {suffixes}"
+    domain_problem = email_domain_problem(email)
+    if domain_problem:
+        errors["email"] = domain_problem
     force = find_force(force_name) if force_name.strip() else None
     if force is None:
         errors["force"] = "Choose your force from the list"
