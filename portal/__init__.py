@@ -44,6 +44,8 @@ def configure(app: Flask, overrides: dict[str, Any]) -> None:
     app.config.from_pyfile("config.py", silent=True)
     app.config.update(overrides)
     app.config.update(portal_config.finalise(app.config, instance))
+    for warning in portal_config.production_warnings(app.config):
+        app.logger.warning(warning)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # the token lives as long as the session
     if app.config["TRUSTED_PROXIES"]:
         from werkzeug.middleware.proxy_fix import ProxyFix

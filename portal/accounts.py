@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from .auth.passwords import hash_password
+from .auth.passwords import hash_password, password_problem
 from .casestudies.rules import looks_like_email
 from .extensions import db
 from .models import AuditEvent, Role, User, UserStatus, utcnow
@@ -24,8 +24,9 @@ def create_user(
         raise AccountError(f"{email!r} is not an email address")
     if not name.strip():
         raise AccountError("a name is required")
-    if len(password) < 12:
-        raise AccountError("the password must be at least 12 characters")
+    problem = password_problem(password, name=name, email=email)
+    if problem:
+        raise AccountError(problem)
     found = find_force(force)
     if found is None:
         raise AccountError(f"unknown force {force!r}")

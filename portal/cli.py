@@ -45,8 +45,15 @@ def init_db() -> dict[str, int]:
 @with_appcontext
 def seed_demo_command() -> None:
     """Add demo accounts and case studies (safe to run again) and print the logins."""
+    from flask import current_app
+
     from .demo import DEMO_ACCOUNTS, seed_demo
 
+    if current_app.config["ENV"] != "development" and not current_app.config.get("TESTING"):
+        raise click.ClickException(
+            "seed-demo adds accounts whose passwords are public: it runs only with "
+            "PORTAL_ENV=development (make run sets it)."
+        )
     init_db()
     added = seed_demo()
     click.echo(

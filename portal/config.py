@@ -119,6 +119,7 @@ def finalise(config: dict[str, Any], instance_path: Path) -> dict[str, Any]:
     derived["UPLOADS_PATH"] = str(instance_path / "uploads")
     derived["RATELIMIT_STORAGE_URI"] = config.get("RATELIMIT_STORAGE_URL") or "memory://"
     derived["RATELIMIT_HEADERS_ENABLED"] = True
+    derived["RATELIMIT_STRATEGY"] = "moving-window"  # no double allowance at a window's edge
     production = config.get("ENV", "production") == "production" and not config.get("TESTING")
     derived["SESSION_COOKIE_SECURE"] = production
     derived["SESSION_COOKIE_NAME"] = "__Host-session" if production else "session"
@@ -133,3 +134,15 @@ def finalise(config: dict[str, Any], instance_path: Path) -> dict[str, Any]:
             d.strip().lower().lstrip(".") for d in domains.split(",") if d.strip()
         )
     return derived
+
+
+def production_warnings(config: dict[str, Any]) -> list[str]:
+    """Return what looks unfinished in a production configuration."""
+    if config.get("ENV") != "production" or config.get("TESTING"):
+        return []
+    warnings = []
+    if config["BASE_URL"].startswith(("http://127.0.0.1", "http://localhost")):
+        warnings.append("PORTAL_BASE_URL is not set: links in emails will point at this machine")
+    if config["MAIL_BACKEND"] == "file":
+        warnings.append("PORTAL_MAIL_BACKEND is 'file': mail goes to instance/outbox, not people")
+    return warnings

@@ -80,9 +80,9 @@ def seed_demo() -> dict[str, int]:
             )
             if account.totp_secret:
                 previous_step = time.time() - 30  # leaves the current code free for sign-in
-                enable_mfa(
-                    user, account.totp_secret, pyotp.TOTP(account.totp_secret).at(previous_step)
-                )
+                user.totp_pending_secret = account.totp_secret
+                code = pyotp.TOTP(account.totp_secret).at(previous_step)
+                enable_mfa(user, account.password, code)
             added["accounts"] += 1
     lines = demo_lines()
     first_title = json.loads(lines[0])["title"]

@@ -155,6 +155,11 @@ class User(UserMixin, db.Model):
     totp_enabled_at: Mapped[datetime | None] = mapped_column(DateTime)
     # The last TOTP time step accepted, so a code can never be used twice.
     totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    # The key being set up, kept here rather than in the (signed, not encrypted) cookie.
+    totp_pending_secret: Mapped[str | None] = mapped_column(String(64))
+    # Wrong second-factor codes in a row; too many locks the second step for a while.
+    second_factor_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    second_factor_locked_until: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime)
     password_changed_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -197,7 +202,7 @@ class RecoveryCode(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
-    code_hash: Mapped[str] = mapped_column(String(64))
+    code_hash: Mapped[str] = mapped_column(String(255))  # argon2id
     used_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     user: Mapped[User] = relationship(back_populates="recovery_codes")

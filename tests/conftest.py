@@ -131,7 +131,8 @@ def make_user(app):
 
                 secret = pyotp.random_base32()
                 # Set up with the previous step's code, so the current one is still unused.
-                services.enable_mfa(user, secret, pyotp.TOTP(secret).at(time.time() - 30))
+                user.totp_pending_secret = secret
+                services.enable_mfa(user, password, pyotp.TOTP(secret).at(time.time() - 30))
             db.session.expunge_all()
         return TestUser(email=email, password=password, totp_secret=secret, role=role)
 

@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, session, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from ..extensions import limiter
 from ..reference import force_names_and_aliases
 from ..web.forms import add_errors, render_form
 from . import mfa, services, sessions
-from .forms import ChangePasswordForm, CodeForm, PasswordCheckForm, ProfileForm
+from .forms import ChangePasswordForm, MfaSetupForm, PasswordCheckForm, ProfileForm
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
-PENDING_SECRET = "mfa_setup_secret"  # noqa: S105 - a session key name, not a secret
+PASSWORD_CHECK_LIMIT = "10 per 5 minutes"  # noqa: S105 - a rate, not a password
+
+
+def _user_key() -> str:
+    return f"user:{current_user.get_id()}"
+
+
+def _failed(_response) -> bool:
+    return bool(g.get("password_check_failed"))
+
+
+def _limited(view):
+    """Limit wrong passwords per user: a stolen session must not become a guessing oracle."""
+    return limiter.limit(
+        PASSWORD_CHECK_LIMIT, key_func=_user_key, methods=["POST"], deduct_when=_failed
+    )(view)
 
 
 def _user():
@@ -47,6 +63,7 @@ def profile():
 
 
 @bp.route("/password", methods=["GET", "POST"])
+@_limited
 def change_password():
     """Change the password; every other session ends, this one carries on."""
     user = _user()
@@ -56,6 +73,7 @@ def change_password():
             services.change_password(user, form.current_password.data, form.new_password.data)
         except services.FieldErrors as failure:
             add_errors(form, failure.errors)
+            g.password_check_failed = True
         else:
             sessions.start_session(user)
             flash("Your password has been changed. Other devices have been signed out.", "success")
@@ -64,32 +82,30 @@ def change_password():
 
 
 @bp.route("/two-factor", methods=["GET", "POST"])
+@_limited
 def mfa_setup():
     """Set up an authenticator app: scan the QR code (or type the key), enter a code."""
     user = _user()
     if user.mfa_enabled:
         return redirect(url_for(".index"))
-    secret = session.get(PENDING_SECRET) or mfa.new_secret()
-    session[PENDING_SECRET] = secret
-    form = CodeForm()
+    secret = services.pending_mfa_secret(user)
+    form = MfaSetupForm()
     if form.validate_on_submit():
         try:
-            codes = services.enable_mfa(user, secret, form.code.data)
+            codes = services.enable_mfa(user, form.password.data, form.code.data)
         except services.FieldErrors as failure:
             add_errors(form, failure.errors)
         else:
-            session.pop(PENDING_SECRET, None)
             return render_template("account/recovery_codes.html", codes=codes, first_time=True)
+    if request.method == "POST":
+        g.password_check_failed = True
     uri = mfa.provisioning_uri(secret, user.email)
-    return render_form(
-        "account/mfa_setup.html",
-        form,
-        qr=mfa.qr_svg(uri),
-        secret=" ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
-    )
+    grouped = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+    return render_form("account/mfa_setup.html", form, qr=mfa.qr_svg(uri), secret=grouped)
 
 
 @bp.post("/two-factor/recovery-codes")
+@_limited
 def regenerate_codes():
     """Replace the recovery codes after checking the password."""
     user = _user()
@@ -101,6 +117,7 @@ def regenerate_codes():
             codes = services.regenerate_recovery_codes(user, form.password.data)
         except services.FieldErrors as failure:
             add_errors(form, failure.errors)
+            g.password_check_failed = True
         else:
             return render_template("account/recovery_codes.html", codes=codes, first_time=False)
     return render_form(
@@ -109,6 +126,7 @@ def regenerate_codes():
 
 
 @bp.post("/two-factor/disable")
+@_limited
 def disable_mfa():
     """Turn two-factor authentication off (contributors only)."""
     user = _user()
@@ -118,6 +136,7 @@ def disable_mfa():
             services.disable_mfa(user, form.password.data)
         except services.FieldErrors as failure:
             add_errors(form, failure.errors)
+            g.password_check_failed = True
         else:
             flash("Two-factor authentication is off.", "success")
             return redirect(url_for(".index"), code=303)

@@ -19,6 +19,14 @@ def validate_force_name(name: str | None) -> None:
         raise ValidationError("Choose your force from the list")
 
 
+def validate_person_name(name: str | None) -> None:
+    from .services import name_problem
+
+    problem = name_problem(name or "")
+    if problem:
+        raise ValidationError(problem)
+
+
 class LoginForm(FlaskForm):
     email = EmailField(
         "Email address",
@@ -60,6 +68,9 @@ class RegisterForm(FlaskForm):
         problem = services.email_domain_problem(field.data)
         if problem:
             raise ValidationError(problem)
+
+    def validate_name(self, field):
+        validate_person_name(field.data)
 
     def validate_force(self, field):
         validate_force_name(field.data)
@@ -103,8 +114,22 @@ class ProfileForm(FlaskForm):
         validators=[DataRequired("Choose your force from the list")],
     )
 
+    def validate_name(self, field):
+        validate_person_name(field.data)
+
     def validate_force(self, field):
         validate_force_name(field.data)
+
+
+class ConfirmEmailForm(FlaskForm):
+    password = PasswordField("Password", validators=[DataRequired("Enter the password you chose")])
+
+
+class MfaSetupForm(FlaskForm):
+    code = StringField(
+        "Code", filters=[_strip], validators=[DataRequired("Enter the code"), Length(max=20)]
+    )
+    password = PasswordField("Your password", validators=[DataRequired("Enter your password")])
 
 
 class CodeForm(FlaskForm):
@@ -115,7 +140,3 @@ class CodeForm(FlaskForm):
 
 class PasswordCheckForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired("Enter your password")])
-
-
-class ConfirmForm(FlaskForm):
-    """A form with nothing but its CSRF token, for one-button actions."""

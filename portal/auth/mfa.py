@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import io
 import secrets
@@ -11,6 +10,8 @@ import time
 import pyotp
 import segno
 from markupsafe import Markup
+
+from .passwords import hash_password, verify_password
 
 RECOVERY_CODE_COUNT = 10
 ISSUER = "HeForShe Practice Library"
@@ -67,7 +68,17 @@ def new_recovery_codes() -> list[str]:
     return codes
 
 
-def hash_recovery_code(code: str) -> str:
-    """Return the stored form of a recovery code (codes are random, so SHA-256 suffices)."""
+def normalise_recovery_code(code: str) -> str | None:
+    """Return the code's ten characters without spaces or dashes, or None if it is not one."""
     normalised = "".join(ch for ch in code.casefold() if ch.isalnum())
-    return hashlib.sha256(normalised.encode()).hexdigest()
+    return normalised if len(normalised) == 10 and normalised.isascii() else None
+
+
+def hash_recovery_code(code: str) -> str:
+    """Return the stored form of a recovery code: an argon2id hash, salted per code."""
+    return hash_password(normalise_recovery_code(code) or code)
+
+
+def recovery_code_matches(stored_hash: str, code: str) -> bool:
+    normalised = normalise_recovery_code(code)
+    return normalised is not None and verify_password(stored_hash, normalised)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 from importlib import resources
 
@@ -36,8 +37,9 @@ def _common_passwords() -> frozenset[str]:
     return frozenset(line.strip().casefold() for line in text.splitlines() if line.strip())
 
 
-def _letters(text: str) -> str:
-    return re.sub(r"[^a-z]", "", text.casefold())
+def _significant(text: str) -> str:
+    """Keep letters and symbols (any script, emoji included); drop digits, spaces, punctuation."""
+    return "".join(ch for ch in text if unicodedata.category(ch)[0] in "LS")
 
 
 def password_problem(password: str, *, name: str = "", email: str = "") -> str | None:
@@ -46,16 +48,16 @@ def password_problem(password: str, *, name: str = "", email: str = "") -> str |
         return f"Enter a password of at least {MIN_LENGTH} characters"
     if len(password) > MAX_LENGTH:
         return f"Enter a password of {MAX_LENGTH} characters or fewer"
-    if password.casefold() in _common_passwords() or _letters(password) in _common_passwords():
+    folded = password.casefold()
+    if folded in _common_passwords() or folded.strip() in _common_passwords():
         return "This password is too common. Choose a less predictable one"
     # Built from the person's own name or email, or the portal's name ("SamPatel2026!"):
-    # take away every such word and see whether much is left.
+    # take those words away and see whether much of substance is left.
     words = set(PORTAL_WORDS)
-    words.update(w for w in re.split(r"[^a-z]+", name.casefold()) if len(w) >= 3)
-    words.update(w for w in re.split(r"[^a-z]+", email.casefold()) if len(w) >= 3)
-    remainder = _letters(password)
+    words.update(w for w in re.split(r"[\W_]+", f"{name} {email}".casefold()) if len(w) >= 3)
+    remainder = folded
     for word in sorted(words, key=len, reverse=True):
         remainder = remainder.replace(word, "")
-    if len(remainder) < 4:
+    if remainder != folded and len(_significant(remainder)) < 4:
         return "Your password must not be built from your name, email or the portal's name"
     return None

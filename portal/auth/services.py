@@ -6,13 +6,16 @@ event, and sends any email only after the commit.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import Enum
 
 from flask import current_app, render_template, url_for
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from .. import audit
+from ..casestudies.rules import is_clean_text, looks_like_email
 from ..extensions import db
 from ..mail import send_mail
 from ..models import Force, RecoveryCode, Role, User, UserStatus, utcnow
@@ -67,48 +70,62 @@ def resolve_force(name: str) -> Force:
 # Registration and confirmation
 
 
+def name_problem(name: str) -> str | None:
+    """Return why a person's name is refused (it is shown in pages and emails), or None."""
+    if not name.strip():
+        return "Enter your full name"
+    if len(name) > 120:
+        return "Enter a name of 120 characters or fewer"
+    if not is_clean_text(name, multiline=False) or "\t" in name:
+        return "Enter your name without line breaks or special characters"
+    if re.search(r"(://|www\.|@|<|>)", name, re.IGNORECASE):
+        return "Enter your name only, without web or email addresses"
+    return None
+
+
 def register(name: str, email: str, force_name: str, password: str) -> None:
     """Create a pending account and email a confirmation link.
 
-    The outcome looks the same whether or not the email was registered before; the
-    existing owner is told by email instead.
+    The outcome, and the work done, look the same whether or not the email was
+    registered before; the existing owner is told by email instead.
     """
     email = normalise_email(email)
     errors: dict[str, str] = {}
-    domain_problem = email_domain_problem(email)
-    if domain_problem:
-        errors["email"] = domain_problem
+    for field, problem in (
+        ("name", name_problem(name)),
+        ("email", email_domain_problem(email)),
+        ("password", password_problem(password, name=name, email=email)),
+    ):
+        if problem:
+            errors[field] = problem
     force = find_force(force_name) if force_name.strip() else None
     if force is None:
         errors["force"] = "Choose your force from the list"
-    problem = password_problem(password, name=name, email=email)
-    if problem:
-        errors["password"] = problem
     if errors:
         raise FieldErrors(errors)
 
+    password_hash = hash_password(password)  # always, so timing does not tell
     existing = find_user_by_email(email)
-    if existing is not None:
+    if existing is not None and existing.status != UserStatus.PENDING:
         audit.record("auth.register_existing", target=existing)
         db.session.commit()
-        if existing.status == UserStatus.PENDING:
-            _send_confirmation(existing)
-        else:
-            _mail(existing, "register_existing", "Someone tried to register with your email")
+        _mail(existing, "register_existing", "Someone tried to register with your email")
         return
-
-    user = User(
-        email=email,
-        name=name.strip(),
-        force=force,
-        role=Role.CONTRIBUTOR,
-        status=UserStatus.PENDING,
-        password_hash=hash_password(password),
-        password_changed_at=utcnow(),
-    )
-    db.session.add(user)
-    db.session.flush()
-    audit.record("auth.registered", actor=user, target=user, detail={"force": force.slug})
+    if existing is not None:
+        # Still unconfirmed: the newest registration wins, and every earlier link dies
+        # (links carry the password hash), so nobody can register first and take over.
+        user = existing
+        user.name, user.force, user.password_hash = name.strip(), force, password_hash
+        audit.record("auth.registration_replaced", target=user)
+    else:
+        user = User(
+            email=email, name=name.strip(), force=force, role=Role.CONTRIBUTOR,
+            status=UserStatus.PENDING, password_hash=password_hash,
+        )  # fmt: skip
+        db.session.add(user)
+        db.session.flush()
+        audit.record("auth.registered", actor=user, target=user, detail={"force": force.slug})
+    user.password_changed_at = utcnow()
     db.session.commit()
     _send_confirmation(user)
 
@@ -125,11 +142,19 @@ def resend_confirmation(email: str) -> None:
         _send_confirmation(user)
 
 
-def confirm_email(token: str) -> User:
-    """Activate the account a confirmation link was made for; the link then dies."""
+def confirm_email(token: str, password: str) -> User:
+    """Activate the account a link was made for, once the registrant's password is given.
+
+    Asking for the password means whoever clicks the link must also be whoever chose it:
+    a link sent for somebody else's registration of your address confirms nothing.
+    """
     user = tokens.read_token(token, tokens.CONFIRM)
     if user.status != UserStatus.PENDING:
         raise tokens.TokenInvalid("used")
+    if not verify_password(user.password_hash, password):
+        audit.record("auth.confirm_password_failed", target=user)
+        db.session.commit()
+        raise FieldErrors({"password": "Enter the password you chose when you registered"})
     user.status = UserStatus.ACTIVE
     user.confirmed_at = utcnow()
     audit.record("auth.email_confirmed", actor=user, target=user)
@@ -160,9 +185,10 @@ def authenticate(email: str, password: str) -> SignInResult:
     user = find_user_by_email(email)
     ok = verify_password(user.password_hash if user else None, password)
     if user is None or not ok:
-        audit.record(
-            "auth.login_failed", target=user, detail={"email": normalise_email(email)[:254]}
-        )
+        # A password typed into the email box must not end up in the audit log.
+        typed = normalise_email(email)
+        shown = typed if user is not None or looks_like_email(typed) else "(not an email address)"
+        audit.record("auth.login_failed", target=user, detail={"email": shown[:254]})
         db.session.commit()
         return SignInResult(None, None, BAD_CREDENTIALS)
     if user.status != UserStatus.ACTIVE:
@@ -186,25 +212,59 @@ def record_sign_in(user: User, *, method: str) -> None:
     db.session.commit()
 
 
+SECOND_FACTOR_MAX_FAILURES = 10
+SECOND_FACTOR_LOCK = timedelta(hours=1)
+
+
+class SecondFactorLocked(Exception):
+    """Too many wrong codes in a row: the second step is closed for a while."""
+
+
 def verify_second_factor(user: User, code: str) -> bool:
-    """Accept a fresh TOTP code or an unused recovery code; audit the outcome."""
-    code = code.strip()
+    """Accept a fresh TOTP code or an unused recovery code; audit the outcome.
+
+    After 10 wrong codes in a row the second step closes for an hour and the owner is
+    told by email: whoever is guessing already knows the password.
+    """
+    now = utcnow()
+    if user.second_factor_locked_until and user.second_factor_locked_until > now:
+        raise SecondFactorLocked
     step = mfa.matching_step(user.totp_secret or "", code)
-    if step is not None and (user.totp_last_step is None or step > user.totp_last_step):
-        user.totp_last_step = step
-        db.session.commit()
+    if step is not None and _claim_step(user, step):
         return True
     if step is None:
-        wanted = mfa.hash_recovery_code(code)
         for recovery in user.recovery_codes:
-            if recovery.used_at is None and recovery.code_hash == wanted:
-                recovery.used_at = utcnow()
+            if recovery.used_at is None and mfa.recovery_code_matches(recovery.code_hash, code):
+                recovery.used_at = now
+                user.second_factor_failures = 0
                 audit.record("auth.recovery_code_used", actor=user, target=user)
                 db.session.commit()
                 return True
+    user.second_factor_failures += 1
     audit.record("auth.second_factor_failed", actor=user, target=user)
+    locked = user.second_factor_failures >= SECOND_FACTOR_MAX_FAILURES
+    if locked:
+        user.second_factor_failures = 0
+        user.second_factor_locked_until = now + SECOND_FACTOR_LOCK
+        audit.record("auth.second_factor_locked", actor=user, target=user)
     db.session.commit()
+    if locked:
+        _mail(user, "second_factor_locked", "Someone is trying to sign in to your account")
     return False
+
+
+def _claim_step(user: User, step: int) -> bool:
+    # One conditional UPDATE, so two requests racing with the same code cannot both win.
+    claimed = db.session.execute(
+        update(User)
+        .where(User.id == user.id)
+        .where((User.totp_last_step.is_(None)) | (User.totp_last_step < step))
+        .values(totp_last_step=step, second_factor_failures=0)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    db.session.refresh(user)
+    return claimed == 1
 
 
 def sign_out(user: User) -> None:
@@ -244,10 +304,17 @@ def reset_password(token: str, password: str) -> User:
     return user
 
 
+def check_own_password(user: User, password: str, field: str, action: str) -> None:
+    """Raise FieldErrors (and audit the failure) unless `password` is the user's own."""
+    if not verify_password(user.password_hash, password):
+        audit.record("auth.password_check_failed", actor=user, target=user, detail={"for": action})
+        db.session.commit()
+        raise FieldErrors({field: "Your password is not correct"})
+
+
 def change_password(user: User, current: str, new: str) -> None:
     """Change a password after checking the current one; other sessions end."""
-    if not verify_password(user.password_hash, current):
-        raise FieldErrors({"current_password": "Your current password is not correct"})
+    check_own_password(user, current, "current_password", "change_password")
     problem = password_problem(new, name=user.name, email=user.email)
     if problem:
         raise FieldErrors({"new_password": problem})
@@ -268,8 +335,9 @@ def _set_password(user: User, password: str) -> None:
 
 def update_profile(user: User, name: str, force_name: str) -> None:
     """Change the user's name and force."""
-    if not name.strip():
-        raise FieldErrors({"name": "Enter your full name"})
+    problem = name_problem(name)
+    if problem:
+        raise FieldErrors({"name": problem})
     force = resolve_force(force_name)
     changes = {}
     if user.name != name.strip():
@@ -283,12 +351,23 @@ def update_profile(user: User, name: str, force_name: str) -> None:
     db.session.commit()
 
 
-def enable_mfa(user: User, secret: str, code: str) -> list[str]:
-    """Turn on TOTP once the user proves their app works; return new recovery codes."""
+def pending_mfa_secret(user: User) -> str:
+    """Return the key being set up for the user, creating it the first time."""
+    if not user.totp_pending_secret:
+        user.totp_pending_secret = mfa.new_secret()
+        db.session.commit()
+    return user.totp_pending_secret
+
+
+def enable_mfa(user: User, password: str, code: str) -> list[str]:
+    """Turn on TOTP once the user gives their password and a code from their app."""
+    check_own_password(user, password, "password", "enable_mfa")
+    secret = user.totp_pending_secret or ""
     step = mfa.matching_step(secret, code)
     if step is None:
         raise FieldErrors({"code": "Enter the 6-digit code your authenticator app shows now"})
     user.totp_secret = secret
+    user.totp_pending_secret = None
     user.totp_enabled_at = utcnow()
     user.totp_last_step = step
     codes = _replace_recovery_codes(user)
@@ -299,8 +378,7 @@ def enable_mfa(user: User, secret: str, code: str) -> list[str]:
 
 def regenerate_recovery_codes(user: User, password: str) -> list[str]:
     """Replace every recovery code with new ones, after checking the password."""
-    if not verify_password(user.password_hash, password):
-        raise FieldErrors({"password": "Your password is not correct"})
+    check_own_password(user, password, "password", "regenerate_recovery_codes")
     codes = _replace_recovery_codes(user)
     audit.record("auth.recovery_codes_regenerated", actor=user, target=user)
     db.session.commit()
@@ -319,8 +397,7 @@ def disable_mfa(user: User, password: str) -> None:
         raise FieldErrors(
             {"password": "Moderators and admins must keep two-factor authentication on"}
         )
-    if not verify_password(user.password_hash, password):
-        raise FieldErrors({"password": "Your password is not correct"})
+    check_own_password(user, password, "password", "disable_mfa")
     user.totp_secret = None
     user.totp_enabled_at = None
     user.totp_last_step = None

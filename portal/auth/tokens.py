@@ -25,8 +25,13 @@ def _serializer(purpose: str) -> URLSafeTimedSerializer:
 
 def _fingerprint(user: User, purpose: str) -> str:
     # What the link was made for: once the account is confirmed, or the password has
-    # changed (including by this very link), the fingerprint differs and the link is dead.
-    state = user.status.value if purpose == CONFIRM else (user.password_hash or "")
+    # changed (by this very link, or a newer registration), the fingerprint differs and
+    # the link is dead.
+    state = (
+        f"{user.status.value}:{user.password_hash}"
+        if purpose == CONFIRM
+        else (user.password_hash or "")
+    )
     return hashlib.sha256(f"{user.id}:{state}".encode()).hexdigest()[:20]
 
 

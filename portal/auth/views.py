@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
 from ..extensions import limiter
+from ..models import UserStatus
 from ..reference import force_names_and_aliases
 from ..web.forms import add_errors, render_form
 from . import services, sessions, tokens
-from .forms import CodeForm, ConfirmForm, EmailForm, LoginForm, NewPasswordForm, RegisterForm
+from .forms import CodeForm, ConfirmEmailForm, EmailForm, LoginForm, NewPasswordForm, RegisterForm
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 SIGN_IN_LIMIT = "10 per 5 minutes"
+WRONG_CODE = "Enter a correct code from your authenticator app, or a recovery code"
 
 
 def _failed(_response) -> bool:
@@ -21,7 +25,9 @@ def _failed(_response) -> bool:
 
 
 def _account_key() -> str:
-    return "account:" + services.normalise_email(request.form.get("email", ""))[:254]
+    # Hashed, so what was typed never reaches the limiter's storage or its log lines.
+    typed = services.normalise_email(request.form.get("email", ""))
+    return "account:" + hashlib.sha256(typed.encode()).hexdigest()[:32]
 
 
 def _pending_key() -> str:
@@ -65,13 +71,21 @@ def second_factor():
     user, next_url = pending
     form = CodeForm()
     if form.validate_on_submit():
-        if services.verify_second_factor(user, form.code.data):
+        try:
+            accepted = services.verify_second_factor(user, form.code.data)
+        except services.SecondFactorLocked:
+            accepted = False
+            form.form_errors.append(
+                "Signing in is paused for an hour after too many wrong codes. "
+                "We have emailed the account's owner."
+            )
+        else:
+            if not accepted:
+                add_errors(form, {"code": WRONG_CODE})
+        if accepted:
             sessions.start_session(user)
             services.record_sign_in(user, method="password+totp")
             return redirect(next_url or url_for("library.home"), code=303)
-        add_errors(
-            form, {"code": "Enter a correct code from your authenticator app, or a recovery code"}
-        )
     if request.method == "POST":
         g.sign_in_failed = True
     return render_form("auth/second_factor.html", form)
@@ -113,21 +127,31 @@ def check_email():
 
 
 @bp.route("/confirm/<token>", methods=["GET", "POST"])
+@limiter.limit("10 per 15 minutes", methods=["POST"])
 def confirm(token: str):
-    """Show a button that confirms the email (mail scanners follow links, never buttons)."""
-    form = ConfirmForm()
-    if form.validate_on_submit():
-        try:
-            services.confirm_email(token)
-        except tokens.TokenInvalid as error:
-            return _link_invalid(str(error), "confirm")
-        flash("Your email address is confirmed. You can now sign in.", "success")
-        return redirect(url_for(".login"), code=303)
+    """Confirm the email with the password chosen at registration (a button, not the link).
+
+    Mail scanners follow links but never fill in forms, and asking for the password means
+    a link sent for somebody else's registration of your address confirms nothing.
+    """
     try:
-        tokens.read_token(token, tokens.CONFIRM)
+        user = tokens.read_token(token, tokens.CONFIRM)
     except tokens.TokenInvalid as error:
         return _link_invalid(str(error), "confirm")
-    return render_template("auth/confirm.html", form=form)
+    if user.status != UserStatus.PENDING:
+        return _link_invalid("used", "confirm")
+    form = ConfirmEmailForm()
+    if form.validate_on_submit():
+        try:
+            services.confirm_email(token, form.password.data)
+        except tokens.TokenInvalid as error:
+            return _link_invalid(str(error), "confirm")
+        except services.FieldErrors as failure:
+            add_errors(form, failure.errors)
+        else:
+            flash("Your email address is confirmed. You can now sign in.", "success")
+            return redirect(url_for(".login"), code=303)
+    return render_form("auth/confirm.html", form, email=user.email)
 
 
 def _link_invalid(reason: str, purpose: str):

@@ -16,6 +16,15 @@ class OneLineFilter(logging.Filter):
         return True
 
 
+#: Loggers that may carry what a visitor typed (paths, rate-limit keys).
+LOGGERS = ("werkzeug", "flask-limiter", "flask_limiter", "sqlalchemy", "alembic")
+
+
 def register(app: Flask) -> None:
-    """Attach the filter to the app's logger."""
-    app.logger.addFilter(OneLineFilter())
+    """Attach the filter to the app's logger and the libraries' loggers."""
+    one_line = OneLineFilter()
+    app.logger.addFilter(one_line)
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, OneLineFilter) for f in logger.filters):
+            logger.addFilter(one_line)

@@ -34,6 +34,7 @@ def test_register_confirm_sign_in_set_up_two_factor_and_sign_out(page, visit, li
 
     link = latest_link(Path(live_app.config["OUTBOX_PATH"]), address)
     visit(link.replace(live_app.config["BASE_URL"], ""))
+    page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Confirm my email address").click()
     expect(page.get_by_text("Your email address is confirmed")).to_be_visible()
     assert_accessible(page)
@@ -51,6 +52,7 @@ def test_register_confirm_sign_in_set_up_two_factor_and_sign_out(page, visit, li
     assert_accessible(page)
     secret = page.locator("#totp-secret").inner_text().replace(" ", "")
     page.get_by_label("Code from your authenticator app").fill(pyotp.TOTP(secret).now())
+    page.get_by_label("Your password").fill(password)
     page.get_by_role("button", name="Turn on two-factor authentication").click()
     expect(page.get_by_role("heading", name="Two-factor authentication is on")).to_be_visible()
     assert page.locator("#recovery-codes li").count() == 10

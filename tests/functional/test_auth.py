@@ -88,7 +88,13 @@ def test_the_confirmation_link_works_once(app, client, auth):
     path = link_in(outbox(app)[0])
     page = client.get(path)
     assert page.status_code == 200 and "Confirm my email address" in page.get_data(as_text=True)
-    confirmed = client.post(path, data={"csrf_token": csrf_from(page.get_data(as_text=True))})
+    confirmed = client.post(
+        path,
+        data={
+            "password": "seven hills and a quiet river",
+            "csrf_token": csrf_from(page.get_data(as_text=True)),
+        },
+    )
     assert confirmed.status_code == 303
     assert user_by_email(app, "riley.ward@kent.police.uk").status == UserStatus.ACTIVE
     again = client.get(path)
@@ -394,7 +400,7 @@ def test_changing_the_password_needs_the_current_one(client, auth, make_user):
         },
     )
     assert response.status_code == 400
-    assert "current password is not correct" in response.get_data(as_text=True)
+    assert "Your password is not correct" in response.get_data(as_text=True)
 
 
 def test_a_disabled_users_open_session_ends_at_once(app, client, auth, make_user):
@@ -630,13 +636,19 @@ def test_setting_up_2fa_gives_ten_recovery_codes_that_each_work_once(app, client
     secret = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")
     done = client.post(
         "/account/two-factor",
-        data={"code": pyotp.TOTP(secret).now(), "csrf_token": csrf_from(page)},
+        data={
+            "code": pyotp.TOTP(secret).now(),
+            "password": user.password,
+            "csrf_token": csrf_from(page),
+        },
     )
     codes = re.findall(r"<li>([a-z0-9]{5}-[a-z0-9]{5})</li>", done.get_data(as_text=True))
     assert len(codes) == 10
     with app.app_context():
         stored = db.session.scalar(select(User).where(User.email == user.email))
-        assert all(code not in {r.code_hash for r in stored.recovery_codes} for code in codes)
+        hashes = [r.code_hash for r in stored.recovery_codes]
+        assert all(h.startswith("$argon2id$") for h in hashes)
+        assert not any(code in h or code.replace("-", "") in h for code in codes for h in hashes)
     user.totp_secret = secret
     auth.logout()
     assert Auth(app.test_client()).login(user, code=codes[0].upper()).status_code == 303
@@ -651,7 +663,8 @@ def test_a_wrong_setup_code_keeps_2fa_off(app, client, auth, make_user):
     auth.login(user)
     page = client.get("/account/two-factor").get_data(as_text=True)
     response = client.post(
-        "/account/two-factor", data={"code": "123456", "csrf_token": csrf_from(page)}
+        "/account/two-factor",
+        data={"code": "123456", "password": user.password, "csrf_token": csrf_from(page)},
     )
     assert response.status_code == 400
     assert user_by_email(app, user.email).totp_enabled_at is None
@@ -761,3 +774,277 @@ def test_no_password_reaches_the_audit_log(app, client, auth, make_user):
     with app.app_context():
         details = " ".join(db.session.scalars(select(AuditEvent.detail)))
     assert "guessing this one" not in details and PASSWORD not in details
+
+
+# Attacks found in review
+
+
+def test_registering_first_cannot_take_over_the_real_owners_account(app, client, auth):
+    attacker_password = "attacker chose this one"
+    register(client, password=attacker_password)  # the attacker, who cannot read the mailbox
+    attackers_link = link_in(outbox(app)[-1])
+    owner = app.test_client()
+    register(owner, name="Riley Ward", password="the owner's own passphrase")
+    owners_link = link_in(outbox(app)[-1])
+    assert owners_link != attackers_link
+    assert owner.get(attackers_link).status_code == 400  # the earlier link died
+
+    page = owner.get(owners_link).get_data(as_text=True)
+    wrong = owner.post(
+        owners_link, data={"password": attacker_password, "csrf_token": csrf_from(page)}
+    )
+    assert wrong.status_code == 400
+    assert "Enter the password you chose" in wrong.get_data(as_text=True)
+    right = owner.post(
+        owners_link, data={"password": "the owner's own passphrase", "csrf_token": csrf_from(page)}
+    )
+    assert right.status_code == 303
+
+    def sign_in(password):
+        return client.post(
+            "/auth/login",
+            data={
+                "email": "riley.ward@kent.police.uk",
+                "password": password,
+                "csrf_token": auth.csrf(),
+            },
+        )
+
+    assert sign_in(attacker_password).status_code == 400
+    assert sign_in("the owner's own passphrase").status_code == 303
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        "жёлтый медведь пьёт чай",
+        "🔒🦊🌧️🎻🧭🪁🍋🚲🗝️🌵🧩🦉",
+        "48291038471029384756",
+        "ＡＢＣ　ｐａｓｓ　ｗｏｒｄ　９",
+    ],
+)
+def test_passwords_in_any_script_or_all_digits_are_accepted(app, client, password):
+    assert register(client, password=password).status_code == 303
+
+
+def test_a_name_with_line_breaks_or_links_is_refused(app, client):
+    for name in (
+        "Colleague,\n\nIMPORTANT: sign in at https://evil.example",
+        "Visit www.evil.example",
+    ):
+        response = register(client, name=name)
+        assert response.status_code == 400
+        assert 'id="name-error"' in response.get_data(as_text=True)
+    assert outbox(app) == []
+
+
+def test_the_confirmation_email_does_not_repeat_the_name_typed(app, client):
+    register(client, name="Riley Ward")
+    assert "Riley Ward" not in body(outbox(app)[-1])
+
+
+def test_wrong_current_passwords_are_limited_and_audited(app, client, auth, make_user):
+    user = make_user()
+    auth.login(user)
+    token = auth.csrf("/account/password")
+    statuses = [
+        client.post(
+            "/account/password",
+            data={
+                "current_password": "guess number one",
+                "new_password": "a brand new long passphrase",
+                "csrf_token": token,
+            },
+        ).status_code
+        for _ in range(11)
+    ]
+    assert statuses[:10] == [400] * 10 and statuses[10] == 429
+    assert audit_actions(app).count("auth.password_check_failed") == 10
+
+
+def test_ten_wrong_codes_pause_the_second_step_and_tell_the_owner(app, make_user):
+    moderator = make_user("moderator")
+    for attempt in range(2):  # two sign-ins from different places, 5 wrong codes each
+        client = app.test_client()
+        auth = Auth(client)
+        client.post(
+            "/auth/login",
+            data={
+                "email": moderator.email,
+                "password": moderator.password,
+                "csrf_token": auth.csrf(),
+            },
+            environ_base={"REMOTE_ADDR": f"10.2.0.{attempt}"},
+        )
+        token = auth.csrf("/auth/two-factor")
+        for _ in range(5):
+            client.post("/auth/two-factor", data={"code": "000000", "csrf_token": token})
+    assert [m["Subject"] for m in outbox(app)][-1] == "Someone is trying to sign in to your account"
+    from portal.auth import services
+
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == moderator.email))
+        assert user.second_factor_locked_until is not None
+        with pytest.raises(services.SecondFactorLocked):  # even the right code, for an hour
+            services.verify_second_factor(user, moderator.totp())
+
+
+def test_create_user_applies_the_password_rules(runner):
+    result = runner.invoke(
+        args=[
+            "create-user",
+            "boss@kent.police.uk",
+            "--name",
+            "Pat Boss",
+            "--force",
+            "Kent",
+            "--role",
+            "admin",
+        ],
+        input="password1234\n",
+    )
+    assert result.exit_code != 0 and "too common" in result.output
+
+
+def test_seed_demo_refuses_to_run_in_production(tmp_path):
+    from portal import create_app
+
+    app = create_app({"INSTANCE_PATH": str(tmp_path / "prod")})
+    result = app.test_cli_runner().invoke(args=["seed-demo"])
+    assert result.exit_code != 0 and "PORTAL_ENV=development" in result.output
+
+
+def test_the_key_being_set_up_is_not_kept_in_the_cookie(client, auth, make_user):
+    auth.login(make_user("contributor", mfa=False))
+    page = client.get("/account/two-factor").get_data(as_text=True)
+    secret = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")
+    with client.session_transaction() as session:
+        assert secret not in repr(dict(session))
+
+
+def test_turning_on_2fa_needs_the_password(app, client, auth, make_user):
+    import pyotp
+
+    user = make_user("contributor", mfa=False)
+    auth.login(user)
+    page = client.get("/account/two-factor").get_data(as_text=True)
+    secret = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")
+    response = client.post(
+        "/account/two-factor",
+        data={
+            "code": pyotp.TOTP(secret).now(),
+            "password": "not the password",
+            "csrf_token": csrf_from(page),
+        },
+    )
+    assert response.status_code == 400
+    assert user_by_email(app, user.email).totp_enabled_at is None
+
+
+def test_a_password_typed_into_the_email_box_stays_out_of_the_audit_log(app, client, auth):
+    client.post(
+        "/auth/login",
+        data={"email": "MySecretPassphrase!", "password": "x", "csrf_token": auth.csrf()},
+    )
+    with app.app_context():
+        details = " ".join(db.session.scalars(select(AuditEvent.detail)))
+    assert "MySecretPassphrase" not in details
+
+
+def test_rate_limiter_log_lines_cannot_be_forged(client, auth, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO)
+    forged = "x@kent.police.uk\nWARNING portal: admin exported all users"
+    for _ in range(11):
+        client.post(
+            "/auth/login",
+            data={"email": forged, "password": "wrong one here", "csrf_token": auth.csrf()},
+        )
+    assert all("\n" not in record.getMessage() for record in caplog.records)
+    assert not any("exported all users" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("path", "limit"), [("/auth/register", 10), ("/auth/reset", 5), ("/auth/confirm/resend", 5)]
+)
+def test_account_emails_are_rate_limited_per_address(client, path, limit):
+    token = csrf_from(client.get(path).get_data(as_text=True))
+    data = {
+        "email": "someone@kent.police.uk",
+        "name": "Sam Someone",
+        "force": "Kent",
+        "password": "seven hills and a quiet river",
+        "csrf_token": token,
+    }
+    statuses = [client.post(path, data=data).status_code for _ in range(limit + 1)]
+    assert 429 not in statuses[:limit] and statuses[limit] == 429
+
+
+def test_spoofed_forwarded_for_does_not_escape_the_address_limit(client, auth):
+    for n in range(10):
+        client.post(
+            "/auth/login",
+            data={
+                "email": f"v{n}@kent.police.uk",
+                "password": "wrong guess!",
+                "csrf_token": auth.csrf(),
+            },
+            headers={"X-Forwarded-For": f"203.0.113.{n}"},
+        )
+    blocked = client.post(
+        "/auth/login",
+        data={"email": "v99@kent.police.uk", "password": "x", "csrf_token": auth.csrf()},
+        headers={"X-Forwarded-For": "198.51.100.7"},
+    )
+    assert blocked.status_code == 429
+
+
+def test_next_is_kept_safe_through_the_second_factor(client, auth, make_user):
+    moderator = make_user("moderator")
+    for target, expected in (("//evil.example", "/"), ("/moderation", "/moderation")):
+        client.post(
+            "/auth/login",
+            query_string={"next": target},
+            data={
+                "email": moderator.email,
+                "password": moderator.password,
+                "csrf_token": auth.csrf(),
+            },
+        )
+        done = client.post(
+            "/auth/two-factor",
+            data={
+                "code": moderator.totp(30 if target == "/moderation" else 0),
+                "csrf_token": auth.csrf("/auth/two-factor"),
+            },
+        )
+        assert done.location == expected
+        auth.logout()
+
+
+def test_a_half_signed_in_session_opens_nothing_and_expires(client, auth, make_user):
+    moderator = make_user("moderator")
+    client.post(
+        "/auth/login",
+        data={"email": moderator.email, "password": moderator.password, "csrf_token": auth.csrf()},
+    )
+    for path in ("/", "/account", "/moderation"):
+        assert client.get(path).status_code == 302
+    with client.session_transaction() as session:
+        session["mfa_pending"] = {**session["mfa_pending"], "at": int(time.time()) - 301}
+    response = client.get("/auth/two-factor")
+    assert response.status_code == 303 and response.location == "/auth/login"
+
+
+def test_disabling_a_user_is_audited(app, client, make_user):
+    admin = make_user("admin")
+    target = make_user()
+    Auth(client).login(admin)
+    with app.app_context():
+        uid = db.session.scalar(select(User.id).where(User.email == target.email))
+    page = client.get(f"/admin/users/{uid}").get_data(as_text=True)
+    client.post(
+        f"/admin/users/{uid}/status", data={"status": "disabled", "csrf_token": csrf_from(page)}
+    )
+    assert audit_actions(app)[-1] == "admin.user_status_changed"
