@@ -34,10 +34,19 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_MAX_HOURS": 12,
     # How many reverse proxies in front of the app set X-Forwarded-For (0: none).
     "TRUSTED_PROXIES": 0,
+    "ATTACHMENT_MAX_BYTES": 20 * 1024 * 1024,
+    "ATTACHMENT_MAX_COUNT": 5,
 }
 
 _BOOLEAN = {"PUBLIC_LIBRARY", "SMTP_STARTTLS"}
-_INTEGER = {"SMTP_PORT", "SESSION_IDLE_MINUTES", "SESSION_MAX_HOURS", "TRUSTED_PROXIES"}
+_INTEGER = {
+    "SMTP_PORT",
+    "SESSION_IDLE_MINUTES",
+    "SESSION_MAX_HOURS",
+    "TRUSTED_PROXIES",
+    "ATTACHMENT_MAX_BYTES",
+    "ATTACHMENT_MAX_COUNT",
+}
 
 
 def instance_path_from_env() -> str:
@@ -128,6 +137,11 @@ def finalise(config: dict[str, Any], instance_path: Path) -> dict[str, Any]:
     derived["SESSION_COOKIE_DOMAIN"] = None  # required by the __Host- prefix
     derived["SESSION_REFRESH_EACH_REQUEST"] = True
     derived["BASE_URL"] = str(config.get("BASE_URL") or "").rstrip("/")
+    # One request carries at most a form and the allowed attachments; more is a 413.
+    derived["MAX_CONTENT_LENGTH"] = (
+        int(config["ATTACHMENT_MAX_BYTES"]) * int(config["ATTACHMENT_MAX_COUNT"]) + 1024 * 1024
+    )
+    derived["MAX_FORM_MEMORY_SIZE"] = 2 * 1024 * 1024
     domains = config.get("ALLOWED_EMAIL_DOMAINS") or ""
     if isinstance(domains, str):
         derived["ALLOWED_EMAIL_DOMAINS"] = tuple(

@@ -292,6 +292,8 @@ class Revision(db.Model):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime)
     published_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # When the author last ticked the sensitivity checklist (required to submit).
+    checklist_confirmed_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     case_study: Mapped[CaseStudy] = relationship(back_populates="revisions")
     themes: Mapped[list[Theme]] = relationship(secondary=revision_theme, order_by="Theme.position")
@@ -323,6 +325,38 @@ class Attachment(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     revision: Mapped[Revision] = relationship(back_populates="attachments")
+
+
+class ModerationAction(enum.StrEnum):
+    SUBMITTED = "submitted"
+    WITHDRAWN = "withdrawn"
+    APPROVED = "approved"
+    CHANGES_REQUESTED = "changes_requested"
+    REJECTED = "rejected"
+    ARCHIVED = "archived"
+
+
+class ModerationEvent(db.Model):
+    """An append-only record of a step in a case study's moderation, with its comment."""
+
+    __tablename__ = "moderation_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_study_id: Mapped[int] = mapped_column(
+        ForeignKey("case_study.id", ondelete="CASCADE"), index=True
+    )
+    revision_id: Mapped[int] = mapped_column(
+        ForeignKey("revision.id", ondelete="CASCADE"), index=True
+    )
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    action: Mapped[ModerationAction] = mapped_column(_enum(ModerationAction, "moderation_action"))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    # On submission: the content as submitted, so the next submission can be compared with it.
+    snapshot: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    actor: Mapped[User | None] = relationship()
+    revision: Mapped[Revision] = relationship()
 
 
 class AuditEvent(db.Model):

@@ -119,9 +119,13 @@ def register(name: str, email: str, force_name: str, password: str) -> None:
         audit.record("auth.registration_replaced", target=user)
     else:
         user = User(
-            email=email, name=name.strip(), force=force, role=Role.CONTRIBUTOR,
-            status=UserStatus.PENDING, password_hash=password_hash,
-        )  # fmt: skip
+            email=email,
+            name=name.strip(),
+            force=force,
+            role=Role.CONTRIBUTOR,
+            status=UserStatus.PENDING,
+            password_hash=password_hash,
+        )
         db.session.add(user)
         db.session.flush()
         audit.record("auth.registered", actor=user, target=user, detail={"force": force.slug})

@@ -1,22 +1,285 @@
-"""Show case studies."""
+"""Write, read and manage case studies: the author's pages and the case study page."""
 
-from flask import Blueprint, abort, redirect, render_template, url_for
+from __future__ import annotations
 
-from .queries import published_revision
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from ..extensions import db
+from ..models import Attachment, CaseStudy, ModerationEvent, Partner, Revision, RevisionState, Theme
+from ..web.forms import add_errors, render_form
+from ..web.htmx import vary_on_htmx
+from . import attachments as files
+from . import services
+from .diff import compare, snapshot_of
+from .forms import ActionForm, CaseStudyForm
+from .markdown import render_markdown
 
 bp = Blueprint("casestudies", __name__, url_prefix="/case-studies")
+
+
+def _user():
+    return current_user._get_current_object() if current_user.is_authenticated else None
+
+
+def _case_study_or_404(case_study_id: int) -> CaseStudy:
+    try:
+        return services.get_case_study(case_study_id)
+    except services.NotFound:
+        abort(404)
+
+
+def _visible_revision(case_study: CaseStudy) -> Revision:
+    """Return what this user may read of the case study, or 404."""
+    live = services.published(case_study)
+    if live is not None:
+        return live
+    if services.may_see_unpublished(_user(), case_study):
+        return services.latest(case_study)
+    abort(404)
+
+
+@bp.get("/mine")
+def mine():
+    """List the signed-in author's case studies with their states."""
+    case_studies = db.session.scalars(
+        select(CaseStudy)
+        .where(CaseStudy.author_id == current_user.id)
+        .options(selectinload(CaseStudy.revisions))
+        .order_by(CaseStudy.created_at.desc(), CaseStudy.id.desc())
+    ).all()
+    return render_template("casestudies/mine.html", case_studies=case_studies)
+
+
+def _form_page(form, case_study, revision, *, preview=None, notice=None):
+    return render_form(
+        "casestudies/form.html",
+        form,
+        case_study=case_study,
+        revision=revision,
+        partner_names=list(db.session.scalars(select(Partner.name).order_by(Partner.name))),
+        preview=preview,
+        notice=notice,
+    )
+
+
+def _uploads(form, revision, removing):
+    """Read the uploaded files; return (attachments, first refusal or None)."""
+    uploads = []
+    already = len([a for a in (revision.attachments if revision else []) if a.id not in removing])
+    for upload in form.attachments.data or []:
+        if not getattr(upload, "filename", ""):
+            continue
+        try:
+            uploads.append(files.read_upload(upload, already + len(uploads)))
+        except files.AttachmentRefused as error:
+            return [], str(error)
+    return uploads, None
+
+
+def _write(case_study: CaseStudy | None):
+    """Handle the writing form, for a new case study or the working copy of one."""
+    user = _user()
+    revision = None
+    if case_study is not None:
+        revision = services.working(case_study) or services.published(case_study)
+    form = CaseStudyForm()
+    form.set_theme_choices(db.session.scalars(select(Theme).order_by(Theme.position)))
+    if request.method == "GET":
+        if revision is not None:
+            form.fill(services.Content.of(revision))
+        else:
+            form.contact_name.data, form.contact_email.data = user.name, user.email
+        return _form_page(form, case_study, revision)
+
+    action = request.form.get("action", "save")
+    if action == "preview":  # without JavaScript: show the preview, keep everything typed
+        form.validate()
+        return _form_page(form, case_study, revision, preview=render_markdown(form.body.data))
+    if not form.validate_on_submit():
+        return _form_page(form, case_study, revision)
+    removing = {int(i) for i in request.form.getlist("remove_attachment") if i.isdigit()}
+    uploads, refused = _uploads(form, revision, removing)
+    if refused:
+        add_errors(form, {"attachments": refused})
+        return _form_page(form, case_study, revision)
+    submit = action == "submit"
+    try:
+        saved = services.save(
+            user,
+            case_study,
+            form.content(),
+            attachments=uploads,
+            remove_attachment_ids=sorted(removing),
+            submit=submit,
+            checklist=form.checklist_ticked,
+        )
+    except services.SubmitRefused as refusal:
+        errors = dict(refusal.errors)
+        if "event_date" in errors:
+            errors["event_day"] = errors.pop("event_date")
+        if "checklist" in errors:
+            errors["no_personal_data"] = errors.pop("checklist")
+        add_errors(form, errors)
+        notice = "Your draft has been saved. Fix the problems below to submit it."
+        return _form_page(
+            form, refusal.case_study, services.working(refusal.case_study), notice=notice
+        )
+    except services.NotAllowed as error:
+        flash(str(error))
+        return redirect(url_for(".show", case_study_id=case_study.id), code=303)
+    if submit:
+        flash("Sent to the moderators. We will email you their decision.", "success")
+        return redirect(url_for(".mine"), code=303)
+    flash("Your draft has been saved.", "success")
+    return redirect(url_for(".edit", case_study_id=saved.id), code=303)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def new():
+    """Write a new case study."""
+    return _write(None)
+
+
+@bp.route("/<id:case_study_id>/edit", methods=["GET", "POST"])
+def edit(case_study_id: int):
+    """Edit the draft, or start a new version of a published case study."""
+    case_study = _case_study_or_404(case_study_id)
+    user = _user()
+    _visible_revision(case_study)  # 404 for those who may not see it at all
+    if not services.editable_by(user, case_study):
+        if services.is_author(user, case_study) and services.revision_in(
+            case_study, RevisionState.SUBMITTED
+        ):
+            flash("Withdraw your case study from moderation before you change it.")
+            return redirect(url_for(".show", case_study_id=case_study.id), code=303)
+        abort(403)
+    return _write(case_study)
+
+
+@bp.post("/preview")
+def preview():
+    """Render Markdown exactly as the case study page will show it (an htmx fragment)."""
+    html = render_markdown(request.form.get("body", "")[:100_000])
+    return vary_on_htmx(make_response(render_template("casestudies/_preview.html", preview=html)))
 
 
 @bp.get("/<id:case_study_id>")
 @bp.get("/<id:case_study_id>/<slug>")
 def show(case_study_id: int, slug: str | None = None):
-    """Show the published revision of a case study at its canonical address."""
-    revision = published_revision(case_study_id)
-    if revision is None:
-        abort(404)
-    case_study = revision.case_study
+    """Show a case study: its published version, or for its author and moderators the latest."""
+    case_study = _case_study_or_404(case_study_id)
+    revision = _visible_revision(case_study)
     if slug != case_study.slug:
         return redirect(
             url_for(".show", case_study_id=case_study.id, slug=case_study.slug), code=301
         )
-    return render_template("casestudies/show.html", revision=revision, case_study=case_study)
+    user = _user()
+    return render_template(
+        "casestudies/show.html",
+        case_study=case_study,
+        revision=revision,
+        working=services.working(case_study)
+        if services.may_see_unpublished(user, case_study)
+        else None,
+        can_edit=bool(user) and services.editable_by(user, case_study),
+        is_author=services.is_author(user, case_study),
+        can_archive=bool(user)
+        and case_study.archived_at is None
+        and revision.state == RevisionState.PUBLISHED
+        and (services.is_author(user, case_study) or services.is_moderator(user)),
+        can_see_history=services.may_see_unpublished(user, case_study),
+        action_form=ActionForm(),
+    )
+
+
+@bp.get("/<id:case_study_id>/history")
+def history(case_study_id: int):
+    """Show every revision, every decision with its comment, and what changed."""
+    case_study = _case_study_or_404(case_study_id)
+    if not services.may_see_unpublished(_user(), case_study):
+        abort(404)
+    events = db.session.scalars(
+        select(ModerationEvent)
+        .where(ModerationEvent.case_study_id == case_study.id)
+        .options(selectinload(ModerationEvent.actor), selectinload(ModerationEvent.revision))
+        .order_by(ModerationEvent.id.desc())
+    ).all()
+    return render_template(
+        "casestudies/history.html",
+        case_study=case_study,
+        events=events,
+        diffs=changes_for_review(case_study),
+    )
+
+
+def changes_for_review(case_study: CaseStudy) -> dict[str, list]:
+    """Compare the working revision with the published one and with its last submission."""
+    current = services.working(case_study)
+    if current is None:
+        return {}
+    now = services.content_snapshot(current)
+    diffs = {}
+    live = services.published(case_study)
+    if live is not None:
+        diffs["published"] = compare(services.content_snapshot(live), now)
+    submissions = db.session.scalars(
+        select(ModerationEvent.snapshot)
+        .where(ModerationEvent.revision_id == current.id, ModerationEvent.action == "submitted")
+        .order_by(ModerationEvent.id.desc())
+    ).all()
+    # The last submission before the one now waiting (or before the draft being written).
+    earlier = submissions[1:] if current.state == RevisionState.SUBMITTED else submissions
+    if earlier:
+        diffs["previous"] = compare(snapshot_of(earlier[0]), now)
+    return diffs
+
+
+def _act(case_study_id: int, step, done: str):
+    case_study = _case_study_or_404(case_study_id)
+    _visible_revision(case_study)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        step(_user(), case_study)
+    except services.NotAllowed as error:
+        flash(str(error))
+    else:
+        flash(done, "success")
+    return redirect(url_for(".show", case_study_id=case_study.id), code=303)
+
+
+@bp.post("/<id:case_study_id>/withdraw")
+def withdraw(case_study_id: int):
+    """Take a submitted case study back to draft."""
+    return _act(case_study_id, services.withdraw, "Withdrawn from moderation: it is a draft again.")
+
+
+@bp.post("/<id:case_study_id>/archive")
+def archive(case_study_id: int):
+    """Take a published case study out of the library."""
+    return _act(case_study_id, services.archive, "Archived: it is no longer in the library.")
+
+
+@bp.get("/<id:case_study_id>/attachments/<id:attachment_id>")
+def attachment(case_study_id: int, attachment_id: int):
+    """Download an attachment of a revision this user may read."""
+    case_study = _case_study_or_404(case_study_id)
+    found = db.session.get(Attachment, attachment_id)
+    if found is None or found.revision.case_study_id != case_study.id:
+        abort(404)
+    readable = found.revision.state == RevisionState.PUBLISHED and case_study.archived_at is None
+    if not readable and not services.may_see_unpublished(_user(), case_study):
+        abort(404)
+    return files.download(found)

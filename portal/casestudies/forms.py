@@ -1,0 +1,180 @@
+"""The case-study form: a draft may be incomplete, a submission may not."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import MultipleFileField
+from wtforms import (
+    BooleanField,
+    EmailField,
+    FieldList,
+    RadioField,
+    SelectChoice,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    ValidationError,
+)
+from wtforms.validators import Length, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from ..models import EVIDENCE_LABELS, Evidence
+from . import rules
+from .services import Content
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+def _clean(form, field):
+    if field.data and not rules.is_clean_text(field.data, multiline=True):
+        raise ValidationError("Remove the control characters from this text")
+
+
+class CaseStudyForm(FlaskForm):
+    title = StringField(
+        "Title",
+        filters=[_strip],
+        validators=[
+            Length(
+                max=rules.TITLE_MAX,
+                message=f"Enter a title of {rules.TITLE_MAX} characters or fewer",
+            ),
+            _clean,
+        ],
+    )
+    summary = TextAreaField(
+        "Summary",
+        filters=[_strip],
+        validators=[
+            Length(
+                max=rules.SUMMARY_MAX,
+                message=f"Enter a summary of {rules.SUMMARY_MAX} characters or fewer",
+            ),
+            _clean,
+        ],
+    )
+    body = TextAreaField("What you did", validators=[Length(max=100_000), _clean])
+    themes = SelectMultipleField(
+        "Themes",
+        coerce=int,
+        option_widget=CheckboxInput(),
+        widget=ListWidget(prefix_label=False),
+        validators=[Optional()],
+    )
+    partners = FieldList(
+        StringField(
+            "Partner organisation",
+            filters=[_strip],
+            validators=[Length(max=rules.PARTNER_MAX), _clean],
+        ),
+        min_entries=4,
+        max_entries=20,
+    )
+    event_day = StringField("Day", filters=[_strip], validators=[Length(max=2)])
+    event_month = StringField("Month", filters=[_strip], validators=[Length(max=2)])
+    event_year = StringField("Year", filters=[_strip], validators=[Length(max=4)])
+    outcomes = TextAreaField("Outcomes", validators=[Length(max=20_000), _clean])
+    lessons = TextAreaField("Lessons learned", validators=[Length(max=20_000), _clean])
+    evidence = RadioField(
+        "Evidence of impact",
+        choices=[SelectChoice(e.value, EVIDENCE_LABELS[e]) for e in Evidence],
+        validators=[Optional()],
+    )
+    contact_name = StringField(
+        "Contact name", filters=[_strip], validators=[Length(max=rules.CONTACT_NAME_MAX), _clean]
+    )
+    contact_email = EmailField(
+        "Contact email address", filters=[_strip], validators=[Length(max=rules.EMAIL_MAX)]
+    )
+    attachments = MultipleFileField("Attachments")
+    no_personal_data = BooleanField("There is no victim or personal data in it")
+    not_sensitive = BooleanField("There is nothing operationally sensitive in it")
+    permission = BooleanField("Everyone named or pictured has given permission")
+
+    def set_theme_choices(self, themes) -> None:
+        self.themes.choices = [SelectChoice(t.id, t.name) for t in themes]
+
+    def validate_themes(self, field):
+        if len(field.data or []) > rules.THEMES_MAX:
+            raise ValidationError(f"Choose at most {rules.THEMES_MAX} themes")
+
+    def validate_contact_email(self, field):
+        if field.data and not rules.looks_like_email(field.data):
+            raise ValidationError(
+                "Enter an email address in the correct format, like name@force.police.uk"
+            )
+
+    def validate_event_year(self, field):
+        parts = (self.event_day.data, self.event_month.data, self.event_year.data)
+        if not any(parts):
+            return
+        if not all(parts):
+            raise ValidationError("Enter the day, month and year, for example 8 3 2025")
+        day, month, year = parts
+        if not (day.isdigit() and month.isdigit() and year.isdigit()):
+            raise ValidationError("Enter the date as numbers, for example 8 3 2025")
+        if rules.parse_event_date(f"{int(year):04d}-{int(month):02d}-{int(day):02d}") is None:
+            raise ValidationError(
+                f"Enter a real date between {rules.EARLIEST_YEAR} and {rules.LATEST_YEAR}"
+            )
+
+    @property
+    def checklist_ticked(self) -> bool:
+        return bool(self.no_personal_data.data and self.not_sensitive.data and self.permission.data)
+
+    def content(self) -> Content:
+        """Return what the author wrote, as the services take it."""
+        event_date = None
+        if self.event_day.data and self.event_month.data and self.event_year.data:
+            event_date = rules.parse_event_date(
+                f"{int(self.event_year.data):04d}-{int(self.event_month.data):02d}-"
+                f"{int(self.event_day.data):02d}"
+            )
+        return Content(
+            title=self.title.data or "",
+            summary=self.summary.data or "",
+            body=self.body.data or "",
+            theme_ids=list(self.themes.data or []),
+            partners=[p for p in self.partners.data if p],
+            event_date=event_date,
+            outcomes=self.outcomes.data or "",
+            lessons=self.lessons.data or "",
+            evidence=Evidence(self.evidence.data) if self.evidence.data else None,
+            contact_name=self.contact_name.data or "",
+            contact_email=self.contact_email.data or "",
+        )
+
+    def fill(self, content: Content) -> None:
+        """Show saved content in the form (on GET)."""
+        self.title.data, self.summary.data, self.body.data = (
+            content.title,
+            content.summary,
+            content.body,
+        )
+        self.themes.data = content.theme_ids
+        while len(self.partners.entries) < len(content.partners):
+            self.partners.append_entry()
+        for entry, name in zip(self.partners.entries, content.partners + [""] * 20, strict=False):
+            entry.data = name
+        if content.event_date:
+            self.event_day.data = str(content.event_date.day)
+            self.event_month.data = str(content.event_date.month)
+            self.event_year.data = str(content.event_date.year)
+        self.outcomes.data, self.lessons.data = content.outcomes, content.lessons
+        self.evidence.data = content.evidence.value if content.evidence else None
+        self.contact_name.data, self.contact_email.data = (
+            content.contact_name,
+            content.contact_email,
+        )
+
+
+class DecisionForm(FlaskForm):
+    comment = TextAreaField(
+        "Comment for the author", filters=[_strip], validators=[Length(max=5000), _clean]
+    )
+
+
+class ActionForm(FlaskForm):
+    """Only a CSRF token: for withdraw, archive and removing an attachment."""

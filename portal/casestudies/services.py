@@ -1,0 +1,475 @@
+"""The case-study lifecycle: write, submit, withdraw, moderate, publish, archive.
+
+Every step is one function and one transaction: it checks who may do it and from which
+state, changes the revision, records a moderation event (and an audit event), and only
+after the commit sends its emails.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import date
+
+from flask import render_template
+from sqlalchemy import select, update
+
+from .. import audit
+from ..auth.services import FieldErrors, external_url
+from ..extensions import db
+from ..mail import send_mail
+from ..models import (
+    WORKING_STATES,
+    Attachment,
+    CaseStudy,
+    Evidence,
+    ModerationAction,
+    ModerationEvent,
+    Partner,
+    Revision,
+    RevisionState,
+    Role,
+    Theme,
+    User,
+    UserStatus,
+    utcnow,
+)
+from ..reference import key, slugify
+from . import rules
+
+
+class NotFound(Exception):
+    """The object does not exist for this user (never say which)."""
+
+
+class NotAllowed(Exception):
+    """The user may see the object but not do this to it; the message says why."""
+
+
+class AlreadyDecided(Exception):
+    """Someone else decided first; says who, what and when."""
+
+    def __init__(self, event: ModerationEvent | None) -> None:
+        self.event = event
+        who = event.actor.name if event and event.actor else "another moderator"
+        what = event.action.value.replace("_", " ") if event else "decided"
+        super().__init__(f"This revision was already {what} by {who}.")
+
+
+class SubmitRefused(FieldErrors):
+    """The work was saved as a draft but is not complete enough to submit."""
+
+    def __init__(self, errors: dict[str, str], case_study: CaseStudy) -> None:
+        super().__init__(errors)
+        self.case_study = case_study
+
+
+@dataclass
+class Content:
+    """What an author writes; the same fields for a draft and a submission."""
+
+    title: str = ""
+    summary: str = ""
+    body: str = ""
+    theme_ids: list[int] = field(default_factory=list)
+    partners: list[str] = field(default_factory=list)
+    event_date: date | None = None
+    outcomes: str = ""
+    lessons: str = ""
+    evidence: Evidence | None = None
+    contact_name: str = ""
+    contact_email: str = ""
+
+    @classmethod
+    def of(cls, revision: Revision) -> Content:
+        return cls(
+            title=revision.title,
+            summary=revision.summary,
+            body=revision.body,
+            theme_ids=[t.id for t in revision.themes],
+            partners=[p.name for p in revision.partners],
+            event_date=revision.event_date,
+            outcomes=revision.outcomes,
+            lessons=revision.lessons,
+            evidence=revision.evidence,
+            contact_name=revision.contact_name,
+            contact_email=revision.contact_email,
+        )
+
+
+def submission_problems(content: Content) -> dict[str, str]:
+    """Return what is missing before a case study can go to moderation."""
+    problems = {}
+    required = {
+        "title": "Enter a title",
+        "summary": "Enter a summary",
+        "body": "Describe what you did",
+        "outcomes": "Describe the outcomes",
+        "contact_name": "Enter a contact name",
+        "contact_email": "Enter a contact email address",
+    }
+    for name, message in required.items():
+        if not getattr(content, name).strip():
+            problems[name] = message
+    if not rules.THEMES_MIN <= len(content.theme_ids) <= rules.THEMES_MAX:
+        problems["themes"] = f"Choose {rules.THEMES_MIN} to {rules.THEMES_MAX} themes"
+    if content.event_date is None:
+        problems["event_date"] = "Enter the date of the event or when the scheme started"
+    if content.evidence is None:
+        problems["evidence"] = "Say what evidence of impact there is"
+    return problems
+
+
+# Who may see and do what
+
+
+def is_moderator(user: User | None) -> bool:
+    return bool(user and user.is_authenticated and user.has_role(Role.MODERATOR, Role.ADMIN))
+
+
+def is_author(user: User | None, case_study: CaseStudy) -> bool:
+    return bool(user and user.is_authenticated and case_study.author_id == user.id)
+
+
+def may_see_unpublished(user: User | None, case_study: CaseStudy) -> bool:
+    """Authors and moderators see every revision; everyone else only the published one."""
+    return is_author(user, case_study) or is_moderator(user)
+
+
+def get_case_study(case_study_id: int) -> CaseStudy:
+    case_study = db.session.get(CaseStudy, case_study_id)
+    if case_study is None:
+        raise NotFound
+    return case_study
+
+
+def revision_in(case_study: CaseStudy, *states: RevisionState) -> Revision | None:
+    return next((r for r in reversed(case_study.revisions) if r.state in states), None)
+
+
+def published(case_study: CaseStudy) -> Revision | None:
+    return revision_in(case_study, RevisionState.PUBLISHED)
+
+
+def working(case_study: CaseStudy) -> Revision | None:
+    return revision_in(case_study, *WORKING_STATES)
+
+
+def latest(case_study: CaseStudy) -> Revision:
+    return case_study.revisions[-1]
+
+
+def editable_by(user: User, case_study: CaseStudy) -> bool:
+    """The author may edit a draft, or start a new version of a published case study."""
+    if not is_author(user, case_study) or case_study.archived_at is not None:
+        return False
+    current = working(case_study)
+    if current is not None:
+        return current.state == RevisionState.DRAFT
+    return published(case_study) is not None
+
+
+# Writing
+
+
+def _apply(revision: Revision, content: Content) -> None:
+    revision.title = content.title.strip()[: rules.TITLE_MAX]
+    revision.summary = content.summary.strip()
+    revision.body = content.body
+    revision.event_date = content.event_date
+    revision.outcomes = content.outcomes
+    revision.lessons = content.lessons
+    revision.evidence = content.evidence
+    revision.contact_name = content.contact_name.strip()
+    revision.contact_email = content.contact_email.strip()
+    revision.themes = list(db.session.scalars(select(Theme).where(Theme.id.in_(content.theme_ids))))
+    revision.partners = _partners(content.partners)
+
+
+def _partners(names: list[str]) -> list[Partner]:
+    found: dict[str, Partner] = {}
+    for name in names:
+        name = " ".join(name.split())
+        if not name or key(name) in found:
+            continue
+        partner = db.session.scalar(select(Partner).where(Partner.name_key == key(name)))
+        if partner is None:
+            partner = Partner(name=name, name_key=key(name))
+            db.session.add(partner)
+        found[key(name)] = partner
+    return list(found.values())
+
+
+def _working_copy(author: User, case_study: CaseStudy) -> Revision:
+    """Return the draft to write into, starting one from the published version if need be."""
+    current = working(case_study)
+    if current is not None:
+        if current.state != RevisionState.DRAFT:
+            raise NotAllowed("Withdraw the submitted version before you change it.")
+        return current
+    live = published(case_study)
+    if live is None:
+        raise NotAllowed("This case study can no longer be edited.")
+    number = latest(case_study).number + 1
+    with db.session.no_autoflush:  # nothing half-built may reach the database
+        revision = Revision(
+            case_study=case_study,
+            number=number,
+            state=RevisionState.DRAFT,
+            created_by_id=author.id,
+            title=live.title,
+        )
+        db.session.add(revision)
+        _apply(revision, Content.of(live))
+        revision.attachments = [
+            Attachment(
+                filename=a.filename,
+                content_type=a.content_type,
+                size=a.size,
+                sha256=a.sha256,
+                data=a.data,
+            )
+            for a in live.attachments
+        ]
+    return revision
+
+
+def save(
+    author: User,
+    case_study: CaseStudy | None,
+    content: Content,
+    *,
+    attachments: list[Attachment] = (),
+    remove_attachment_ids: list[int] = (),
+    submit: bool = False,
+    checklist: bool = False,
+) -> CaseStudy:
+    """Save the author's work as a draft, and submit it when asked: one transaction."""
+    if case_study is None:
+        case_study = CaseStudy(
+            slug=slugify(content.title), force_id=author.force_id, author_id=author.id
+        )
+        revision = Revision(
+            case_study=case_study,
+            number=1,
+            state=RevisionState.DRAFT,
+            created_by_id=author.id,
+            title="",
+        )
+        db.session.add(case_study)
+    else:
+        if not editable_by(author, case_study):
+            raise NotAllowed("You cannot edit this case study now.")
+        revision = _working_copy(author, case_study)
+    _apply(revision, content)
+    keep = [a for a in revision.attachments if a.id not in set(remove_attachment_ids)]
+    revision.attachments = keep + list(attachments)
+    if case_study.first_published_at is None:
+        case_study.slug = slugify(revision.title)
+    problems = {}
+    if submit:
+        problems = submission_problems(content)
+        if not checklist:
+            problems["checklist"] = "Confirm each item of the checklist before you submit"
+    if submit and not problems:
+        _submit(author, revision)
+    else:
+        db.session.flush()
+        audit.record("case_study.saved", actor=author, target=case_study)
+    db.session.commit()
+    if problems:
+        # The draft (attachments included) is safe; only the submission waits.
+        raise SubmitRefused(problems, case_study)
+    if submit:
+        _tell_moderators(revision)
+    return case_study
+
+
+def content_snapshot(revision: Revision) -> dict:
+    """Return a revision's content as plain values, for keeping and comparing."""
+    content = asdict(Content.of(revision))
+    del content["theme_ids"]
+    content["themes"] = [t.name for t in revision.themes]
+    content["event_date"] = revision.event_date.isoformat() if revision.event_date else None
+    content["evidence"] = revision.evidence.label if revision.evidence else None
+    content["attachments"] = [a.filename for a in revision.attachments]
+    return content
+
+
+def _submit(author: User, revision: Revision) -> None:
+    now = utcnow()
+    revision.state = RevisionState.SUBMITTED
+    revision.submitted_at = now
+    revision.checklist_confirmed_at = now
+    db.session.flush()
+    _event(
+        revision,
+        author,
+        ModerationAction.SUBMITTED,
+        snapshot=json.dumps(content_snapshot(revision), ensure_ascii=False),
+    )
+    audit.record("case_study.submitted", actor=author, target=revision.case_study)
+
+
+def _event(
+    revision: Revision, actor: User, action: ModerationAction, comment: str = "", snapshot: str = ""
+) -> ModerationEvent:
+    event = ModerationEvent(
+        case_study_id=revision.case_study_id,
+        revision_id=revision.id,
+        actor_id=actor.id,
+        action=action,
+        comment=comment,
+        snapshot=snapshot,
+    )
+    db.session.add(event)
+    return event
+
+
+def withdraw(author: User, case_study: CaseStudy) -> None:
+    """Take a submitted revision back to draft."""
+    if not is_author(author, case_study):
+        raise NotAllowed("Only the author can withdraw a case study.")
+    revision = revision_in(case_study, RevisionState.SUBMITTED)
+    if revision is None or not _move(revision, RevisionState.SUBMITTED, RevisionState.DRAFT):
+        raise NotAllowed("This case study is not waiting for moderation.")
+    _event(revision, author, ModerationAction.WITHDRAWN)
+    audit.record("case_study.withdrawn", actor=author, target=case_study)
+    db.session.commit()
+
+
+def _move(revision: Revision, from_state: RevisionState, to_state: RevisionState, **values) -> bool:
+    # A conditional UPDATE: of two requests racing on the same revision, one wins.
+    moved = db.session.execute(
+        update(Revision)
+        .where(Revision.id == revision.id, Revision.state == from_state)
+        .values(state=to_state, **values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if moved:
+        db.session.refresh(revision)
+    return moved == 1
+
+
+# Moderating
+
+
+def _decidable(moderator: User, revision: Revision) -> None:
+    if not is_moderator(moderator):
+        raise NotAllowed("Only moderators can decide on case studies.")
+    if moderator.id in (revision.case_study.author_id, revision.created_by_id):
+        raise NotAllowed("You wrote this case study: another moderator must decide on it.")
+
+
+def _already_decided(revision: Revision) -> AlreadyDecided:
+    db.session.rollback()
+    event = db.session.scalars(
+        select(ModerationEvent)
+        .where(ModerationEvent.revision_id == revision.id)
+        .where(ModerationEvent.action != ModerationAction.SUBMITTED)
+        .order_by(ModerationEvent.id.desc())
+    ).first()
+    return AlreadyDecided(event)
+
+
+def approve(moderator: User, revision: Revision, comment: str = "") -> None:
+    """Publish a submitted revision; the one it replaces stays on record as superseded."""
+    _decidable(moderator, revision)
+    case_study = revision.case_study
+    previous = published(case_study)
+    now = utcnow()
+    if previous is not None and previous.id != revision.id:
+        # Superseded first, so the one-published-revision index is never broken.
+        previous.state = RevisionState.SUPERSEDED
+        db.session.flush()
+    if not _move(revision, RevisionState.SUBMITTED, RevisionState.PUBLISHED, published_at=now):
+        raise _already_decided(revision)
+    if case_study.first_published_at is None:
+        case_study.first_published_at = now
+    _event(revision, moderator, ModerationAction.APPROVED, comment.strip())
+    audit.record("case_study.approved", actor=moderator, target=case_study)
+    db.session.commit()
+    _tell_author(revision, ModerationAction.APPROVED, comment)
+
+
+def request_changes(moderator: User, revision: Revision, comment: str) -> None:
+    """Send a submitted revision back to its author with a comment (required)."""
+    _decidable(moderator, revision)
+    if not comment.strip():
+        raise FieldErrors({"comment": "Say what needs to change"})
+    if not _move(revision, RevisionState.SUBMITTED, RevisionState.DRAFT):
+        raise _already_decided(revision)
+    _event(revision, moderator, ModerationAction.CHANGES_REQUESTED, comment.strip())
+    audit.record("case_study.changes_requested", actor=moderator, target=revision.case_study)
+    db.session.commit()
+    _tell_author(revision, ModerationAction.CHANGES_REQUESTED, comment)
+
+
+def reject(moderator: User, revision: Revision, reason: str) -> None:
+    """Refuse a submitted revision with a reason (required); a published version stays live."""
+    _decidable(moderator, revision)
+    if not reason.strip():
+        raise FieldErrors({"comment": "Give the reason for rejecting it"})
+    if not _move(revision, RevisionState.SUBMITTED, RevisionState.REJECTED):
+        raise _already_decided(revision)
+    _event(revision, moderator, ModerationAction.REJECTED, reason.strip())
+    audit.record("case_study.rejected", actor=moderator, target=revision.case_study)
+    db.session.commit()
+    _tell_author(revision, ModerationAction.REJECTED, reason)
+
+
+def archive(actor: User, case_study: CaseStudy) -> None:
+    """Take a case study out of the library, keeping every record of it."""
+    if not (is_author(actor, case_study) or is_moderator(actor)):
+        raise NotAllowed("Only the author or a moderator can archive a case study.")
+    live = published(case_study)
+    if live is None or case_study.archived_at is not None:
+        raise NotAllowed("Only a published case study can be archived.")
+    for revision in case_study.revisions:
+        if revision.state in (RevisionState.PUBLISHED, *WORKING_STATES):
+            revision.state = RevisionState.ARCHIVED
+    case_study.archived_at = utcnow()
+    _event(live, actor, ModerationAction.ARCHIVED)
+    audit.record("case_study.archived", actor=actor, target=case_study)
+    db.session.commit()
+
+
+# Email
+
+
+def _tell_moderators(revision: Revision) -> None:
+    """One email to each active moderator and admin except the author."""
+    moderators = db.session.scalars(
+        select(User).where(
+            User.role.in_([Role.MODERATOR, Role.ADMIN]),
+            User.status == UserStatus.ACTIVE,
+            User.id != revision.case_study.author_id,
+        )
+    ).all()
+    link = external_url("moderation.review", revision_id=revision.id)
+    for moderator in moderators:
+        body = render_template("mail/submitted.txt", revision=revision, link=link, user=moderator)
+        send_mail(moderator.email, f"To moderate: {revision.title}", body)
+
+
+SUBJECTS = {
+    ModerationAction.APPROVED: "Published: {title}",
+    ModerationAction.CHANGES_REQUESTED: "Changes requested: {title}",
+    ModerationAction.REJECTED: "Not published: {title}",
+}
+
+
+def _tell_author(revision: Revision, action: ModerationAction, comment: str) -> None:
+    author = revision.case_study.author
+    if author is None:
+        return
+    link = external_url("casestudies.show", case_study_id=revision.case_study_id)
+    body = render_template(
+        "mail/decision.txt",
+        revision=revision,
+        action=action.value,
+        comment=comment.strip(),
+        link=link,
+        user=author,
+    )
+    send_mail(author.email, SUBJECTS[action].format(title=revision.title[:80]), body)

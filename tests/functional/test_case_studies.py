@@ -1,0 +1,626 @@
+"""Writing, submitting, moderating and publishing case studies, and who may see what."""
+
+import email
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.models import (
+    CaseStudy,
+    ModerationEvent,
+    Revision,
+    RevisionState,
+    Theme,
+)
+
+from ..conftest import Auth, csrf_from
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def docx_bytes() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("word/document.xml", "<document/>")
+    return buffer.getvalue()
+
+
+def theme_ids(app, *names):
+    with app.app_context():
+        return [db.session.scalar(select(Theme.id).where(Theme.name == n)) for n in names]
+
+
+def complete(app, **changes):
+    """Form data for a complete case study, ready to submit."""
+    data = {
+        "title": "Walk and talk for Movember",
+        "summary": "Officers walked 10 km a day in November and talked about men's health.",
+        "body": "## What we did\n\nWe walked, we talked, we raised money.",
+        "themes": theme_ids(app, "Men's health and wellbeing"),
+        "partners-0": "Movember",
+        "partners-1": "",
+        "partners-2": "",
+        "partners-3": "",
+        "event_day": "1",
+        "event_month": "11",
+        "event_year": "2025",
+        "outcomes": "230 walkers; 41 people asked for support.",
+        "lessons": "Start planning in September.",
+        "evidence": "worked",
+        "contact_name": "Sergeant Ali Khan",
+        "contact_email": "ali.khan@kent.police.uk",
+        "no_personal_data": "y",
+        "not_sensitive": "y",
+        "permission": "y",
+    }
+    data.update(changes)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def post_case_study(client, data, *, action="submit", case_study_id=None, files=None):
+    path = f"/case-studies/{case_study_id}/edit" if case_study_id else "/case-studies/new"
+    token = csrf_from(client.get(path).get_data(as_text=True))
+    payload = {**data, "action": action, "csrf_token": token}
+    if files:
+        payload["attachments"] = [(io.BytesIO(content), name) for name, content in files]
+    return client.post(path, data=payload, content_type="multipart/form-data")
+
+
+def only_case_study(app) -> CaseStudy:
+    with app.app_context():
+        case_study = db.session.scalars(select(CaseStudy).order_by(CaseStudy.id.desc())).first()
+        db.session.expunge_all()
+        return case_study
+
+
+def states(app, case_study_id) -> list[RevisionState]:
+    with app.app_context():
+        return list(
+            db.session.scalars(
+                select(Revision.state)
+                .where(Revision.case_study_id == case_study_id)
+                .order_by(Revision.number)
+            )
+        )
+
+
+def outbox(app):
+    folder = Path(app.config["OUTBOX_PATH"])
+    return [email.message_from_bytes(p.read_bytes()) for p in sorted(folder.glob("*.eml"))]
+
+
+@pytest.fixture
+def author(app, make_user):
+    client = app.test_client()
+    user = make_user("contributor", email="ali.khan@kent.police.uk", name="Ali Khan")
+    Auth(client).login(user)
+    client.user = user
+    return client
+
+
+@pytest.fixture
+def moderator(app, make_user):
+    client = app.test_client()
+    user = make_user("moderator", email="mo.derator@npcc.police.uk", name="Mo Derator")
+    assert Auth(client).login(user).status_code == 303
+    client.user = user
+    return client
+
+
+@pytest.fixture
+def second_moderator(app, make_user):
+    client = app.test_client()
+    user = make_user("moderator", email="sec.ond@npcc.police.uk", name="Sec Ond")
+    Auth(client).login(user)
+    return client
+
+
+@pytest.fixture
+def colleague(app, make_user):
+    client = app.test_client()
+    Auth(client).login(make_user("contributor", email="other@kent.police.uk"))
+    return client
+
+
+def decide(client, revision_id, decision, comment="", htmx=False):
+    page = client.get("/moderation").get_data(as_text=True)
+    headers = {"HX-Request": "true"} if htmx else {}
+    return client.post(
+        f"/moderation/{revision_id}/decide",
+        headers=headers,
+        data={"decision": decision, "comment": comment, "csrf_token": csrf_from(page)},
+    )
+
+
+def submitted(app, author) -> tuple[int, int]:
+    assert post_case_study(author, complete(app)).status_code == 303
+    case_study = only_case_study(app)
+    with app.app_context():
+        revision_id = db.session.scalar(
+            select(Revision.id).where(Revision.case_study_id == case_study.id)
+        )
+    return case_study.id, revision_id
+
+
+# Writing
+
+
+def test_a_draft_can_be_saved_with_just_a_title(app, author):
+    response = post_case_study(author, {"title": "Half an idea"}, action="save")
+    assert response.status_code == 303
+    case_study = only_case_study(app)
+    assert states(app, case_study.id) == [RevisionState.DRAFT]
+    assert case_study.author_id is not None
+    assert "Half an idea" in author.get("/case-studies/mine").get_data(as_text=True)
+
+
+def test_submitting_something_incomplete_saves_the_draft_and_shows_each_problem(app, author):
+    response = post_case_study(
+        author,
+        complete(
+            app,
+            summary="",
+            themes=[],
+            no_personal_data=None,
+            event_day="",
+            event_month="",
+            event_year="",
+        ),
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "Your draft has been saved" in page
+    for field_id in ("summary-error", "themes-error", "event_day-error", "no_personal_data-error"):
+        assert f'id="{field_id}"' in page
+    assert 'value="Walk and talk for Movember"' in page  # nothing typed is lost
+    assert states(app, only_case_study(app).id) == [RevisionState.DRAFT]
+
+
+@pytest.mark.parametrize(
+    ("changes", "error_id"),
+    [
+        ({"summary": "x" * 301}, "summary-error"),
+        ({"contact_email": "not an email"}, "contact_email-error"),
+        ({"event_day": "31", "event_month": "2", "event_year": "2025"}, "event_day-error"),
+        ({"event_day": "1", "event_month": "", "event_year": "2025"}, "event_day-error"),
+        ({"themes": None}, None),
+    ],
+)
+def test_invalid_input_is_shown_next_to_the_field_and_nothing_is_written(
+    app, author, changes, error_id
+):
+    data = complete(app, **changes)
+    if changes.get("themes", 1) is None:
+        data["themes"] = theme_ids(
+            app, "Women in sport", "Domestic abuse", "Menopause support", "Community safety"
+        )
+        error_id = "themes-error"
+    response = post_case_study(author, data)
+    assert response.status_code == 400
+    assert f'id="{error_id}"' in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(CaseStudy)) == 0
+
+
+def test_posted_fields_a_user_may_not_set_are_ignored(app, author):
+    post_case_study(
+        author,
+        complete(app, state="published", author_id="999", force_id="1", published_revision_id="1"),
+    )
+    case_study = only_case_study(app)
+    assert states(app, case_study.id) == [RevisionState.SUBMITTED]
+    with app.app_context():
+        stored = db.session.get(CaseStudy, case_study.id)
+        assert stored.author.email == "ali.khan@kent.police.uk"
+        assert stored.force.name == "Kent Police"
+
+
+def test_the_preview_renders_markdown_exactly_and_safely(app, author):
+    token = csrf_from(author.get("/case-studies/new").get_data(as_text=True))
+    response = author.post(
+        "/case-studies/preview",
+        headers={"HX-Request": "true", "X-CSRFToken": token},
+        data={"body": "## Hi\n\n<script>alert(1)</script> [x](javascript:alert(1))"},
+    )
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "<h2>Hi</h2>" in html and "<script>" not in html and 'href="javascript' not in html
+    assert "HX-Request" in response.headers["Vary"]
+
+
+def test_the_preview_works_without_javascript_and_keeps_the_form(app, author):
+    response = post_case_study(author, complete(app, body="**bold move**"), action="preview")
+    page = response.get_data(as_text=True)
+    assert "<strong>bold move</strong>" in page and 'value="Walk and talk for Movember"' in page
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(CaseStudy)) == 0
+
+
+def test_the_preview_needs_a_signed_in_user_and_a_csrf_token(client, author):
+    assert client.post("/case-studies/preview", data={"body": "x"}).status_code in (302, 400)
+    assert author.post("/case-studies/preview", data={"body": "x"}).status_code == 400
+
+
+# Submitting and moderating
+
+
+def test_submitting_emails_each_moderator_once_but_not_the_author(
+    app, author, moderator, second_moderator
+):
+    submitted(app, author)
+    recipients = sorted(m["To"] for m in outbox(app) if m["Subject"].startswith("To moderate"))
+    assert recipients == ["mo.derator@npcc.police.uk", "sec.ond@npcc.police.uk"]
+
+
+def test_the_queue_lists_waiting_case_studies_oldest_first_with_filters(app, author, moderator):
+    post_case_study(author, complete(app, title="First in"))
+    post_case_study(
+        author, complete(app, title="Second in", themes=theme_ids(app, "Women in sport"))
+    )
+    page = moderator.get("/moderation").get_data(as_text=True)
+    assert page.index("First in") < page.index("Second in")
+    assert "2 case studies waiting" in page and "Kent Police (2)" in page
+    filtered = moderator.get("/moderation?theme=women-in-sport").get_data(as_text=True)
+    assert "Second in" in filtered and "First in" not in filtered
+    assert "Ali Khan" in page
+
+
+def test_approval_publishes_it_and_tells_the_author(app, author, moderator, colleague):
+    case_id, revision_id = submitted(app, author)
+    assert colleague.get(f"/case-studies/{case_id}").status_code == 404
+    response = decide(moderator, revision_id, "approve")
+    assert response.status_code == 303
+    assert states(app, case_id) == [RevisionState.PUBLISHED]
+    assert "Walk and talk for Movember" in colleague.get("/").get_data(as_text=True)
+    assert colleague.get(f"/case-studies/{case_id}", follow_redirects=True).status_code == 200
+    to_author = [m for m in outbox(app) if m["To"] == "ali.khan@kent.police.uk"]
+    assert to_author[-1]["Subject"] == "Published: Walk and talk for Movember"
+    assert only_case_study(app).first_published_at is not None
+
+
+def test_requesting_changes_needs_a_comment_and_the_author_gets_it(app, author, moderator):
+    case_id, revision_id = submitted(app, author)
+    refused = decide(moderator, revision_id, "changes", comment="  ")
+    assert refused.status_code == 303 and states(app, case_id) == [RevisionState.SUBMITTED]
+    decide(moderator, revision_id, "changes", comment="Please add the number of walkers.")
+    assert states(app, case_id) == [RevisionState.DRAFT]
+    message = [m for m in outbox(app) if m["To"] == "ali.khan@kent.police.uk"][-1]
+    assert "Please add the number of walkers." in message.get_payload(decode=True).decode()
+    history = author.get(f"/case-studies/{case_id}/history").get_data(as_text=True)
+    assert "Please add the number of walkers." in history
+
+
+def test_the_author_fixes_and_resubmits_and_sees_what_changed(app, author, moderator):
+    case_id, revision_id = submitted(app, author)
+    decide(moderator, revision_id, "changes", comment="Add figures.")
+    post_case_study(
+        author,
+        complete(app, outcomes="230 walkers; 41 asked for support; £12,000 raised."),
+        case_study_id=case_id,
+    )
+    assert states(app, case_id) == [RevisionState.SUBMITTED]
+    review = moderator.get(f"/moderation/{revision_id}").get_data(as_text=True)
+    assert "Compared with the previous submission" in review
+    assert (
+        "£12,000 raised" in review
+        and "Removed: </span>230 walkers; 41 people asked for support." in review
+    )
+
+
+def test_rejection_needs_a_reason_and_the_author_sees_it(app, author, moderator):
+    case_id, revision_id = submitted(app, author)
+    decide(moderator, revision_id, "reject", comment="")
+    assert states(app, case_id) == [RevisionState.SUBMITTED]
+    decide(moderator, revision_id, "reject", comment="This names a victim.")
+    assert states(app, case_id) == [RevisionState.REJECTED]
+    page = author.get(f"/case-studies/{case_id}", follow_redirects=True).get_data(as_text=True)
+    assert "Not published" in page
+    assert "This names a victim." in author.get(f"/case-studies/{case_id}/history").get_data(
+        as_text=True
+    )
+
+
+def test_a_moderator_can_never_decide_on_their_own_case_study(app, moderator):
+    post_case_study(moderator, complete(app))
+    case_study = only_case_study(app)
+    with app.app_context():
+        revision_id = db.session.scalar(
+            select(Revision.id).where(Revision.case_study_id == case_study.id)
+        )
+    for choice in ("approve", "changes", "reject"):
+        decide(moderator, revision_id, choice, comment="self")
+    assert states(app, case_study.id) == [RevisionState.SUBMITTED]
+    assert "another moderator must decide" in moderator.get(f"/moderation/{revision_id}").get_data(
+        as_text=True
+    )
+
+
+def test_the_second_of_two_moderators_is_told_who_decided_first(
+    app, author, moderator, second_moderator
+):
+    case_id, revision_id = submitted(app, author)
+    first_page = moderator.get("/moderation").get_data(as_text=True)
+    second_page = second_moderator.get("/moderation").get_data(as_text=True)
+    moderator.post(
+        f"/moderation/{revision_id}/decide",
+        data={"decision": "approve", "csrf_token": csrf_from(first_page)},
+    )
+    late = second_moderator.post(
+        f"/moderation/{revision_id}/decide",
+        headers={"HX-Request": "true"},
+        data={"decision": "reject", "comment": "No", "csrf_token": csrf_from(second_page)},
+    )
+    assert late.status_code == 400
+    assert "already approved by Mo Derator" in late.get_data(as_text=True)
+    assert states(app, case_id) == [RevisionState.PUBLISHED]
+    with app.app_context():
+        decisions = db.session.scalar(
+            select(func.count())
+            .select_from(ModerationEvent)
+            .where(ModerationEvent.action != "submitted")
+        )
+    assert decisions == 1
+
+
+def test_contributors_cannot_decide(app, author, colleague):
+    _, revision_id = submitted(app, author)
+    token = csrf_from(colleague.get("/").get_data(as_text=True))
+    response = colleague.post(
+        f"/moderation/{revision_id}/decide", data={"decision": "approve", "csrf_token": token}
+    )
+    assert response.status_code == 403
+
+
+def test_decisions_from_the_queue_swap_only_that_item(app, author, moderator):
+    _, revision_id = submitted(app, author)
+    response = decide(moderator, revision_id, "approve", htmx=True)
+    fragment = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "<html" not in fragment and f'id="queue-item-{revision_id}"' in fragment
+    assert "Approved and published" in fragment
+
+
+def test_the_author_can_withdraw_but_no_one_else(app, author, colleague):
+    case_id, _ = submitted(app, author)
+    token = csrf_from(colleague.get("/").get_data(as_text=True))
+    assert (
+        colleague.post(f"/case-studies/{case_id}/withdraw", data={"csrf_token": token}).status_code
+        == 404
+    )
+    assert states(app, case_id) == [RevisionState.SUBMITTED]
+    token = csrf_from(
+        author.get(f"/case-studies/{case_id}", follow_redirects=True).get_data(as_text=True)
+    )
+    author.post(f"/case-studies/{case_id}/withdraw", data={"csrf_token": token})
+    assert states(app, case_id) == [RevisionState.DRAFT]
+
+
+def test_a_submitted_case_study_cannot_be_edited_until_withdrawn(app, author):
+    case_id, _ = submitted(app, author)
+    response = author.get(f"/case-studies/{case_id}/edit")
+    assert response.status_code == 303
+
+
+# Editing a published case study
+
+
+def test_an_edit_goes_through_moderation_while_the_published_version_stays_live(
+    app, author, moderator, colleague
+):
+    case_id, revision_id = submitted(app, author)
+    decide(moderator, revision_id, "approve")
+    post_case_study(
+        author, complete(app, title="Walk and talk for Movember, year two"), case_study_id=case_id
+    )
+    assert states(app, case_id) == [RevisionState.PUBLISHED, RevisionState.SUBMITTED]
+    live = colleague.get(f"/case-studies/{case_id}", follow_redirects=True).get_data(as_text=True)
+    assert "year two" not in live
+    with app.app_context():
+        new_id = db.session.scalar(
+            select(Revision.id).where(Revision.case_study_id == case_id, Revision.number == 2)
+        )
+    review = moderator.get(f"/moderation/{new_id}").get_data(as_text=True)
+    assert "Compared with the published version" in review
+    decide(moderator, new_id, "approve")
+    assert states(app, case_id) == [RevisionState.SUPERSEDED, RevisionState.PUBLISHED]
+    assert "year two" in colleague.get(f"/case-studies/{case_id}", follow_redirects=True).get_data(
+        as_text=True
+    )
+
+
+def test_a_rejected_edit_leaves_the_published_version_live(app, author, moderator, colleague):
+    case_id, revision_id = submitted(app, author)
+    decide(moderator, revision_id, "approve")
+    post_case_study(author, complete(app, title="A worse title"), case_study_id=case_id)
+    with app.app_context():
+        new_id = db.session.scalar(
+            select(Revision.id).where(Revision.case_study_id == case_id, Revision.number == 2)
+        )
+    decide(moderator, new_id, "reject", comment="Keep the old title.")
+    assert states(app, case_id) == [RevisionState.PUBLISHED, RevisionState.REJECTED]
+    assert "Walk and talk" in colleague.get(
+        f"/case-studies/{case_id}", follow_redirects=True
+    ).get_data(as_text=True)
+
+
+def test_archiving_takes_it_out_of_the_library_and_keeps_the_record(
+    app, author, moderator, colleague
+):
+    case_id, revision_id = submitted(app, author)
+    decide(moderator, revision_id, "approve")
+    token = csrf_from(colleague.get("/").get_data(as_text=True))
+    assert (
+        colleague.post(f"/case-studies/{case_id}/archive", data={"csrf_token": token}).status_code
+        == 303
+    )
+    assert states(app, case_id) == [RevisionState.PUBLISHED]  # a colleague may not archive
+    token = csrf_from(
+        author.get(f"/case-studies/{case_id}", follow_redirects=True).get_data(as_text=True)
+    )
+    author.post(f"/case-studies/{case_id}/archive", data={"csrf_token": token})
+    assert states(app, case_id) == [RevisionState.ARCHIVED]
+    assert colleague.get(f"/case-studies/{case_id}").status_code == 404
+    assert "Walk and talk" not in colleague.get("/library").get_data(as_text=True)
+    assert author.get(f"/case-studies/{case_id}/history").status_code == 200
+
+
+# Who may see what
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_unpublished_case_studies_are_404_to_everyone_but_author_and_moderators(
+    app, author, moderator, colleague, htmx
+):
+    case_id, _ = submitted(app, author)
+    headers = {"HX-Request": "true"} if htmx else {}
+    for path in (
+        f"/case-studies/{case_id}",
+        f"/case-studies/{case_id}/history",
+        f"/case-studies/{case_id}/edit",
+    ):
+        assert colleague.get(path, headers=headers).status_code == 404, path
+    assert author.get(f"/case-studies/{case_id}", follow_redirects=True).status_code == 200
+    assert moderator.get(f"/case-studies/{case_id}/history").status_code == 200
+
+
+def test_a_moderator_cannot_edit_someone_elses_case_study(app, author, moderator):
+    case_id, revision_id = submitted(app, author)
+    decide(moderator, revision_id, "approve")
+    assert moderator.get(f"/case-studies/{case_id}/edit").status_code == 403
+
+
+# Attachments
+
+
+def test_an_attachment_is_served_only_as_a_download_to_those_who_may_see_it(
+    app, author, moderator, colleague
+):
+    assert post_case_study(author, complete(app), files=[("report.pdf", PDF)]).status_code == 303
+    case_study = only_case_study(app)
+    with app.app_context():
+        attachment_id = (
+            db.session.scalars(select(Revision).where(Revision.case_study_id == case_study.id))
+            .one()
+            .attachments[0]
+            .id
+        )
+    path = f"/case-studies/{case_study.id}/attachments/{attachment_id}"
+    assert colleague.get(path).status_code == 404
+    assert moderator.get(path).status_code == 200
+    with app.app_context():
+        revision_id = db.session.scalar(
+            select(Revision.id).where(Revision.case_study_id == case_study.id)
+        )
+    decide(moderator, revision_id, "approve")
+    response = colleague.get(path)
+    assert response.status_code == 200 and response.data == PDF
+    assert response.headers["Content-Disposition"].startswith('attachment; filename="report.pdf"')
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Content-Type"] == "application/pdf"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "diagram.svg",
+            b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+            "must be a PDF",
+        ),
+        ("report.pdf", b"<!DOCTYPE html><html><script>alert(1)</script></html>", "must be a PDF"),
+        ("slides.pptx", b"PK\x03\x04not really a zip", "must be a PDF"),
+        ("empty.pdf", b"", "is empty"),
+    ],
+)
+def test_files_are_judged_by_their_content(app, author, name, content, message):
+    response = post_case_study(author, complete(app), files=[(name, content)])
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(CaseStudy)) == 0
+
+
+def test_a_file_one_byte_over_the_limit_is_refused(app, author):
+    assert app.config["ATTACHMENT_MAX_BYTES"] == 20 * 1024 * 1024  # the default
+    app.config["ATTACHMENT_MAX_BYTES"] = limit = (
+        64 * 1024
+    )  # configurable; small keeps the test quick
+    too_big = PDF + b"0" * (limit - len(PDF) + 1)
+    just_right = PDF + b"0" * (limit - len(PDF))
+    refused = post_case_study(author, complete(app), files=[("big.pdf", too_big)])
+    assert refused.status_code == 400 and "is larger than" in refused.get_data(as_text=True)
+    accepted = post_case_study(author, complete(app), files=[("ok.pdf", just_right)])
+    assert accepted.status_code == 303
+
+
+def test_a_path_in_the_filename_is_dropped_and_the_real_extension_used(app, author):
+    post_case_study(
+        author,
+        complete(app),
+        files=[("../../etc/passwd.exe", PNG), ("..\\..\\win.ini", docx_bytes())],
+    )
+    with app.app_context():
+        revision = db.session.scalars(select(Revision)).one()
+        names = sorted(a.filename for a in revision.attachments)
+    assert names == ["passwd.png", "win.docx"]
+
+
+def test_at_most_five_attachments(app, author):
+    response = post_case_study(author, complete(app), files=[(f"f{n}.pdf", PDF) for n in range(6)])
+    assert response.status_code == 400
+    assert "at most 5 attachments" in response.get_data(as_text=True)
+
+
+def test_attachments_can_be_removed_from_a_draft(app, author):
+    post_case_study(author, complete(app), action="save", files=[("a.pdf", PDF), ("b.png", PNG)])
+    case_study = only_case_study(app)
+    with app.app_context():
+        first = db.session.scalars(select(Revision)).one().attachments[0].id
+    post_case_study(
+        author,
+        {**complete(app), "remove_attachment": str(first)},
+        action="save",
+        case_study_id=case_study.id,
+    )
+    with app.app_context():
+        assert [a.filename for a in db.session.scalars(select(Revision)).one().attachments] == [
+            "b.png"
+        ]
+
+
+# Markdown through the whole path
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<script>alert(1)</script>",
+        '<img src=x onerror="alert(1)">',
+        "[a](javascript:alert(1)) [b](JAVASCRIPT:alert(1)) [c](&#106;avascript:alert(1))",
+        "[d](data:text/html;base64,PHNjcmlwdD4=)",
+        '<div hx-get="/admin/users" hx-trigger="load">x</div>',
+    ],
+)
+def test_markdown_attacks_are_inert_on_the_published_page(app, author, moderator, colleague, body):
+    post_case_study(author, complete(app, body=body))
+    case_study = only_case_study(app)
+    with app.app_context():
+        revision_id = db.session.scalar(select(Revision.id))
+    decide(moderator, revision_id, "approve")
+    page = colleague.get(f"/case-studies/{case_study.id}", follow_redirects=True).get_data(
+        as_text=True
+    )
+    main = page.split('id="main-content"')[1]
+    assert (
+        "<script>" not in main
+        and "<img" not in main
+        and "onerror=" not in main.replace("&lt;img src=x onerror=", "")
+    )
+    assert 'href="javascript' not in main.lower() and 'href="data:' not in main
+    assert "<div hx-get" not in main
