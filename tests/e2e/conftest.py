@@ -116,13 +116,11 @@ def contributor(page, base_url):
     return page
 
 
-@pytest.fixture
-def visit(page, base_url):
-    """Open a path, wait for the page to settle, and check it with axe-core.
+def watch(page) -> list[str]:
+    """Collect what goes wrong in the page: script errors, console errors, failed assets.
 
-    Whatever the test does, it fails on a script error, a console error (a CSP violation
-    among them) or an asset that did not load. A page's own 4xx status is not an error:
-    forms answer 400 when they show validation errors.
+    A page's own 4xx status is not an error (forms answer 400 with validation errors),
+    nor is an htmx fetch that gets a deliberate error fragment.
     """
     problems: list[str] = []
 
@@ -137,13 +135,32 @@ def visit(page, base_url):
     page.on("console", on_console)
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.on("response", on_response)
+    return problems
 
-    def open_path(path: str, expect_status: int = 200):
-        response = page.goto(base_url + path)
+
+@pytest.fixture
+def visit(page, base_url):
+    """Open a path, wait for the page to settle, and check it with axe-core."""
+    problems = watch(page)
+
+    def open_path(path: str, expect_status: int = 200, on=None):
+        target = on or page
+        response = target.goto(base_url + path)
         assert response is not None and response.status == expect_status, path
-        page.wait_for_load_state("networkidle")
-        assert_accessible(page)
-        return page
+        target.wait_for_load_state("networkidle")
+        assert_accessible(target)
+        return target
 
     yield open_path
     assert not problems, f"browser errors: {problems}"
+
+
+@pytest.fixture
+def other_page(browser):
+    """A second person's browser (its own cookies), watched like the first."""
+    context = browser.new_context()
+    second = context.new_page()
+    problems = watch(second)
+    yield second
+    context.close()
+    assert not problems, f"browser errors in the second browser: {problems}"
