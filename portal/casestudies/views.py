@@ -168,6 +168,25 @@ def edit(case_study_id: int):
     return _write(case_study)
 
 
+INLINE_FIELDS = ("title", "contact_name", "contact_email")
+
+
+@bp.post("/validate")
+def validate():
+    """Check one field as the writer leaves it; answer with that field's form group (htmx)."""
+    name = request.form.get("field", "")
+    if name not in INLINE_FIELDS:
+        abort(400)
+    form = CaseStudyForm(meta={"csrf": False})  # the CSRF token is checked for every POST anyway
+    field = form[name]
+    inline = getattr(type(form), f"validate_{name}", None)  # called as (form, field)
+    field.validate(form, extra_validators=[inline] if inline else ())
+    if name == "title" and not (field.data or "").strip():
+        field.errors = [*field.errors, "Enter a title"]
+    page = render_template("casestudies/_field.html", form=form, field_name=name)
+    return vary_on_htmx(make_response(page, 200))
+
+
 @bp.post("/preview")
 def preview():
     """Render Markdown exactly as the case study page will show it (an htmx fragment)."""

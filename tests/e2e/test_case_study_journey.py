@@ -36,8 +36,12 @@ def test_write_preview_submit_request_changes_fix_approve_and_publish(
     sign_in(page, base_url, contributor.email, contributor.password)
     visit("/case-studies/new")
     page.get_by_label("Title").fill(title)
-    page.get_by_label("Summary").fill("A weekly football session for dads, with a talk on healthy relationships.")
-    page.get_by_label("What you did").fill("## How it ran\n\nEvery **Saturday** at the leisure centre.")
+    page.get_by_label("Summary").fill(
+        "A weekly football session for dads, with a talk on healthy relationships."
+    )
+    page.get_by_label("What you did").fill(
+        "## How it ran\n\nEvery **Saturday** at the leisure centre."
+    )
     expect(page.locator("#preview h2")).to_have_text("How it ran")
     expect(page.locator("#preview strong")).to_have_text("Saturday")
     assert_accessible(page)
@@ -68,7 +72,9 @@ def test_write_preview_submit_request_changes_fix_approve_and_publish(
     item.get_by_label("Comment for the author").fill("Please add how the club helped.")
     url_before = moderator.url
     item.get_by_role("button", name="Request changes").click()
-    expect(moderator.locator(".portal-card", has_text=title)).to_contain_text("Sent back to the author")
+    expect(moderator.locator(".portal-card", has_text=title)).to_contain_text(
+        "Sent back to the author"
+    )
     assert moderator.url == url_before
     assert_accessible(moderator)
 
@@ -80,9 +86,14 @@ def test_write_preview_submit_request_changes_fix_approve_and_publish(
     assert_accessible(page)
     page.get_by_role("link", name="Back to the case study").click()
     page.get_by_role("link", name="Edit the draft").click()
-    page.get_by_label("Outcomes").fill("32 dads came; 12 joined the ally network. The club lent its pitch and coaches.")
-    for box in ("There is no victim or personal data in it", "There is nothing operationally sensitive in it",
-                "Everyone named or pictured has given permission"):
+    page.get_by_label("Outcomes").fill(
+        "32 dads came; 12 joined the ally network. The club lent its pitch and coaches."
+    )
+    for box in (
+        "There is no victim or personal data in it",
+        "There is nothing operationally sensitive in it",
+        "Everyone named or pictured has given permission",
+    ):
         page.get_by_label(box).check()
     page.get_by_role("button", name="Submit for moderation").click()
     expect(page.get_by_text("Waiting for moderation")).to_be_visible()
@@ -103,3 +114,21 @@ def test_write_preview_submit_request_changes_fix_approve_and_publish(
     expect(page.get_by_role("heading", level=1)).to_have_text(title)
     expect(page.get_by_text("The club lent its pitch and coaches.")).to_be_visible()
     assert_accessible(page)
+
+
+def test_a_mistake_shows_as_soon_as_the_writer_leaves_the_field(page, visit, base_url):
+    from portal.demo import DEMO_ACCOUNTS
+
+    contributor = DEMO_ACCOUNTS[0]
+    sign_in(page, base_url, contributor.email, contributor.password)
+    visit("/case-studies/new")
+    page.get_by_label("Contact email address").fill("sam at northants")
+    page.keyboard.press("Tab")
+    expect(page.locator("#contact_email-error")).to_contain_text(
+        "Enter an email address in the correct format"
+    )
+    expect(page.get_by_label("Contact email address")).to_have_value("sam at northants")
+    assert_accessible(page)
+    page.get_by_label("Contact email address").fill("sam.patel@northants.police.uk")
+    page.keyboard.press("Tab")
+    expect(page.locator("#contact_email-error")).to_have_count(0)

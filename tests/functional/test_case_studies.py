@@ -624,3 +624,43 @@ def test_markdown_attacks_are_inert_on_the_published_page(app, author, moderator
     )
     assert 'href="javascript' not in main.lower() and 'href="data:' not in main
     assert "<div hx-get" not in main
+
+
+# Inline validation
+
+
+def test_a_field_is_checked_when_the_writer_leaves_it(app, author):
+    token = csrf_from(author.get("/case-studies/new").get_data(as_text=True))
+    headers = {"HX-Request": "true", "X-CSRFToken": token}
+    bad = author.post(
+        "/case-studies/validate",
+        headers=headers,
+        data={"field": "contact_email", "contact_email": "ali at kent"},
+    )
+    fragment = bad.get_data(as_text=True)
+    assert bad.status_code == 200 and "<html" not in fragment
+    assert 'id="contact_email-error"' in fragment and 'value="ali at kent"' in fragment
+    good = author.post(
+        "/case-studies/validate",
+        headers=headers,
+        data={"field": "contact_email", "contact_email": "ali.khan@kent.police.uk"},
+    )
+    assert "govuk-error-message" not in good.get_data(as_text=True)
+    empty_title = author.post(
+        "/case-studies/validate", headers=headers, data={"field": "title", "title": " "}
+    )
+    assert "Enter a title" in empty_title.get_data(as_text=True)
+
+
+def test_inline_validation_refuses_unknown_fields_and_missing_tokens(author):
+    token = csrf_from(author.get("/case-studies/new").get_data(as_text=True))
+    assert (
+        author.post(
+            "/case-studies/validate", headers={"X-CSRFToken": token}, data={"field": "csrf_token"}
+        ).status_code
+        == 400
+    )
+    assert (
+        author.post("/case-studies/validate", data={"field": "title", "title": "x"}).status_code
+        == 400
+    )
