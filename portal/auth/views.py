@@ -158,28 +158,28 @@ def _link_invalid(reason: str, purpose: str):
     return render_template("auth/link_invalid.html", reason=reason, purpose=purpose), 400
 
 
+def _email_step(template: str, send, reason: str):
+    """Ask for an email address, send what `send` sends, and never say if an account exists."""
+    form = EmailForm()
+    if form.validate_on_submit():
+        send(form.email.data)
+        session["check_email"] = reason
+        return redirect(url_for(".check_email"), code=303)
+    return render_form(template, form)
+
+
 @bp.route("/confirm/resend", methods=["GET", "POST"])
 @limiter.limit("5 per 15 minutes", methods=["POST"])
 def resend_confirmation():
     """Send a new confirmation link."""
-    form = EmailForm()
-    if form.validate_on_submit():
-        services.resend_confirmation(form.email.data)
-        session["check_email"] = "resent"
-        return redirect(url_for(".check_email"), code=303)
-    return render_form("auth/resend.html", form)
+    return _email_step("auth/resend.html", services.resend_confirmation, "resent")
 
 
 @bp.route("/reset", methods=["GET", "POST"])
 @limiter.limit("5 per 15 minutes", methods=["POST"])
 def reset_request():
     """Email a link to choose a new password."""
-    form = EmailForm()
-    if form.validate_on_submit():
-        services.request_password_reset(form.email.data)
-        session["check_email"] = "reset"
-        return redirect(url_for(".check_email"), code=303)
-    return render_form("auth/reset_request.html", form)
+    return _email_step("auth/reset_request.html", services.request_password_reset, "reset")
 
 
 @bp.route("/reset/<token>", methods=["GET", "POST"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
 from wtforms import (
@@ -21,6 +23,8 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from ..models import EVIDENCE_LABELS, Evidence
 from . import rules
 from .services import Content
+
+PARTNER_TOO_LONG = f"Enter a partner name of {rules.PARTNER_MAX} characters or fewer"
 
 
 def _strip(value):
@@ -67,7 +71,7 @@ class CaseStudyForm(FlaskForm):
         StringField(
             "Partner organisation",
             filters=[_strip],
-            validators=[Length(max=rules.PARTNER_MAX), _clean],
+            validators=[Length(max=rules.PARTNER_MAX, message=PARTNER_TOO_LONG), _clean],
         ),
         min_entries=4,
         max_entries=20,
@@ -113,7 +117,7 @@ class CaseStudyForm(FlaskForm):
         if not all(parts):
             raise ValidationError("Enter the day, month and year, for example 8 3 2025")
         day, month, year = parts
-        if not (day.isdigit() and month.isdigit() and year.isdigit()):
+        if not all(re.fullmatch(r"[0-9]{1,4}", part) for part in (day, month, year)):
             raise ValidationError("Enter the date as numbers, for example 8 3 2025")
         if rules.parse_event_date(f"{int(year):04d}-{int(month):02d}-{int(day):02d}") is None:
             raise ValidationError(
@@ -127,7 +131,8 @@ class CaseStudyForm(FlaskForm):
     def content(self) -> Content:
         """Return what the author wrote, as the services take it."""
         event_date = None
-        if self.event_day.data and self.event_month.data and self.event_year.data:
+        parts = (self.event_day.data, self.event_month.data, self.event_year.data)
+        if all(p and re.fullmatch(r"[0-9]{1,4}", p) for p in parts):
             event_date = rules.parse_event_date(
                 f"{int(self.event_year.data):04d}-{int(self.event_month.data):02d}-"
                 f"{int(self.event_day.data):02d}"

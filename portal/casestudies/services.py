@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import date
 
-from flask import render_template
+from flask import current_app, render_template
 from sqlalchemy import select, update
 
 from .. import audit
@@ -124,7 +124,13 @@ def submission_problems(content: Content) -> dict[str, str]:
 
 
 def is_moderator(user: User | None) -> bool:
-    return bool(user and user.is_authenticated and user.has_role(Role.MODERATOR, Role.ADMIN))
+    """A moderator's powers need the second factor, here as on the moderation pages."""
+    return bool(
+        user
+        and user.is_authenticated
+        and user.has_role(Role.MODERATOR, Role.ADMIN)
+        and user.mfa_enabled
+    )
 
 
 def is_author(user: User | None, case_study: CaseStudy) -> bool:
@@ -200,13 +206,17 @@ def _partners(names: list[str]) -> list[Partner]:
     return list(found.values())
 
 
-def _working_copy(author: User, case_study: CaseStudy) -> Revision:
-    """Return the draft to write into, starting one from the published version if need be."""
+def _working_copy(author: User, case_study: CaseStudy) -> tuple[Revision, dict[int, Attachment]]:
+    """Return the draft to write into, starting one from the published version if need be.
+
+    The second value maps each published attachment's id to its copy in a new draft, so
+    "remove" ticked against a published file removes the copy.
+    """
     current = working(case_study)
     if current is not None:
         if current.state != RevisionState.DRAFT:
             raise NotAllowed("Withdraw the submitted version before you change it.")
-        return current
+        return current, {}
     live = published(case_study)
     if live is None:
         raise NotAllowed("This case study can no longer be edited.")
@@ -221,17 +231,18 @@ def _working_copy(author: User, case_study: CaseStudy) -> Revision:
         )
         db.session.add(revision)
         _apply(revision, Content.of(live))
-        revision.attachments = [
-            Attachment(
-                filename=a.filename,
-                content_type=a.content_type,
-                size=a.size,
-                sha256=a.sha256,
-                data=a.data,
+        copies = {
+            original.id: Attachment(
+                filename=original.filename,
+                content_type=original.content_type,
+                size=original.size,
+                sha256=original.sha256,
+                data=original.data,
             )
-            for a in live.attachments
-        ]
-    return revision
+            for original in live.attachments
+        }
+        revision.attachments = list(copies.values())
+    return revision, copies
 
 
 def save(
@@ -245,6 +256,7 @@ def save(
     checklist: bool = False,
 ) -> CaseStudy:
     """Save the author's work as a draft, and submit it when asked: one transaction."""
+    copies: dict[int, Attachment] = {}
     if case_study is None:
         case_study = CaseStudy(
             slug=slugify(content.title), force_id=author.force_id, author_id=author.id
@@ -260,10 +272,19 @@ def save(
     else:
         if not editable_by(author, case_study):
             raise NotAllowed("You cannot edit this case study now.")
-        revision = _working_copy(author, case_study)
+        revision, copies = _working_copy(author, case_study)
     _apply(revision, content)
-    keep = [a for a in revision.attachments if a.id not in set(remove_attachment_ids)]
+    removing = set(remove_attachment_ids)
+    dropped = [copy for original_id, copy in copies.items() if original_id in removing]
+    keep = [
+        a for a in revision.attachments
+        if not (a.id is not None and a.id in removing) and not any(a is d for d in dropped)
+    ]  # fmt: skip
     revision.attachments = keep + list(attachments)
+    most = current_app.config["ATTACHMENT_MAX_COUNT"]
+    if len(revision.attachments) > most:
+        db.session.rollback()
+        raise FieldErrors({"attachments": f"A case study can have at most {most} attachments"})
     if case_study.first_published_at is None:
         case_study.slug = slugify(revision.title)
     problems = {}
@@ -361,15 +382,29 @@ def _decidable(moderator: User, revision: Revision) -> None:
         raise NotAllowed("You wrote this case study: another moderator must decide on it.")
 
 
-def _already_decided(revision: Revision) -> AlreadyDecided:
+def _already_decided(revision: Revision) -> Exception:
     db.session.rollback()
+    db.session.refresh(revision)
+    if revision.state == RevisionState.DRAFT and not _decided_since_submission(revision):
+        return NotAllowed("This case study is not waiting for a decision.")
     event = db.session.scalars(
         select(ModerationEvent)
         .where(ModerationEvent.revision_id == revision.id)
         .where(ModerationEvent.action != ModerationAction.SUBMITTED)
         .order_by(ModerationEvent.id.desc())
     ).first()
+    if event is None or event.action in (ModerationAction.WITHDRAWN,):
+        return NotAllowed("This case study is not waiting for a decision.")
     return AlreadyDecided(event)
+
+
+def _decided_since_submission(revision: Revision) -> bool:
+    last = db.session.scalars(
+        select(ModerationEvent.action)
+        .where(ModerationEvent.revision_id == revision.id)
+        .order_by(ModerationEvent.id.desc())
+    ).first()
+    return last is not None and last not in (ModerationAction.SUBMITTED, ModerationAction.WITHDRAWN)
 
 
 def approve(moderator: User, revision: Revision, comment: str = "") -> None:
@@ -432,6 +467,8 @@ def archive(actor: User, case_study: CaseStudy) -> None:
     _event(live, actor, ModerationAction.ARCHIVED)
     audit.record("case_study.archived", actor=actor, target=case_study)
     db.session.commit()
+    if not is_author(actor, case_study):
+        _tell_author(live, ModerationAction.ARCHIVED, "")
 
 
 # Email
@@ -449,10 +486,20 @@ def _tell_moderators(revision: Revision) -> None:
     link = external_url("moderation.review", revision_id=revision.id)
     for moderator in moderators:
         body = render_template("mail/submitted.txt", revision=revision, link=link, user=moderator)
-        send_mail(moderator.email, f"To moderate: {revision.title}", body)
+        _send(moderator.email, f"To moderate: {revision.title}", body)
+
+
+def _send(to: str, subject: str, body: str) -> None:
+    # The work is committed already: a mail server's failure must not turn it into an
+    # error page, nor stop the other messages. It is logged for the admins.
+    try:
+        send_mail(to, subject, body)
+    except Exception:  # noqa: BLE001 - any delivery failure is logged, none is fatal here
+        current_app.logger.exception("could not send %r", subject)
 
 
 SUBJECTS = {
+    ModerationAction.ARCHIVED: "Archived: {title}",
     ModerationAction.APPROVED: "Published: {title}",
     ModerationAction.CHANGES_REQUESTED: "Changes requested: {title}",
     ModerationAction.REJECTED: "Not published: {title}",
@@ -472,4 +519,4 @@ def _tell_author(revision: Revision, action: ModerationAction, comment: str) -> 
         link=link,
         user=author,
     )
-    send_mail(author.email, SUBJECTS[action].format(title=revision.title[:80]), body)
+    _send(author.email, SUBJECTS[action].format(title=revision.title[:80]), body)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import (
     Blueprint,
     abort,
@@ -14,10 +16,20 @@ from flask import (
 )
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
-from ..models import Attachment, CaseStudy, ModerationEvent, Partner, Revision, RevisionState, Theme
+from ..models import (
+    Attachment,
+    CaseStudy,
+    ModerationEvent,
+    Partner,
+    Revision,
+    RevisionState,
+    Theme,
+    revision_partner,
+)
 from ..web.forms import add_errors, render_form
 from ..web.htmx import vary_on_htmx
 from . import attachments as files
@@ -68,9 +80,24 @@ def _form_page(form, case_study, revision, *, preview=None, notice=None):
         form,
         case_study=case_study,
         revision=revision,
-        partner_names=list(db.session.scalars(select(Partner.name).order_by(Partner.name))),
+        partner_names=published_partner_names(),
         preview=preview,
         notice=notice,
+    )
+
+
+def published_partner_names(limit: int = 500) -> list[str]:
+    """Suggest partner names from published case studies only: drafts stay private."""
+    return list(
+        db.session.scalars(
+            select(Partner.name)
+            .join(revision_partner, revision_partner.c.partner_id == Partner.id)
+            .join(Revision, Revision.id == revision_partner.c.revision_id)
+            .where(Revision.state == RevisionState.PUBLISHED)
+            .group_by(Partner.name)
+            .order_by(Partner.name)
+            .limit(limit)
+        )
     )
 
 
@@ -109,7 +136,9 @@ def _write(case_study: CaseStudy | None):
         return _form_page(form, case_study, revision, preview=render_markdown(form.body.data))
     if not form.validate_on_submit():
         return _form_page(form, case_study, revision)
-    removing = {int(i) for i in request.form.getlist("remove_attachment") if i.isdigit()}
+    removing = {
+        int(i) for i in request.form.getlist("remove_attachment") if re.fullmatch(r"[0-9]{1,18}", i)
+    }
     uploads, refused = _uploads(form, revision, removing)
     if refused:
         add_errors(form, {"attachments": refused})
@@ -136,9 +165,17 @@ def _write(case_study: CaseStudy | None):
         return _form_page(
             form, refusal.case_study, services.working(refusal.case_study), notice=notice
         )
+    except services.FieldErrors as failure:  # e.g. too many attachments in the end
+        add_errors(form, failure.errors)
+        return _form_page(form, case_study, revision)
     except services.NotAllowed as error:
         flash(str(error))
         return redirect(url_for(".show", case_study_id=case_study.id), code=303)
+    except IntegrityError:
+        # Two saves at once (a double click, two windows): the other one won.
+        db.session.rollback()
+        flash("This case study was changed in another window at the same time. Check it again.")
+        return redirect(url_for(".edit", case_study_id=case_study.id), code=303)
     if submit:
         flash("Sent to the moderators. We will email you their decision.", "success")
         return redirect(url_for(".mine"), code=303)
@@ -253,15 +290,19 @@ def changes_for_review(case_study: CaseStudy) -> dict[str, list]:
     live = services.published(case_study)
     if live is not None:
         diffs["published"] = compare(services.content_snapshot(live), now)
+    # The last submission before the one now waiting, whichever version it was made on
+    # (a rejected edit counts: its successor should show what changed since).
     submissions = db.session.scalars(
-        select(ModerationEvent.snapshot)
-        .where(ModerationEvent.revision_id == current.id, ModerationEvent.action == "submitted")
+        select(ModerationEvent)
+        .where(
+            ModerationEvent.case_study_id == case_study.id, ModerationEvent.action == "submitted"
+        )
         .order_by(ModerationEvent.id.desc())
     ).all()
-    # The last submission before the one now waiting (or before the draft being written).
-    earlier = submissions[1:] if current.state == RevisionState.SUBMITTED else submissions
-    if earlier:
-        diffs["previous"] = compare(snapshot_of(earlier[0]), now)
+    if current.state == RevisionState.SUBMITTED and submissions:
+        submissions = submissions[1:]
+    if submissions:
+        diffs["previous"] = compare(snapshot_of(submissions[0].snapshot), now)
     return diffs
 
 

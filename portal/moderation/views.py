@@ -110,22 +110,20 @@ def _revision_or_404(revision_id: int) -> Revision:
 @bp.get("/<id:revision_id>")
 def review(revision_id: int):
     """Show a submitted revision: content, attachments, what changed, the checklist, decisions."""
-    revision = _revision_or_404(revision_id)
+    return render_review(_revision_or_404(revision_id), DecisionForm())
+
+
+def render_review(revision: Revision, decision_form: DecisionForm, error: str | None = None):
     case_study = revision.case_study
-    form = CaseStudyForm()
+    labels = CaseStudyForm()
     return render_template(
-        "moderation/review.html",
-        revision=revision,
-        case_study=case_study,
+        "moderation/review.html", revision=revision, case_study=case_study,
         diffs=changes_for_review(case_study) if revision.state == RevisionState.SUBMITTED else {},
-        decision_form=DecisionForm(),
+        decision_form=decision_form, error=error,
         own=current_user.id in (case_study.author_id, revision.created_by_id),
-        checklist=[
-            form.no_personal_data.label.text,
-            form.not_sensitive.label.text,
-            form.permission.label.text,
-        ],
-    )
+        checklist=[labels.no_personal_data.label.text, labels.not_sensitive.label.text,
+                   labels.permission.label.text],
+    )  # fmt: skip
 
 
 @bp.post("/<id:revision_id>/decide")
@@ -134,13 +132,15 @@ def decide(revision_id: int):
     revision = _revision_or_404(revision_id)
     form = DecisionForm()
     choice = request.form.get("decision", "")
-    if not form.validate_on_submit() or choice not in DECISIONS:
+    valid = form.validate_on_submit()
+    if form.csrf_token.errors or choice not in DECISIONS:
         abort(400)
     step, done = DECISIONS[choice]
     moderator = current_user._get_current_object()
-    error = None
+    error = None if valid else form.comment.errors[0]  # the typed comment is kept below
     try:
-        step(moderator, revision, form.comment.data or "")
+        if valid:
+            step(moderator, revision, form.comment.data or "")
     except FieldErrors as failure:
         error = next(iter(failure.errors.values()))
     except (services.AlreadyDecided, services.NotAllowed) as failure:
@@ -161,7 +161,6 @@ def decide(revision_id: int):
         )
         return vary_on_htmx(response)
     if error:
-        flash(error)
-        return redirect(url_for(".review", revision_id=revision.id), code=303)
+        return render_review(revision, form, error), 400
     flash(f"{done}: {revision.title}", "success")
     return redirect(url_for(".queue"), code=303)

@@ -22,7 +22,7 @@ PUBLIC_ENDPOINTS = {
     "static",
 }
 #: Pages PORTAL_PUBLIC_LIBRARY=1 opens to anonymous readers.
-LIBRARY_ENDPOINTS = {"library.home", "library.index", "casestudies.show"}
+LIBRARY_ENDPOINTS = {"library.home", "library.index", "casestudies.show", "casestudies.attachment"}
 
 
 def _sign_in_redirect():

@@ -36,6 +36,9 @@ def _unexpected(error: Exception):
         return render_error(error)
     from flask import current_app
 
+    from ..extensions import db
+
+    db.session.rollback()  # the error page must not trip over a failed transaction
     current_app.logger.exception("Unhandled exception")
     return render_error(InternalServerError())
 

@@ -287,7 +287,8 @@ def test_approval_publishes_it_and_tells_the_author(app, author, moderator, coll
 def test_requesting_changes_needs_a_comment_and_the_author_gets_it(app, author, moderator):
     case_id, revision_id = submitted(app, author)
     refused = decide(moderator, revision_id, "changes", comment="  ")
-    assert refused.status_code == 303 and states(app, case_id) == [RevisionState.SUBMITTED]
+    assert refused.status_code == 400 and states(app, case_id) == [RevisionState.SUBMITTED]
+    assert 'id="comment-error"' in refused.get_data(as_text=True)
     decide(moderator, revision_id, "changes", comment="Please add the number of walkers.")
     assert states(app, case_id) == [RevisionState.DRAFT]
     message = [m for m in outbox(app) if m["To"] == "ali.khan@kent.police.uk"][-1]
@@ -664,3 +665,152 @@ def test_inline_validation_refuses_unknown_fields_and_missing_tokens(author):
         author.post("/case-studies/validate", data={"field": "title", "title": "x"}).status_code
         == 400
     )
+
+
+# Found in review
+
+
+def test_a_moderator_without_2fa_has_no_moderator_powers_anywhere(app, author, make_user):
+    case_id, revision_id = submitted(app, author)
+    client = app.test_client()
+    Auth(client).login(make_user("moderator", mfa=False))
+    assert client.get(f"/case-studies/{case_id}").status_code == 404
+    assert client.get(f"/case-studies/{case_id}/history").status_code == 404
+
+
+def test_removing_a_published_file_while_editing_removes_its_copy_and_the_limit_holds(
+    app, author, moderator
+):
+    post_case_study(author, complete(app), files=[(f"f{n}.pdf", PDF) for n in range(5)])
+    case_study = only_case_study(app)
+    with app.app_context():
+        revision = db.session.scalars(select(Revision)).one()
+        revision_id, first = revision.id, revision.attachments[0].id
+    decide(moderator, revision_id, "approve")
+    over = post_case_study(
+        author,
+        {**complete(app), "remove_attachment": "999999"},
+        action="save",
+        case_study_id=case_study.id,
+        files=[("extra.pdf", PDF)],
+    )
+    assert over.status_code == 400 and "at most 5 attachments" in over.get_data(as_text=True)
+    assert states(app, case_study.id) == [RevisionState.PUBLISHED]
+    swapped = post_case_study(
+        author,
+        {**complete(app), "remove_attachment": str(first)},
+        action="save",
+        case_study_id=case_study.id,
+        files=[("extra.pdf", PDF)],
+    )
+    assert swapped.status_code == 303
+    with app.app_context():
+        draft = db.session.scalars(select(Revision).where(Revision.number == 2)).one()
+        names = sorted(a.filename for a in draft.attachments)
+    assert names == ["extra.pdf", "f1.pdf", "f2.pdf", "f3.pdf", "f4.pdf"]
+
+
+@pytest.mark.parametrize("value", ["²", "①", "٣"])
+def test_digits_from_other_scripts_are_an_error_not_a_crash(app, author, value):
+    response = post_case_study(author, complete(app, event_day=value), action="save")
+    assert response.status_code == 400
+    assert 'id="event_day-error"' in response.get_data(as_text=True)
+    assert (
+        post_case_study(
+            author, {**complete(app), "remove_attachment": value}, action="save"
+        ).status_code
+        == 303
+    )
+
+
+def test_partner_names_from_drafts_are_never_suggested(app, author, colleague, moderator):
+    post_case_study(author, complete(app, **{"partners-0": "Operation Nightjar"}), action="save")
+    assert "Operation Nightjar" not in colleague.get("/case-studies/new").get_data(as_text=True)
+    case_id, revision_id = submitted(app, author)
+    decide(moderator, revision_id, "approve")
+    assert "Movember" in colleague.get("/case-studies/new").get_data(as_text=True)
+
+
+def test_a_too_long_partner_name_is_shown_next_to_its_box(app, author):
+    response = post_case_study(author, complete(app, **{"partners-1": "x" * 161}), action="save")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert 'id="partners-1-error"' in page and 'href="#partners-1"' in page
+
+
+def test_a_too_long_comment_is_an_error_that_keeps_the_comment(app, author, moderator):
+    _, revision_id = submitted(app, author)
+    response = decide(moderator, revision_id, "changes", comment="Please " + "x" * 5000)
+    assert response.status_code == 400
+    assert "Please xxxx" in response.get_data(as_text=True)
+
+
+def test_after_a_rejected_edit_the_next_edit_is_compared_with_the_rejected_submission(
+    app, author, moderator
+):
+    case_id, revision_id = submitted(app, author)
+    decide(moderator, revision_id, "approve")
+    post_case_study(
+        author, complete(app, outcomes="First try at new outcomes."), case_study_id=case_id
+    )
+    with app.app_context():
+        second = db.session.scalar(select(Revision.id).where(Revision.number == 2))
+    decide(moderator, second, "reject", comment="Not like this.")
+    post_case_study(
+        author, complete(app, outcomes="Second try at new outcomes."), case_study_id=case_id
+    )
+    with app.app_context():
+        third = db.session.scalar(select(Revision.id).where(Revision.number == 3))
+    review = moderator.get(f"/moderation/{third}").get_data(as_text=True)
+    assert "Compared with the previous submission" in review and "First try" in review
+
+
+def test_deciding_on_a_draft_says_it_is_not_waiting(app, author, moderator):
+    post_case_study(author, complete(app), action="save")
+    with app.app_context():
+        revision_id = db.session.scalar(select(Revision.id))
+    response = decide(moderator, revision_id, "approve", htmx=True)
+    assert "not waiting for a decision" in response.get_data(as_text=True)
+
+
+def test_public_library_readers_can_download_published_attachments(tmp_path, jsonl):
+    from portal.cli import init_db
+
+    from ..conftest import make_app
+
+    app = make_app(tmp_path / "public", PUBLIC_LIBRARY=True)
+    with app.app_context():
+        init_db()
+    from portal.models import Attachment
+
+    with app.app_context():
+        from portal.casestudies.importer import import_case_studies
+
+        from ..records import case_study_line
+
+        import_case_studies(jsonl([case_study_line()]))
+        revision = db.session.scalars(select(Revision)).one()
+        revision.attachments.append(
+            Attachment(
+                filename="a.pdf",
+                content_type="application/pdf",
+                size=len(PDF),
+                sha256="x",
+                data=PDF,
+            )
+        )
+        db.session.commit()
+        attachment_id = revision.attachments[0].id
+    assert app.test_client().get(f"/case-studies/1/attachments/{attachment_id}").status_code == 200
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_the_author_is_told_when_a_moderator_archives_their_case_study(app, author, moderator):
+    case_id, revision_id = submitted(app, author)
+    decide(moderator, revision_id, "approve")
+    token = csrf_from(
+        moderator.get(f"/case-studies/{case_id}", follow_redirects=True).get_data(as_text=True)
+    )
+    moderator.post(f"/case-studies/{case_id}/archive", data={"csrf_token": token})
+    assert outbox(app)[-1]["Subject"] == "Archived: Walk and talk for Movember"
