@@ -100,8 +100,10 @@ def configure_blueprints(app: Flask) -> None:
 
 def configure_web(app: Flask) -> None:
     """Install error pages, security headers and template helpers."""
+    from .search import sync
     from .web import access, errors, headers, logs, templating
 
+    sync.register(app)
     logs.register(app)
     access.register(app)
     errors.register(app)

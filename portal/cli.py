@@ -56,6 +56,9 @@ def seed_demo_command() -> None:
         )
     init_db()
     added = seed_demo()
+    from .search.sync import apply_all
+
+    apply_all()
     click.echo(
         f"Demo data ready: {added['accounts']} accounts and "
         f"{added['case_studies']} case studies added."
@@ -67,20 +70,29 @@ def seed_demo_command() -> None:
             click.echo(f"  {'':<12} two-factor key for an authenticator app: {account.totp_secret}")
 
 
+def _progress(done: int) -> None:
+    click.echo(f"  {done:,} written", err=True)
+
+
 @click.command("import-case-studies")
 @with_appcontext
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 def import_command(file: str) -> None:
     """Import case studies from a JSON Lines file; nothing is written if any line is wrong."""
     from .casestudies.importer import ImportFailed, import_case_studies
+    from .search.sync import apply_all
 
     try:
-        count = import_case_studies(file)
+        count = import_case_studies(
+            file, progress=lambda n: click.echo(f"  {n:,} written", err=True)
+        )
     except ImportFailed as failure:
         for line, reason in failure.errors:
             click.echo(f"line {line}: {reason}", err=True)
         raise click.ClickException("Nothing was imported.") from None
     click.echo(f"Imported {count} case studies.")
+    indexed = apply_all()
+    click.echo(f"Search index updated for {indexed} published case studies.")
 
 
 @click.command("create-user")
@@ -109,7 +121,60 @@ def create_user_command(email: str, name: str, force: str, role: str) -> None:
     click.echo(f"Created {user.role.value} {user.email} ({user.force.name}).")
 
 
+@click.command("reindex")
+@with_appcontext
+def reindex_command() -> None:
+    """Rebuild the search index from the database and swap it in (searches keep working)."""
+    import time
+
+    from .search.sync import reindex
+
+    started = time.perf_counter()
+    count = reindex()
+    click.echo(
+        f"Reindexed {count} published case studies in {time.perf_counter() - started:.1f} s."
+    )
+
+
+@click.command("search-sync")
+@with_appcontext
+def search_sync_command() -> None:
+    """Apply every queued search-index change (retrying any that failed)."""
+    from .search.sync import apply_all
+
+    click.echo(f"Brought {apply_all()} case studies up to date in the search index.")
+
+
+@click.command("search-check")
+@with_appcontext
+def search_check_command() -> None:
+    """Report case studies missing from, stale in, or wrongly in the index; exit 1 if any."""
+    from .search.sync import check, pending_count
+
+    drift = check()
+    problems = (("missing", drift.missing), ("stale", drift.stale), ("not published", drift.extra))
+    for label, ids in problems:
+        if ids:
+            listed = ", ".join(map(str, ids[:20])) + (" ..." if len(ids) > 20 else "")
+            click.echo(f"{label}: {len(ids)} ({listed})")
+    click.echo(f"queued changes: {pending_count()}")
+    if not drift.clean:
+        raise click.ClickException(
+            "The search index does not match the database: "
+            "run `portal search-sync` or `portal reindex`."
+        )
+    click.echo("The search index matches the database.")
+
+
 def register(app: Flask) -> None:
     """Add the portal's commands to the app's CLI."""
-    for command in (init_db_command, seed_demo_command, import_command, create_user_command):
+    for command in (
+        init_db_command,
+        seed_demo_command,
+        import_command,
+        create_user_command,
+        reindex_command,
+        search_sync_command,
+        search_check_command,
+    ):
         app.cli.add_command(command)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from importlib import resources
 
@@ -79,10 +78,10 @@ def seed_demo() -> dict[str, int]:
                 account.email, account.name, account.force, account.role, account.password
             )
             if account.totp_secret:
-                previous_step = time.time() - 30  # leaves the current code free for sign-in
                 user.totp_pending_secret = account.totp_secret
-                code = pyotp.TOTP(account.totp_secret).at(previous_step)
-                enable_mfa(user, account.password, code)
+                enable_mfa(user, account.password, pyotp.TOTP(account.totp_secret).now())
+                user.totp_last_step = None  # the demo user may sign in with the current code
+                db.session.commit()
             added["accounts"] += 1
     lines = demo_lines()
     first_title = json.loads(lines[0])["title"]

@@ -359,6 +359,20 @@ class ModerationEvent(db.Model):
     revision: Mapped[Revision] = relationship()
 
 
+class SearchOutbox(db.Model):
+    """A case study whose search-index entry must be brought up to date.
+
+    Written in the same transaction as the change, applied after the commit, retried
+    until applied: the database stays the truth, the index follows it.
+    """
+
+    __tablename__ = "search_outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_study_id: Mapped[int] = mapped_column(Integer, index=True)
+    queued_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class AuditEvent(db.Model):
     """An append-only record of who did what to which object, and when."""
 

@@ -90,10 +90,12 @@ def published(app, jsonl):
 
         from portal.casestudies.importer import import_case_studies
         from portal.models import CaseStudy
+        from portal.search.sync import apply_all
 
         with app.app_context():
             before = set(db.session.scalars(select(CaseStudy.id)))
             import_case_studies(jsonl(list(records) or [case_study_line()], name="fixture.jsonl"))
+            apply_all()  # as the CLI does after an import
             return sorted(set(db.session.scalars(select(CaseStudy.id))) - before)
 
     return add
@@ -130,9 +132,11 @@ def make_user(app):
                 import pyotp
 
                 secret = pyotp.random_base32()
-                # Set up with the previous step's code, so the current one is still unused.
                 user.totp_pending_secret = secret
-                services.enable_mfa(user, password, pyotp.TOTP(secret).at(time.time() - 30))
+                services.enable_mfa(user, password, pyotp.TOTP(secret).now())
+                # Forget the step used for set-up, so the test may sign in with the current code.
+                user.totp_last_step = None
+                db.session.commit()
             db.session.expunge_all()
         return TestUser(email=email, password=password, totp_secret=secret, role=role)
 
@@ -146,7 +150,6 @@ class TestUser:
         self.email, self.password, self.totp_secret, self.role = email, password, totp_secret, role
 
     def totp(self, offset: int = 0) -> str:
-        import time
 
         import pyotp
 

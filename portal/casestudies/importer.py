@@ -29,6 +29,7 @@ from ..models import (
     utcnow,
 )
 from ..reference import force_lookup, key, slugify, theme_lookup
+from ..search.sync import queue_change
 from . import rules
 
 REQUIRED = (
@@ -262,7 +263,7 @@ def validate(source: Source) -> int:
 
 
 def import_case_studies(
-    source: str | Path | list[str], actor_id: int | None = None, label: str = ""
+    source: str | Path | list[str], actor_id: int | None = None, label: str = "", progress=None
 ) -> int:
     """Validate every line (a file's, or a list's), then write them all in one transaction."""
     source = source if isinstance(source, list) else Path(source)
@@ -281,6 +282,8 @@ def import_case_studies(
             if len(batch) == BATCH_SIZE:
                 written += _write_batch(batch, partners, now)
                 batch = []
+                if progress and written % (BATCH_SIZE * 10) == 0:
+                    progress(written)
         if batch:
             written += _write_batch(batch, partners, now)
         db.session.add(
@@ -368,6 +371,9 @@ def _write_batch(records: list[ImportRecord], partners: _PartnerIds, now) -> int
         for r, rev_id in zip(records, revision_ids, strict=True)
         for name in r.partners
     ]
+    published_ids = [c for c, is_published in zip(case_ids, published, strict=True) if is_published]
+    if published_ids:
+        queue_change(*published_ids)
     db.session.execute(insert(revision_theme), theme_rows)
     if partner_rows:
         db.session.execute(insert(revision_partner), partner_rows)

@@ -35,6 +35,7 @@ from ..models import (
     utcnow,
 )
 from ..reference import key, slugify
+from ..search.sync import queue_change
 from . import rules
 
 
@@ -277,9 +278,10 @@ def save(
     removing = set(remove_attachment_ids)
     dropped = [copy for original_id, copy in copies.items() if original_id in removing]
     keep = [
-        a for a in revision.attachments
+        a
+        for a in revision.attachments
         if not (a.id is not None and a.id in removing) and not any(a is d for d in dropped)
-    ]  # fmt: skip
+    ]
     revision.attachments = keep + list(attachments)
     most = current_app.config["ATTACHMENT_MAX_COUNT"]
     if len(revision.attachments) > most:
@@ -421,6 +423,7 @@ def approve(moderator: User, revision: Revision, comment: str = "") -> None:
         raise _already_decided(revision)
     if case_study.first_published_at is None:
         case_study.first_published_at = now
+    queue_change(case_study.id)
     _event(revision, moderator, ModerationAction.APPROVED, comment.strip())
     audit.record("case_study.approved", actor=moderator, target=case_study)
     db.session.commit()
@@ -464,6 +467,7 @@ def archive(actor: User, case_study: CaseStudy) -> None:
         if revision.state in (RevisionState.PUBLISHED, *WORKING_STATES):
             revision.state = RevisionState.ARCHIVED
     case_study.archived_at = utcnow()
+    queue_change(case_study.id)
     _event(live, actor, ModerationAction.ARCHIVED)
     audit.record("case_study.archived", actor=actor, target=case_study)
     db.session.commit()

@@ -1,12 +1,25 @@
-"""Show the home page and the library of published case studies."""
+"""The home page and the library: full-text search with facets, as a page or a fragment."""
 
-from flask import Blueprint, make_response, render_template, request
+from __future__ import annotations
 
-from ..casestudies.queries import browse_published, latest_published
+import re
+from dataclasses import dataclass, replace
+
+from flask import Blueprint, make_response, render_template, request, url_for
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from ..casestudies.queries import latest_published
+from ..extensions import db
+from ..models import CaseStudy, Force, Revision, RevisionState, Theme
+from ..search import SearchQuery, get_backend
 from ..web.htmx import is_partial, vary_on_htmx
 from ..web.text import clean_query
 
 bp = Blueprint("library", __name__)
+
+PER_PAGE = 20
+MAX_FILTER_VALUES = 20
 
 
 @bp.get("/")
@@ -15,10 +28,128 @@ def home():
     return render_template("library/home.html", latest=latest_published(limit=6))
 
 
+def _values(name: str, pattern: str = r"[a-z0-9-]{1,120}") -> tuple[str, ...]:
+    wanted = [v for v in request.args.getlist(name) if re.fullmatch(pattern, v)]
+    return tuple(dict.fromkeys(wanted))[:MAX_FILTER_VALUES]
+
+
+def search_query_from_request() -> SearchQuery:
+    """Read the library's query string; anything odd is dropped, never an error."""
+    page = request.args.get("page", 1, type=int) or 1
+    partners = tuple(
+        dict.fromkeys(clean_query(p) for p in request.args.getlist("partner") if p.strip())
+    )
+    return SearchQuery(
+        text=clean_query(request.args.get("q", "", type=str)),
+        force=_values("force"),
+        theme=_values("theme"),
+        year=tuple(int(y) for y in _values("year", r"(19|20)[0-9]{2}")),
+        partner=partners[:MAX_FILTER_VALUES],
+        sort="newest" if request.args.get("sort") == "newest" else "relevance",
+        page=min(max(1, page), 10_000),
+        per_page=PER_PAGE,
+    )
+
+
+@dataclass(frozen=True)
+class Facet:
+    name: str  # the query parameter
+    label: str
+    options: list[tuple[str, str, int, bool]]  # value, label, count, chosen
+
+
+def _facets(query: SearchQuery, counts: dict[str, dict[str, int]]) -> list[Facet]:
+    forces = dict(db.session.execute(select(Force.slug, Force.name)).all())
+    themes = db.session.scalars(select(Theme).order_by(Theme.position)).all()
+
+    def options(values: dict[str, int], labels: dict[str, str], chosen, order=None):
+        keys = set(values) | set(chosen)
+        ordered = (
+            order(keys)
+            if order
+            else sorted(keys, key=lambda k: (-values.get(k, 0), labels.get(k, k)))
+        )
+        return [(k, labels.get(k, k), values.get(k, 0), k in chosen) for k in ordered]
+
+    return [
+        Facet(
+            "theme",
+            "Theme",
+            options(
+                counts.get("theme", {}),
+                {t.slug: t.name for t in themes},
+                set(query.theme),
+                lambda keys: [t.slug for t in themes if t.slug in keys],
+            ),
+        ),
+        Facet("force", "Force", options(counts.get("force", {}), forces, set(query.force))),
+        Facet(
+            "year",
+            "Year",
+            options(
+                counts.get("year", {}),
+                {},
+                {str(y) for y in query.year},
+                lambda keys: sorted(keys, reverse=True),
+            ),
+        ),
+        Facet(
+            "partner", "Partner", options(counts.get("partner", {}), {}, set(query.partner))[:15]
+        ),
+    ]
+
+
+def _args(query: SearchQuery, **change) -> dict:
+    """The query string of this search, changed: for filter tags, pagination and sorting."""
+    args = {
+        "q": query.text or None,
+        "force": list(query.force),
+        "theme": list(query.theme),
+        "year": [str(y) for y in query.year],
+        "partner": list(query.partner),
+        "sort": "newest" if query.sort == "newest" else None,
+    }
+    args.update(change)
+    return {k: v for k, v in args.items() if v}
+
+
 @bp.get("/library")
 def index():
-    """List published case studies, filtered by the words in `q`."""
-    text = clean_query(request.args.get("q", "", type=str))
-    results = browse_published(text, page=request.args.get("page", 1, type=int))
+    """Search and browse published case studies; htmx gets the results region alone."""
+    query = search_query_from_request()
+    results = get_backend().query(query)
+    last_page = max(1, -(-results.total // PER_PAGE))
+    if query.page > last_page:  # past the end shows the last page
+        query = replace(query, page=last_page)
+        results = get_backend().query(query)
+    ids = [hit.case_study_id for hit in results.hits]
+    revisions = {
+        r.case_study_id: r
+        for r in db.session.scalars(
+            select(Revision)
+            .where(Revision.case_study_id.in_(ids), Revision.state == RevisionState.PUBLISHED)
+            .options(
+                selectinload(Revision.themes),
+                selectinload(Revision.case_study).selectinload(CaseStudy.force),
+            )
+        )
+    }
+    items = [
+        (revisions[h.case_study_id], h.snippet)
+        for h in results.hits
+        if h.case_study_id in revisions
+    ]
+    pages = max(1, -(-results.total // PER_PAGE))
+    context = {
+        "query": query,
+        "results": results,
+        "items": items,
+        "pages": pages,
+        "facets": _facets(query, results.facets),
+        "args": lambda **change: _args(query, **change),
+        "suggestion_url": url_for(".index", **_args(query, q=results.suggestion))
+        if results.suggestion
+        else None,
+    }
     template = "library/_results.html" if is_partial() else "library/index.html"
-    return vary_on_htmx(make_response(render_template(template, q=text, results=results)))
+    return vary_on_htmx(make_response(render_template(template, **context)))

@@ -117,13 +117,19 @@ def render_review(revision: Revision, decision_form: DecisionForm, error: str | 
     case_study = revision.case_study
     labels = CaseStudyForm()
     return render_template(
-        "moderation/review.html", revision=revision, case_study=case_study,
+        "moderation/review.html",
+        revision=revision,
+        case_study=case_study,
         diffs=changes_for_review(case_study) if revision.state == RevisionState.SUBMITTED else {},
-        decision_form=decision_form, error=error,
+        decision_form=decision_form,
+        error=error,
         own=current_user.id in (case_study.author_id, revision.created_by_id),
-        checklist=[labels.no_personal_data.label.text, labels.not_sensitive.label.text,
-                   labels.permission.label.text],
-    )  # fmt: skip
+        checklist=[
+            labels.no_personal_data.label.text,
+            labels.not_sensitive.label.text,
+            labels.permission.label.text,
+        ],
+    )
 
 
 @bp.post("/<id:revision_id>/decide")

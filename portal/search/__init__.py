@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import current_app
 
-from .contract import SearchBackend
+from .contract import SearchBackend, SearchDocument, SearchHit, SearchQuery, SearchResults
 
 
 def get_backend() -> SearchBackend:
-    """Return this app's search backend, created once per app."""
+    """Return this app's search backend, created once per app (and so once per process)."""
     backend = current_app.extensions.get("portal_search")
     if backend is None:
         from .whoosh_backend import WhooshBackend
@@ -18,4 +18,11 @@ def get_backend() -> SearchBackend:
     return backend
 
 
-__all__ = ["SearchBackend", "get_backend"]
+__all__ = [
+    "SearchBackend",
+    "SearchDocument",
+    "SearchHit",
+    "SearchQuery",
+    "SearchResults",
+    "get_backend",
+]

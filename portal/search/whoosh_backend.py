@@ -1,39 +1,372 @@
-"""The embedded search backend: a Whoosh index in the instance folder."""
+"""The embedded search backend: a Whoosh index in the instance folder.
+
+Built for speed the way SEARCH-PERF.md measured it: one searcher per process, reopened
+only when the index changes (never `refresh()`, which keeps stale segments in
+whoosh-reloaded 2.7.5); facet values read once per searcher into arrays; matching
+documents collected once and used for the total, the facets and as the filter of the
+scored top hits; snippets only for the hits shown, from stored short text.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
+from markupsafe import escape
 from whoosh import index
-from whoosh.analysis import StemmingAnalyzer
-from whoosh.fields import DATETIME, ID, KEYWORD, NUMERIC, TEXT, Schema
+from whoosh.fields import DATETIME, ID, KEYWORD, NUMERIC, STORED, TEXT, Schema
+from whoosh.highlight import ContextFragmenter, Formatter, get_text
+from whoosh.qparser import MultifieldParser, PlusMinusPlugin
+from whoosh.qparser import plugins as qplugins
+from whoosh.query import Every, Or, Phrase, Term
+from whoosh.support.levenshtein import distance
+
+from .analysis import SYNONYMS, analyzer, spelling_analyzer
+from .contract import SearchDocument, SearchHit, SearchQuery, SearchResults
+
+SEARCHED_FIELDS = ("title", "tags", "summary", "content")
+EXCERPT_CHARS = 1500
+WRITE_TIMEOUT = 30.0  # seconds a writer waits for another process's lock
 
 
 def build_schema() -> Schema:
     """Return the index schema: public fields of published revisions only."""
+    text = analyzer()
     return Schema(
-        case_study_id=NUMERIC(int, stored=True, unique=True, signed=False),
-        title=TEXT(analyzer=StemmingAnalyzer(), stored=True, field_boost=3.0),
-        content=TEXT(analyzer=StemmingAnalyzer()),
+        case_study_id=ID(stored=True, unique=True),
+        revision_id=STORED(),
+        title=TEXT(analyzer=text, stored=True, field_boost=3.0),
+        tags=TEXT(analyzer=text, field_boost=2.0),  # theme names
+        summary=TEXT(analyzer=text, stored=True, field_boost=1.5),
+        content=TEXT(analyzer=text),  # body, partners, force, outcomes, lessons, themes
+        # Whole words (not stems) for "Did you mean": never searched, only read for spelling.
+        words=TEXT(analyzer=spelling_analyzer(), spelling=True, field_boost=0.0),
+        excerpt=STORED(),
         force=ID(stored=True),
-        themes=KEYWORD(stored=True, commas=True),
+        themes=KEYWORD(stored=True, commas=True, scorable=False),
+        partners=STORED(),
         year=NUMERIC(int, stored=True),
         published_at=DATETIME(stored=True, sortable=True),
     )
 
 
 class WhooshBackend:
-    """Search over a Whoosh index stored at `path`."""
+    """Search over a Whoosh index that lives in `root`/current (a link swapped on rebuild)."""
 
-    def __init__(self, path: str) -> None:
-        self.path = Path(path)
+    def __init__(self, root: str) -> None:
+        self.root = Path(root)
+        self._lock = threading.Lock()
+        self._searcher = None
+        self._opened = None  # (index folder, generation) the searcher was opened on
+        self._facets: list[tuple[str, tuple[str, ...], int | None, tuple[str, ...]]] = []
+
+    # The index on disk
+
+    @property
+    def current(self) -> Path:
+        return self.root / "current"
 
     def ensure_index(self) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        if not index.exists_in(str(self.path)):
-            index.create_in(str(self.path), build_schema())
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self.current.exists() and index.exists_in(str(self.current)):
+            return
+        folder = self.root / f"index-{time.time_ns()}"
+        folder.mkdir()
+        index.create_in(str(folder), build_schema())
+        self._point_at(folder)
+
+    def _point_at(self, folder: Path) -> None:
+        link = self.root / f".current-{os.getpid()}"
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(folder.name)
+        os.replace(link, self.current)  # atomic: readers see the old or the new index
+
+    def _index(self):
+        return index.open_dir(str(self.current))
 
     def ping(self) -> int:
-        ix = index.open_dir(str(self.path))
-        with ix.searcher() as searcher:
-            return searcher.doc_count()
+        return self._index().doc_count()
+
+    # Writing
+
+    def apply(self, upserts: Iterable[SearchDocument], removals: Iterable[int]) -> None:
+        upserts, removals = list(upserts), list(removals)
+        if not upserts and not removals:
+            return
+        writer = self._index().writer(timeout=WRITE_TIMEOUT, delay=0.05)
+        try:
+            for document in upserts:
+                writer.update_document(**_fields(document))
+            for case_study_id in removals:
+                writer.delete_by_term("case_study_id", str(case_study_id))
+        except BaseException:
+            writer.cancel()
+            raise
+        writer.commit()
+
+    def rebuild(self, documents: Iterable[SearchDocument]) -> int:
+        self.root.mkdir(parents=True, exist_ok=True)
+        folder = self.root / f"index-{time.time_ns()}"
+        folder.mkdir()
+        fresh = index.create_in(str(folder), build_schema())
+        count = 0
+        writer = fresh.writer(limitmb=128)
+        for document in documents:
+            writer.add_document(**_fields(document))
+            count += 1
+        writer.commit(optimize=True)
+        previous = self.current.resolve() if self.current.exists() else None
+        self._point_at(folder)
+        if previous is not None and previous != folder:
+            # Searchers still reading the old files keep them open until they close.
+            shutil.rmtree(previous, ignore_errors=True)
+        return count
+
+    def indexed_versions(self) -> dict[int, int]:
+        with self._index().searcher() as searcher:
+            return {
+                int(fields["case_study_id"]): int(fields["revision_id"])
+                for fields in searcher.all_stored_fields()
+            }
+
+    # Reading
+
+    def _current_searcher(self):
+        """Return this process's searcher, reopened if the index has changed since."""
+        with self._lock:
+            folder = self.current.resolve()
+            ix = index.open_dir(str(folder))
+            state = (folder, ix.latest_generation())
+            if self._searcher is None or self._opened != state:
+                old = self._searcher
+                self._searcher = ix.searcher()
+                self._opened = state
+                self._facets = [
+                    (
+                        fields.get("force", ""),
+                        tuple(t for t in fields.get("themes", "").split(",") if t),
+                        fields.get("year"),
+                        tuple(fields.get("partners") or ()),
+                    )
+                    for fields in (
+                        self._searcher.stored_fields(n)
+                        for n in range(self._searcher.doc_count_all())
+                    )
+                ]
+                if old is not None:
+                    old.close()
+            return self._searcher, self._facets
+
+    def query(self, query: SearchQuery) -> SearchResults:
+        try:
+            return self._query(query)
+        except Exception:  # a query must never become an error page
+            return SearchResults(hits=[], total=0)
+
+    def _parse(self, searcher, text: str):
+        parser = MultifieldParser(list(SEARCHED_FIELDS), searcher.schema)
+        # Field names, wildcards, ranges and boosts are plain words to our users.
+        for plugin in (
+            qplugins.FieldsPlugin,
+            qplugins.WildcardPlugin,
+            qplugins.RangePlugin,
+            qplugins.BoostPlugin,
+            qplugins.EveryPlugin,
+            qplugins.SingleQuotePlugin,
+        ):
+            parser.remove_plugin_class(plugin)
+        parser.add_plugin(PlusMinusPlugin())
+        parsed = parser.parse(text)
+        return _with_synonyms(parsed, searcher.schema)
+
+    def _query(self, query: SearchQuery) -> SearchResults:
+        searcher, facets = self._current_searcher()
+        text = query.text.strip()
+        matcher = self._parse(searcher, text) if text else Every()
+        matching = {n for n in matcher.docs(searcher) if not _deleted(searcher, n)}
+        chosen = _filter(matching, facets, query)
+        counts = _facet_counts(chosen, facets)
+        total = len(chosen)
+        start = (max(1, query.page) - 1) * query.per_page
+        if not chosen:
+            hits_docnums = []
+        elif query.sort == "newest" or not text:
+            results = searcher.search(
+                Every(),
+                filter=chosen,
+                limit=start + query.per_page,
+                sortedby="published_at",
+                reverse=True,
+            )
+            hits_docnums = [hit.docnum for hit in results][start:]
+        else:
+            results = searcher.search(matcher, filter=chosen, limit=start + query.per_page)
+            hits_docnums = [hit.docnum for hit in results][start:]
+        hits = [
+            SearchHit(
+                int(searcher.stored_fields(n)["case_study_id"]),
+                _snippet(searcher, matcher, n, bool(text)),
+            )
+            for n in hits_docnums
+        ]
+        suggestion = _suggest(searcher, text) if text and total < 3 else None
+        return SearchResults(hits=hits, total=total, facets=counts, suggestion=suggestion)
+
+    def related(self, case_study_id: int, limit: int = 4) -> list[int]:
+        try:
+            searcher, _ = self._current_searcher()
+            docnum = searcher.document_number(case_study_id=str(case_study_id))
+            if docnum is None:
+                return []
+            text = searcher.stored_fields(docnum).get("excerpt", "")
+            terms = searcher.key_terms_from_text("content", text, numterms=12)
+            like = Or([Term("content", word, boost=weight) for word, weight in terms])
+            results = searcher.search(like, limit=limit, mask={docnum})
+            return [int(hit["case_study_id"]) for hit in results]
+        except Exception:
+            return []
+
+
+class MarkFormatter(Formatter):
+    """Escape everything, and wrap each match in a plain <mark>."""
+
+    between = " … "
+
+    def _text(self, text):
+        return str(escape(text))
+
+    def format_token(self, text, token, replace=False):
+        return f"<mark>{escape(get_text(text, token, replace))}</mark>"
+
+
+def _fields(document: SearchDocument) -> dict:
+    content = " ".join(
+        [
+            document.body,
+            " ".join(document.partners),
+            " ".join(document.force_names),
+            document.outcomes,
+            document.lessons,
+            " ".join(document.theme_names),
+        ]
+    )
+    return {
+        "case_study_id": str(document.case_study_id),
+        "revision_id": document.revision_id,
+        "title": document.title,
+        "tags": " ".join(document.theme_names),
+        "summary": document.summary,
+        "content": content,
+        "words": f"{document.title} {document.summary} {content}",
+        "excerpt": f"{document.summary} {document.body}"[:EXCERPT_CHARS],
+        "force": document.force,
+        "themes": ",".join(document.themes),
+        "partners": list(document.partners),
+        "year": document.year if document.year is not None else 0,
+        "published_at": document.published_at,
+    }
+
+
+def _deleted(searcher, docnum: int) -> bool:
+    return searcher.reader().is_deleted(docnum)
+
+
+def _filter(matching: set[int], facets, query: SearchQuery) -> set[int]:
+    if not (query.force or query.theme or query.year or query.partner):
+        return matching
+    wanted_forces, wanted_themes = set(query.force), set(query.theme)
+    wanted_years, wanted_partners = set(query.year), {p.casefold() for p in query.partner}
+    chosen = set()
+    for docnum in matching:
+        force, themes, year, partners = facets[docnum]
+        if wanted_forces and force not in wanted_forces:
+            continue
+        if wanted_themes and not wanted_themes.intersection(themes):
+            continue
+        if wanted_years and year not in wanted_years:
+            continue
+        if wanted_partners and not wanted_partners.intersection(p.casefold() for p in partners):
+            continue
+        chosen.add(docnum)
+    return chosen
+
+
+def _facet_counts(docnums: set[int], facets) -> dict[str, dict[str, int]]:
+    forces, themes, years, partners = Counter(), Counter(), Counter(), Counter()
+    for docnum in docnums:
+        force, theme_slugs, year, partner_names = facets[docnum]
+        forces[force] += 1
+        themes.update(theme_slugs)
+        if year:
+            years[str(year)] += 1
+        partners.update(partner_names)
+    return {
+        "force": dict(forces),
+        "theme": dict(themes),
+        "year": dict(years),
+        "partner": dict(partners),
+    }
+
+
+def _snippet(searcher, matcher, docnum: int, highlight: bool) -> str:
+    stored = searcher.stored_fields(docnum)
+    text = stored.get("excerpt") or stored.get("summary") or ""
+    if highlight:
+        try:
+            from whoosh.searching import Hit, Results
+
+            results = Results(searcher, matcher, [(0, docnum)])
+            results.fragmenter = ContextFragmenter(maxchars=220, surround=60)
+            results.formatter = MarkFormatter()
+            html = Hit(results, docnum).highlights("content", text=text, top=2)
+            if html:
+                return html
+        except Exception:  # noqa: S110 - a snippet is a nicety; the plain summary will do
+            pass
+    return str(escape(stored.get("summary") or text[:220]))
+
+
+def _suggest(searcher, text: str) -> str | None:
+    corrector = searcher.corrector("words")
+    changed, words = False, []
+    for word in text.split():
+        bare = word.strip("\"'()-").lower()
+        if len(bare) < 4 or not bare.isalpha():
+            words.append(word)
+            continue
+        if searcher.doc_frequency("words", bare):
+            words.append(word)
+            continue
+        options = corrector.suggest(bare, limit=8, maxdist=2)
+        # The closest spelling wins; among equals, the commonest (the corrector's order).
+        best = min(options, key=lambda option: distance(bare, option), default=None)
+        if best and best != bare:
+            words.append(best)
+            changed = True
+        else:
+            words.append(word)
+    return " ".join(words) if changed else None
+
+
+def _with_synonyms(parsed, schema):
+    """Let an acronym find its words, and the words find the acronym."""
+
+    def expand(node):
+        if isinstance(node, Term) and node.fieldname in SEARCHED_FIELDS:
+            raw = str(node.text)
+            for acronym, words in SYNONYMS.items():
+                if raw == acronym:
+                    terms = [t.text for t in schema[node.fieldname].analyzer(words)]
+                    return Or([node, Phrase(node.fieldname, terms)])
+            return node
+        if hasattr(node, "subqueries"):
+            node.subqueries = [expand(q) for q in node.subqueries]
+        return node
+
+    return expand(parsed)

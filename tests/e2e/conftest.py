@@ -17,6 +17,7 @@ from werkzeug.serving import make_server
 from portal.cli import init_db
 from portal.demo import seed_demo
 from portal.extensions import db
+from portal.search.sync import apply_all
 
 from ..conftest import make_app
 
@@ -64,6 +65,7 @@ def live_app(tmp_path_factory):
     with app.app_context():
         init_db()
         seed_demo()
+        apply_all()
     yield app
     with app.app_context():
         db.engine.dispose()

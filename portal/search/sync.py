@@ -1,0 +1,109 @@
+"""Keep the index in step with the database: the outbox, its applying, reindex and check."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from flask import Flask, current_app, g
+from sqlalchemy import delete, func, insert, select
+
+from ..extensions import db
+from ..models import SearchOutbox
+from . import get_backend
+from .documents import all_documents, documents_for, published_versions
+
+RETRY_SECONDS = 5.0
+
+
+def queue_change(*case_study_ids: int) -> None:
+    """Record, in the caller's transaction, that these case studies must be re-indexed."""
+    if case_study_ids:
+        db.session.execute(insert(SearchOutbox), [{"case_study_id": i} for i in case_study_ids])
+    g.search_outbox_pending = True
+
+
+def apply_pending(limit: int = 2000) -> int:
+    """Apply queued index changes; return how many case studies were brought up to date.
+
+    Rows are deleted only after the index write succeeded, and only those read, so a
+    change queued meanwhile by another process is never lost. Any failure leaves the
+    rows for the next attempt (the next request, or `portal search-sync`).
+    """
+    rows = db.session.execute(
+        select(SearchOutbox.id, SearchOutbox.case_study_id).order_by(SearchOutbox.id).limit(limit)
+    ).all()
+    if not rows:
+        return 0
+    ids = {case_study_id for _, case_study_id in rows}
+    documents = documents_for(ids)  # the database decides: published now, or not
+    get_backend().apply(documents.values(), ids - set(documents))
+    db.session.execute(
+        delete(SearchOutbox).where(
+            SearchOutbox.id <= rows[-1][0], SearchOutbox.id.in_([r[0] for r in rows])
+        )
+    )
+    db.session.commit()
+    return len(ids)
+
+
+def apply_all() -> int:
+    """Apply every queued change (for the CLI)."""
+    total = 0
+    while (done := apply_pending()) > 0:
+        total += done
+    return total
+
+
+def pending_count() -> int:
+    return db.session.scalar(select(func.count()).select_from(SearchOutbox)) or 0
+
+
+@dataclass(frozen=True)
+class Drift:
+    missing: list[int]  # published, not in the index
+    stale: list[int]  # in the index with an older version
+    extra: list[int]  # in the index, not published
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.stale or self.extra)
+
+
+def check() -> Drift:
+    """Compare the index with the database, the truth."""
+    truth = published_versions()
+    indexed = get_backend().indexed_versions()
+    return Drift(
+        missing=sorted(set(truth) - set(indexed)),
+        stale=sorted(i for i in set(truth) & set(indexed) if truth[i] != indexed[i]),
+        extra=sorted(set(indexed) - set(truth)),
+    )
+
+
+def reindex() -> int:
+    """Rebuild the index from the database and swap it in; then repair any change made meanwhile."""
+    count = get_backend().rebuild(all_documents())
+    drift = check()
+    repair = drift.missing + drift.stale
+    if repair or drift.extra:
+        documents = documents_for(repair)
+        get_backend().apply(documents.values(), drift.extra)
+    return count
+
+
+def register(app: Flask) -> None:
+    """After each request that queued a change (and now and then otherwise), apply the outbox."""
+    last_attempt = {"at": 0.0}
+
+    @app.teardown_request
+    def _apply_after_request(error):
+        due = g.get("search_outbox_pending") or time.monotonic() - last_attempt["at"] > 60
+        if error is not None or not due:
+            return
+        last_attempt["at"] = time.monotonic()
+        try:
+            apply_pending()
+        except Exception:  # the outbox keeps the change; it is retried later
+            db.session.rollback()
+            current_app.logger.warning("search index update postponed", exc_info=True)
