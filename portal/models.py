@@ -367,6 +367,9 @@ class SearchOutbox(db.Model):
     """
 
     __tablename__ = "search_outbox"
+    # Ids are never reused (SQLite would otherwise hand a deleted row's id to a new one,
+    # and a process deleting the rows it applied could delete a change it never saw).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_study_id: Mapped[int] = mapped_column(Integer, index=True)

@@ -115,3 +115,29 @@ def theme_lookup() -> dict[str, int]:
         lookup[key(theme.name)] = theme.id
         lookup[key(theme.slug)] = theme.id
     return lookup
+
+
+def ensure_partners(names: list[str]) -> dict[str, int]:
+    """Return {key: id} for these partner names, creating the missing ones.
+
+    INSERT ... ON CONFLICT DO NOTHING: two writers naming the same new partner at once
+    both succeed, and both get the one row.
+    """
+    from .models import Partner
+
+    wanted = {key(n): " ".join(n.split()) for n in names if n.strip()}
+    if not wanted:
+        return {}
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as upsert
+    db.session.execute(
+        upsert(Partner).on_conflict_do_nothing(index_elements=["name_key"]),
+        [{"name": name, "name_key": k} for k, name in wanted.items()],
+    )
+    rows = db.session.execute(
+        select(Partner.name_key, Partner.id).where(Partner.name_key.in_(list(wanted)))
+    )
+    return dict(rows.all())

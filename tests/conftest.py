@@ -46,7 +46,9 @@ def _template_instance(tmp_path_factory) -> Path:
 def instance_path(tmp_path, _template_instance) -> Path:
     """A fresh instance folder holding an initialised database and search index."""
     instance = tmp_path / "instance"
-    shutil.copytree(_template_instance, instance, ignore=shutil.ignore_patterns("*-wal", "*-shm"))
+    shutil.copytree(
+        _template_instance, instance, symlinks=True, ignore=shutil.ignore_patterns("*-wal", "*-shm")
+    )
     return instance
 
 

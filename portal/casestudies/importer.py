@@ -20,7 +20,6 @@ from ..models import (
     AuditEvent,
     CaseStudy,
     Evidence,
-    Partner,
     Revision,
     RevisionState,
     User,
@@ -28,7 +27,7 @@ from ..models import (
     revision_theme,
     utcnow,
 )
-from ..reference import force_lookup, key, slugify, theme_lookup
+from ..reference import ensure_partners, force_lookup, key, slugify, theme_lookup
 from ..search.sync import queue_change
 from . import rules
 
@@ -304,19 +303,12 @@ class _PartnerIds:
     """Find or create partner organisations by name, remembering ids across batches."""
 
     def __init__(self) -> None:
-        self.ids = dict(db.session.execute(select(Partner.name_key, Partner.id)).all())
+        self.ids: dict[str, int] = {}
 
     def resolve(self, names: set[str]) -> dict[str, int]:
-        missing = {key(n): n for n in names if key(n) not in self.ids}
+        missing = [n for n in names if key(n) not in self.ids]
         if missing:
-            rows = [{"name": name, "name_key": k} for k, name in missing.items()]
-            result = db.session.execute(
-                insert(Partner).returning(
-                    Partner.name_key, Partner.id, sort_by_parameter_order=True
-                ),
-                rows,
-            )
-            self.ids.update(result.all())
+            self.ids.update(ensure_partners(missing))
         return self.ids
 
 

@@ -34,7 +34,7 @@ from ..models import (
     UserStatus,
     utcnow,
 )
-from ..reference import key, slugify
+from ..reference import ensure_partners, key, slugify
 from ..search.sync import queue_change
 from . import rules
 
@@ -194,17 +194,10 @@ def _apply(revision: Revision, content: Content) -> None:
 
 
 def _partners(names: list[str]) -> list[Partner]:
-    found: dict[str, Partner] = {}
-    for name in names:
-        name = " ".join(name.split())
-        if not name or key(name) in found:
-            continue
-        partner = db.session.scalar(select(Partner).where(Partner.name_key == key(name)))
-        if partner is None:
-            partner = Partner(name=name, name_key=key(name))
-            db.session.add(partner)
-        found[key(name)] = partner
-    return list(found.values())
+    ids = ensure_partners(names)
+    ordered = list(dict.fromkeys(ids[key(n)] for n in names if n.strip() and key(n) in ids))
+    partners = {p.id: p for p in db.session.scalars(select(Partner).where(Partner.id.in_(ordered)))}
+    return [partners[i] for i in ordered]
 
 
 def _working_copy(author: User, case_study: CaseStudy) -> tuple[Revision, dict[int, Attachment]]:

@@ -246,6 +246,7 @@ def show(case_study_id: int, slug: str | None = None):
         "casestudies/show.html",
         case_study=case_study,
         revision=revision,
+        related=related_to(case_study) if revision.state == RevisionState.PUBLISHED else [],
         working=services.working(case_study)
         if services.may_see_unpublished(user, case_study)
         else None,
@@ -258,6 +259,22 @@ def show(case_study_id: int, slug: str | None = None):
         can_see_history=services.may_see_unpublished(user, case_study),
         action_form=ActionForm(),
     )
+
+
+def related_to(case_study: CaseStudy, limit: int = 4) -> list[Revision]:
+    """Return published case studies most like this one, best first."""
+    from ..search import get_backend
+
+    ids = get_backend().related(case_study.id, limit=limit)
+    found = {
+        r.case_study_id: r
+        for r in db.session.scalars(
+            select(Revision)
+            .where(Revision.case_study_id.in_(ids), Revision.state == RevisionState.PUBLISHED)
+            .options(selectinload(Revision.case_study).selectinload(CaseStudy.force))
+        )
+    }
+    return [found[i] for i in ids if i in found]
 
 
 @bp.get("/<id:case_study_id>/history")

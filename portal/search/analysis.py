@@ -37,16 +37,17 @@ SPELLINGS = {
 }
 _IZE = re.compile(r"^(\w{3,})iz(e|es|ed|ing|ation|ations|er|ers)$")
 
-# Policing acronyms and what they stand for: either finds the other.
+# Policing acronyms and what they stand for (written without hyphens: the expansion is a
+# phrase over the words' positions).
 SYNONYMS = {
     "vawg": "violence against women and girls",
-    "nte": "night-time economy",
+    "nte": "night time economy",
     "da": "domestic abuse",
     "dv": "domestic violence",
     "edi": "equality diversity inclusion",
     "pcc": "police and crime commissioner",
     "bid": "business improvement district",
-    "ptsd": "post-traumatic stress",
+    "ptsd": "post traumatic stress",
 }
 
 
@@ -65,14 +66,53 @@ class SpellingFilter(Filter):
             yield token
 
 
+class CompoundFilter(Filter):
+    """Index "night-time" as night, time and nighttime, so every way of writing it is found.
+
+    The parts take consecutive positions and the joined word shares the first part's, so
+    phrases still match; later words move along by the extra positions.
+    """
+
+    def __call__(self, tokens):
+        shift = 0
+        for token in tokens:
+            if token.positions:
+                token.pos += shift
+            if "-" not in token.text:
+                yield token
+                continue
+            parts = [part for part in token.text.split("-") if part]
+            start = token.pos if token.positions else 0
+            for offset, part in enumerate(parts):
+                token.text = part
+                if token.positions:
+                    token.pos = start + offset
+                yield token
+            if len(parts) > 1:
+                token.text = "".join(parts)
+                if token.positions:
+                    token.pos = start
+                yield token
+                shift += len(parts) - 1
+
+
+_HYPHENATED = re.compile(r"\b(\w+)-(\w+)\b")
+
+
+def expand_compounds(text: str) -> str:
+    """Let a query for night-time find nighttime and night time too."""
+    return _HYPHENATED.sub(lambda m: f'({m[1]}{m[2]} OR "{m[1]} {m[2]}")', text)
+
+
 def analyzer():
-    """Words (hyphenated parts apart), lower case, accents folded, British spelling, stems."""
+    """Words, compounds both ways, lower case, accents folded, British spelling, stems."""
     return (
-        RegexTokenizer(r"\w+")
+        RegexTokenizer(r"\w+(?:-\w+)*")
         | LowercaseFilter()
         | CharsetFilter(accent_map)
-        | SpellingFilter()
         | StopFilter(minsize=1)
+        | CompoundFilter()
+        | SpellingFilter()
         | StemFilter(lang="en", cachesize=50_000)
     )
 

@@ -47,9 +47,18 @@ def apply_pending(limit: int = 2000) -> int:
     return len(ids)
 
 
+BULK = 1000
+
+
 def apply_all() -> int:
-    """Apply every queued change (for the CLI)."""
+    """Apply every queued change (for the CLI); a large backlog is faster as a rebuild."""
     total = 0
+    if pending_count() > BULK:
+        high = db.session.scalar(select(func.max(SearchOutbox.id)))
+        total = reindex()
+        # Only what was queued before the rebuild began is known to be in it.
+        db.session.execute(delete(SearchOutbox).where(SearchOutbox.id <= high))
+        db.session.commit()
     while (done := apply_pending()) > 0:
         total += done
     return total

@@ -26,7 +26,7 @@ from whoosh.qparser import plugins as qplugins
 from whoosh.query import Every, Or, Phrase, Term
 from whoosh.support.levenshtein import distance
 
-from .analysis import SYNONYMS, analyzer, spelling_analyzer
+from .analysis import SYNONYMS, analyzer, expand_compounds, spelling_analyzer
 from .contract import SearchDocument, SearchHit, SearchQuery, SearchResults
 
 SEARCHED_FIELDS = ("title", "tags", "summary", "content")
@@ -182,7 +182,7 @@ class WhooshBackend:
         ):
             parser.remove_plugin_class(plugin)
         parser.add_plugin(PlusMinusPlugin())
-        parsed = parser.parse(text)
+        parsed = parser.parse(expand_compounds(text) if '"' not in text else text)
         return _with_synonyms(parsed, searcher.schema)
 
     def _query(self, query: SearchQuery) -> SearchResults:

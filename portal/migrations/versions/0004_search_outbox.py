@@ -21,7 +21,8 @@ def upgrade():
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_study_id', sa.Integer(), nullable=False),
     sa.Column('queued_at', sa.DateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_search_outbox'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_search_outbox')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('search_outbox', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_search_outbox_case_study_id'), ['case_study_id'], unique=False)

@@ -1,0 +1,160 @@
+"""Measure the library's search on generated case studies and print the figures.
+
+Usage: python bench/search.py [N ...]   (default: 10000)
+For each N: import N realistic case studies (bench/import_bench.py's generator), build the
+index, then time a fixed mix of 50 queries through the backend and through the web app
+(the htmx fragment, signed in), a full reindex, and approval-to-searchable.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from import_bench import generate  # noqa: E402
+
+from portal import create_app  # noqa: E402
+from portal.casestudies.importer import import_case_studies  # noqa: E402
+from portal.cli import init_db  # noqa: E402
+from portal.extensions import db  # noqa: E402
+from portal.search import SearchQuery, get_backend  # noqa: E402
+from portal.search.sync import apply_all, apply_pending, reindex  # noqa: E402
+
+QUERIES = [
+    # common single terms
+    "officers", "women", "training", "community", "safety", "health", "culture", "partners",
+    # rarer terms
+    "pledge", "licensees", "rugby", "menopause", "volunteers", "university", "transport",
+    # two and three terms
+    "women safety", "health wellbeing", "leaders culture", "rugby team players",
+    "mentoring menopause support", "night economy", "fire rescue service", "schools education",
+    # phrases
+    '"women allies"', '"fire rescue"', '"community safety"', '"team players"', '"role models"',
+    # exclusion and OR
+    "training -rugby", "pledge OR campaign", "mentoring OR menopause", "health -university",
+    # filtered
+    ("officers", {"theme": ("workplace-culture",)}), ("women", {"force": ("kent-police",)}),
+    ("training", {"year": (2024,)}), ("safety", {"theme": ("night-time-economy",)}),
+    ("culture", {"force": ("greater-manchester-police",), "theme": ("workplace-culture",)}),
+    # misspelt
+    "misogny", "menopuase", "volunteres", "rugbby", "trainig",
+    # browse and newest
+    "", ("", {"sort": "newest"}), ("officers", {"sort": "newest"}),
+    # more mixes
+    "bystander", "allyship", "outreach recruitment", "flexible working parents",
+]  # fmt: skip
+
+
+def percentiles(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return f"p50 {statistics.median(ordered) * 1000:7.1f} ms   p95 {p95 * 1000:7.1f} ms"
+
+
+def run(count: int) -> None:
+    print(f"\n== {count:,} published case studies ==")
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "generated.jsonl"
+        generate(source, count)
+        app = create_app({"INSTANCE_PATH": str(Path(tmp) / "instance"), "TESTING": True,
+                          "RATELIMIT_ENABLED": False})  # fmt: skip
+        with app.app_context():
+            init_db()
+            started = time.perf_counter()
+            import_case_studies(source)
+            print(f"import                      {time.perf_counter() - started:7.1f} s")
+            started = time.perf_counter()
+            apply_all()
+            took = time.perf_counter() - started
+            print(f"first index build           {took:7.1f} s  ({count / took:,.0f} docs/s)")
+            backend = get_backend()
+            queries = [q if isinstance(q, tuple) else (q, {}) for q in QUERIES]
+            for text, extra in queries:  # warm the per-process searcher and caches
+                backend.query(SearchQuery(text=text, **extra))
+            raw = []
+            for _ in range(3):
+                for text, extra in queries:
+                    started = time.perf_counter()
+                    backend.query(SearchQuery(text=text, **extra))
+                    raw.append(time.perf_counter() - started)
+            print(f"backend query ({len(queries)} mix x3) {percentiles(raw)}")
+
+            from portal.accounts import create_user
+            from portal.models import Role
+
+            create_user("bench@kent.police.uk", "Bench Reader", "Kent", Role.CONTRIBUTOR,
+                        "a long bench password")  # fmt: skip
+        client = app.test_client()
+        token = _csrf(client.get("/auth/login").get_data(as_text=True))
+        client.post("/auth/login", data={"email": "bench@kent.police.uk",
+                    "password": "a long bench password", "csrf_token": token})  # fmt: skip
+        web = []
+        for _ in range(3):
+            for text, extra in queries:
+                params = {
+                    "q": text,
+                    **{k: list(v) if isinstance(v, tuple) else v for k, v in extra.items()},
+                }
+                started = time.perf_counter()
+                response = client.get(
+                    "/library", query_string=params, headers={"HX-Request": "true"}
+                )
+                web.append(time.perf_counter() - started)
+                assert response.status_code == 200
+        print(f"web fragment  ({len(queries)} mix x3) {percentiles(web)}")
+        overhead = [w - r for w, r in zip(sorted(web), sorted(raw), strict=True)]
+        print(f"web layer over backend      median {statistics.median(overhead) * 1000:6.1f} ms")
+
+        with app.app_context():
+            from portal.models import Revision, RevisionState
+
+            visible = []
+            ids = db.session.scalars(select_published_ids()).all()[:20]
+            for n, case_study_id in enumerate(ids):
+                revision = db.session.scalars(
+                    db.select(Revision).where(Revision.case_study_id == case_study_id)
+                ).one()
+                revision.title = f"Freshly approved zebracrossing{n}"
+                revision.state = RevisionState.PUBLISHED
+                from portal.search.sync import queue_change
+
+                queue_change(case_study_id)
+                db.session.commit()
+                started = time.perf_counter()
+                apply_pending()
+                found = get_backend().query(SearchQuery(text=f"zebracrossing{n}")).total
+                visible.append(time.perf_counter() - started)
+                assert found == 1
+            print(f"approval to searchable      {percentiles(visible)}")
+            started = time.perf_counter()
+            rebuilt = reindex()
+            print(
+                f"full reindex                {time.perf_counter() - started:7.1f} s  ({rebuilt:,} docs)"
+            )
+            db.engine.dispose()
+
+
+def select_published_ids():
+    from portal.models import Revision, RevisionState
+
+    return db.select(Revision.case_study_id).where(Revision.state == RevisionState.PUBLISHED)
+
+
+def _csrf(html: str) -> str:
+    import re
+
+    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
+
+
+if __name__ == "__main__":
+    sizes = [int(a) for a in sys.argv[1:]] or [10_000]
+    for size in sizes:
+        run(size)
+    json.dumps({})
