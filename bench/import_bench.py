@@ -34,9 +34,23 @@ WORDS = (
 ).split()
 
 
+def _vocabulary(size: int = 6000) -> list[str]:
+    """The domain words first (the commonest), then made-up words: a realistic long tail."""
+    rng = random.Random(11)
+    syllables = ["ka", "lo", "mi", "ter", "an", "sol", "ve", "ri", "pon", "dar", "el", "us",
+                 "ben", "cor", "ith", "ma", "no", "pre", "qui", "sta"]  # fmt: skip
+    made_up = set()
+    while len(made_up) < size:
+        made_up.add("".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))))
+    return WORDS + sorted(made_up)
+
+
+VOCABULARY = _vocabulary()
+WEIGHTS = [1 / (rank + 1) for rank in range(len(VOCABULARY))]  # Zipf
+
+
 def zipf_words(rng: random.Random, count: int) -> str:
-    weights = [1 / (rank + 1) for rank in range(len(WORDS))]
-    return " ".join(rng.choices(WORDS, weights=weights, k=count))
+    return " ".join(rng.choices(VOCABULARY, weights=WEIGHTS, k=count))
 
 
 def generate(path: Path, count: int, seed: int = 7) -> None:

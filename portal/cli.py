@@ -37,7 +37,12 @@ def init_db() -> dict[str, int]:
 
     upgrade()
     added = seed_reference_data()
-    get_backend().ensure_index()
+    backend = get_backend()
+    backend.ensure_index()
+    if not backend.is_current():  # an upgrade changed what the index holds
+        from .search.sync import reindex
+
+        reindex()
     return added
 
 

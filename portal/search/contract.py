@@ -60,6 +60,9 @@ class SearchBackend(Protocol):
     def ensure_index(self) -> None:
         """Create the index if it does not exist yet; leave an existing one alone."""
 
+    def is_current(self) -> bool:
+        """Return False when the index must be rebuilt to match this version of the portal."""
+
     def ping(self) -> int:
         """Open the index and return how many documents it holds; raise if unreachable."""
 

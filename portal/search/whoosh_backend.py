@@ -9,28 +9,33 @@ scored top hits; snippets only for the hits shown, from stored short text.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 
 from markupsafe import escape
 from whoosh import index
-from whoosh.fields import DATETIME, ID, KEYWORD, NUMERIC, STORED, TEXT, Schema
+from whoosh.columns import VarBytesColumn
+from whoosh.fields import COLUMN, DATETIME, ID, KEYWORD, NUMERIC, STORED, TEXT, Schema
 from whoosh.highlight import ContextFragmenter, Formatter, get_text
 from whoosh.qparser import MultifieldParser, PlusMinusPlugin
 from whoosh.qparser import plugins as qplugins
-from whoosh.query import Every, Or, Phrase, Term
+from whoosh.query import Or, Phrase, Term
 from whoosh.support.levenshtein import distance
 
 from .analysis import SYNONYMS, analyzer, expand_compounds, spelling_analyzer
 from .contract import SearchDocument, SearchHit, SearchQuery, SearchResults
 
-SEARCHED_FIELDS = ("title", "tags", "summary", "content")
-EXCERPT_CHARS = 1500
+# Two scored fields only: each extra field would walk its own postings on every query.
+# Summary and theme names weigh more than the body by appearing twice in `content`.
+SEARCHED_FIELDS = ("title", "content")
+EXCERPT_CHARS = 600
+CACHED_QUERIES = 32
 WRITE_TIMEOUT = 30.0  # seconds a writer waits for another process's lock
 
 
@@ -41,9 +46,8 @@ def build_schema() -> Schema:
         case_study_id=ID(stored=True, unique=True),
         revision_id=STORED(),
         title=TEXT(analyzer=text, stored=True, field_boost=3.0),
-        tags=TEXT(analyzer=text, field_boost=2.0),  # theme names
-        summary=TEXT(analyzer=text, stored=True, field_boost=1.5),
-        content=TEXT(analyzer=text),  # body, partners, force, outcomes, lessons, themes
+        summary=STORED(),
+        content=TEXT(analyzer=text),  # summary and themes (twice), body, partners, force...
         # Whole words (not stems) for "Did you mean": never searched, only read for spelling.
         words=TEXT(analyzer=spelling_analyzer(), spelling=True, field_boost=0.0),
         excerpt=STORED(),
@@ -52,6 +56,9 @@ def build_schema() -> Schema:
         partners=STORED(),
         year=NUMERIC(int, stored=True),
         published_at=DATETIME(stored=True, sortable=True),
+        # Everything the facets and date order need, in one column: read for every
+        # document in one sweep when a searcher opens (much faster than stored fields).
+        facets=COLUMN(VarBytesColumn()),
     )
 
 
@@ -63,7 +70,7 @@ class WhooshBackend:
         self._lock = threading.Lock()
         self._searcher = None
         self._opened = None  # (index folder, generation) the searcher was opened on
-        self._facets: list[tuple[str, tuple[str, ...], int | None, tuple[str, ...]]] = []
+        self._facets: _SearcherState | None = None
 
     # The index on disk
 
@@ -89,6 +96,10 @@ class WhooshBackend:
 
     def _index(self):
         return index.open_dir(str(self.current))
+
+    def is_current(self) -> bool:
+        """Return False when the index on disk was built with another schema (an upgrade)."""
+        return set(self._index().schema.names()) == set(build_schema().names())
 
     def ping(self) -> int:
         return self._index().doc_count()
@@ -138,7 +149,7 @@ class WhooshBackend:
     # Reading
 
     def _current_searcher(self):
-        """Return this process's searcher, reopened if the index has changed since."""
+        """Return this process's searcher and what it knows, reopened if the index changed."""
         with self._lock:
             folder = self.current.resolve()
             ix = index.open_dir(str(folder))
@@ -147,18 +158,7 @@ class WhooshBackend:
                 old = self._searcher
                 self._searcher = ix.searcher()
                 self._opened = state
-                self._facets = [
-                    (
-                        fields.get("force", ""),
-                        tuple(t for t in fields.get("themes", "").split(",") if t),
-                        fields.get("year"),
-                        tuple(fields.get("partners") or ()),
-                    )
-                    for fields in (
-                        self._searcher.stored_fields(n)
-                        for n in range(self._searcher.doc_count_all())
-                    )
-                ]
+                self._facets = _SearcherState(self._searcher)
                 if old is not None:
                     old.close()
             return self._searcher, self._facets
@@ -186,37 +186,25 @@ class WhooshBackend:
         return _with_synonyms(parsed, searcher.schema)
 
     def _query(self, query: SearchQuery) -> SearchResults:
-        searcher, facets = self._current_searcher()
+        searcher, state = self._current_searcher()
         text = query.text.strip()
-        matcher = self._parse(searcher, text) if text else Every()
-        matching = {n for n in matcher.docs(searcher) if not _deleted(searcher, n)}
-        chosen = _filter(matching, facets, query)
-        counts = _facet_counts(chosen, facets)
-        total = len(chosen)
+        matcher = self._parse(searcher, text) if text else None
+        ranked = state.ranked(searcher, text, matcher)  # every match, best first, cached
+        chosen = _filter(ranked, state.facets, query)
+        counts = _facet_counts(chosen, state.facets)
+        if query.sort == "newest" or not text:
+            chosen = sorted(chosen, key=state.published.__getitem__, reverse=True)
         start = (max(1, query.page) - 1) * query.per_page
-        if not chosen:
-            hits_docnums = []
-        elif query.sort == "newest" or not text:
-            results = searcher.search(
-                Every(),
-                filter=chosen,
-                limit=start + query.per_page,
-                sortedby="published_at",
-                reverse=True,
-            )
-            hits_docnums = [hit.docnum for hit in results][start:]
-        else:
-            results = searcher.search(matcher, filter=chosen, limit=start + query.per_page)
-            hits_docnums = [hit.docnum for hit in results][start:]
+        page = chosen[start : start + query.per_page]
         hits = [
             SearchHit(
                 int(searcher.stored_fields(n)["case_study_id"]),
                 _snippet(searcher, matcher, n, bool(text)),
             )
-            for n in hits_docnums
+            for n in page
         ]
-        suggestion = _suggest(searcher, text) if text and total < 3 else None
-        return SearchResults(hits=hits, total=total, facets=counts, suggestion=suggestion)
+        suggestion = _suggest(searcher, text) if text and len(chosen) < 3 else None
+        return SearchResults(hits=hits, total=len(chosen), facets=counts, suggestion=suggestion)
 
     def related(self, case_study_id: int, limit: int = 4) -> list[int]:
         try:
@@ -246,21 +234,22 @@ class MarkFormatter(Formatter):
 
 
 def _fields(document: SearchDocument) -> dict:
+    weighty = f"{document.summary} {' '.join(document.theme_names)}"
     content = " ".join(
         [
+            weighty,
+            weighty,
             document.body,
             " ".join(document.partners),
             " ".join(document.force_names),
             document.outcomes,
             document.lessons,
-            " ".join(document.theme_names),
         ]
     )
     return {
         "case_study_id": str(document.case_study_id),
         "revision_id": document.revision_id,
         "title": document.title,
-        "tags": " ".join(document.theme_names),
         "summary": document.summary,
         "content": content,
         "words": f"{document.title} {document.summary} {content}",
@@ -270,19 +259,62 @@ def _fields(document: SearchDocument) -> dict:
         "partners": list(document.partners),
         "year": document.year if document.year is not None else 0,
         "published_at": document.published_at,
+        "facets": json.dumps(
+            [
+                document.force,
+                list(document.themes),
+                document.year,
+                list(document.partners),
+                document.published_at.timestamp(),
+            ]
+        ).encode(),
     }
 
 
-def _deleted(searcher, docnum: int) -> bool:
-    return searcher.reader().is_deleted(docnum)
+class _SearcherState:
+    """What one searcher knows beyond the index: facet values, order by date, recent queries."""
+
+    def __init__(self, searcher) -> None:
+        reader = searcher.reader()
+        total = searcher.doc_count_all()
+        self.live = [n for n in range(total) if not reader.is_deleted(n)]
+        self.facets: dict[int, tuple] = {}
+        self.published: dict[int, float] = {}
+        column = list(reader.column_reader("facets")) if total else []
+        for n in self.live:
+            force, themes, year, partners, stamp = json.loads(column[n] or b'["",[],null,[],0]')
+            self.facets[n] = (force, tuple(themes), year, tuple(partners))
+            self.published[n] = stamp
+        self._cache: OrderedDict[str, list[int]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    def ranked(self, searcher, text: str, matcher) -> list[int]:
+        """Return every live document matching `text`, best first (all of them if no text).
+
+        One scoring pass collects them all; the list is cached for this index version, so
+        ticking a filter, paging or going Back repeats no search.
+        """
+        if not text:
+            return self.live
+        with self._cache_lock:
+            if text in self._cache:
+                self._cache.move_to_end(text)
+                return self._cache[text]
+        results = searcher.search(matcher, limit=None)
+        ranked = [docnum for _, docnum in results.top_n if docnum in self.facets]
+        with self._cache_lock:
+            self._cache[text] = ranked
+            while len(self._cache) > CACHED_QUERIES:
+                self._cache.popitem(last=False)
+        return ranked
 
 
-def _filter(matching: set[int], facets, query: SearchQuery) -> set[int]:
+def _filter(matching: list[int], facets, query: SearchQuery) -> list[int]:
     if not (query.force or query.theme or query.year or query.partner):
         return matching
     wanted_forces, wanted_themes = set(query.force), set(query.theme)
     wanted_years, wanted_partners = set(query.year), {p.casefold() for p in query.partner}
-    chosen = set()
+    chosen = []
     for docnum in matching:
         force, themes, year, partners = facets[docnum]
         if wanted_forces and force not in wanted_forces:
@@ -293,7 +325,7 @@ def _filter(matching: set[int], facets, query: SearchQuery) -> set[int]:
             continue
         if wanted_partners and not wanted_partners.intersection(p.casefold() for p in partners):
             continue
-        chosen.add(docnum)
+        chosen.append(docnum)
     return chosen
 
 

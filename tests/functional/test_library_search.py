@@ -175,3 +175,21 @@ def test_several_processes_publishing_at_once_lose_no_index_update(app, instance
         indexed = get_backend().indexed_versions()
         assert found == 20, (check.output, len(indexed), len(published_versions()))
     assert runner.invoke(args=["search-check"]).exit_code == 0
+
+
+def test_init_db_rebuilds_an_index_made_by_an_older_version(app, runner, instance_path, published):
+    from whoosh import index
+    from whoosh.fields import ID, Schema
+
+    published(case_study_line(title="Survives the upgrade"))
+    old = instance_path / "search" / "index-old"
+    old.mkdir()
+    index.create_in(str(old), Schema(case_study_id=ID(stored=True, unique=True)))
+    current = instance_path / "search" / "current"
+    current.unlink()
+    current.symlink_to("index-old")
+    app.extensions.pop("portal_search", None)
+    assert runner.invoke(args=["init-db"]).exit_code == 0
+    with app.app_context():
+        assert get_backend().is_current()
+        assert get_backend().query(SearchQuery(text="upgrade")).total == 1
