@@ -359,6 +359,17 @@ class ModerationEvent(db.Model):
     revision: Mapped[Revision] = relationship()
 
 
+class Synonym(db.Model):
+    """A short form people search for and the words it stands for (admins edit the list)."""
+
+    __tablename__ = "synonym"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    term: Mapped[str] = mapped_column(String(40), unique=True)  # lower case, one word
+    expansion: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
 class SearchOutbox(db.Model):
     """A case study whose search-index entry must be brought up to date.
 

@@ -50,7 +50,7 @@ def load_forces() -> list[dict]:
 
 def seed_reference_data() -> dict[str, int]:
     """Add missing forces, aliases and themes; return how many of each were added."""
-    added = {"forces": 0, "aliases": 0, "themes": 0}
+    added = {"forces": 0, "aliases": 0, "themes": 0, "synonyms": 0}
     forces = {f.slug: f for f in db.session.scalars(select(Force))}
     alias_keys = set(db.session.scalars(select(ForceAlias.alias_key)))
     for entry in load_forces():
@@ -69,6 +69,13 @@ def seed_reference_data() -> dict[str, int]:
                 force.aliases.append(ForceAlias(alias=alias, alias_key=key(alias)))
                 alias_keys.add(key(alias))
                 added["aliases"] += 1
+    from .models import Synonym
+    from .search.analysis import SYNONYMS
+
+    if db.session.scalar(select(func.count()).select_from(Synonym)) == 0:
+        # Only into an empty list: what admins later delete stays deleted.
+        db.session.add_all(Synonym(term=t, expansion=e) for t, e in SYNONYMS.items())
+        added["synonyms"] = len(SYNONYMS)
     themes = set(db.session.scalars(select(Theme.slug)))
     for position, name in enumerate(THEMES):
         if slugify(name) not in themes:

@@ -38,7 +38,8 @@ def _template_instance(tmp_path_factory) -> Path:
     app = make_app(instance)
     with app.app_context():
         init_db()
-        db.engine.dispose()
+        db.session.remove()
+        db.engine.dispose()  # closes the last connection, which checkpoints the WAL
     return instance
 
 

@@ -36,3 +36,10 @@ class StatusForm(FlaskForm):
 
 class ConfirmUserForm(FlaskForm):
     """Only a CSRF token: the button confirms the account."""
+
+
+class SynonymForm(FlaskForm):
+    term = StringField("Short form", validators=[DataRequired("Enter the short form, like vawg")])
+    expansion = StringField(
+        "What it stands for", validators=[DataRequired("Enter the words it stands for")]
+    )

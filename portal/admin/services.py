@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
 from .. import audit
 from ..auth.services import FieldErrors, resolve_force
+from ..casestudies.rules import is_clean_text
 from ..extensions import db
-from ..models import AuditEvent, Role, User, UserStatus, utcnow
+from ..models import AuditEvent, Role, Synonym, User, UserStatus, utcnow
 from ..pagination import Page, paginate
 
 
@@ -95,4 +98,42 @@ def set_force(admin: User, user: User, force_name: str) -> None:
         target=user,
         detail={"from": before, "to": force.slug},
     )
+    db.session.commit()
+
+
+def synonyms() -> list[Synonym]:
+    """Return the search synonyms, alphabetically."""
+    return list(db.session.scalars(select(Synonym).order_by(Synonym.term)))
+
+
+def add_synonym(admin: User, term: str, expansion: str) -> Synonym:
+    """Add a short form and what it stands for; searches use it at once (no reindex)."""
+    term, expansion = term.strip().lower(), " ".join(expansion.split())
+    errors = {}
+    if not re.fullmatch(r"[a-z0-9]{2,20}", term):
+        errors["term"] = "Enter one word of 2 to 20 letters or digits, like vawg"
+    elif db.session.scalar(select(Synonym.id).where(Synonym.term == term)):
+        errors["term"] = f"{term} is already in the list"
+    if not 2 <= len(expansion) <= 200 or not is_clean_text(expansion, multiline=False):
+        errors["expansion"] = "Enter the words it stands for, up to 200 characters"
+    if errors:
+        raise FieldErrors(errors)
+    synonym = Synonym(term=term, expansion=expansion)
+    db.session.add(synonym)
+    db.session.flush()
+    audit.record(
+        "admin.synonym_added",
+        actor=admin,
+        target=synonym,
+        detail={"term": term, "expansion": expansion},
+    )
+    db.session.commit()
+    return synonym
+
+
+def delete_synonym(admin: User, synonym: Synonym) -> None:
+    audit.record(
+        "admin.synonym_deleted", actor=admin, target=synonym, detail={"term": synonym.term}
+    )
+    db.session.delete(synonym)
     db.session.commit()

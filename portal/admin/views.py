@@ -8,12 +8,12 @@ from flask_login import current_user
 from ..auth.permissions import require_role
 from ..auth.services import FieldErrors
 from ..extensions import db
-from ..models import Role, User, UserStatus
+from ..models import Role, Synonym, User, UserStatus
 from ..reference import force_names_and_aliases
 from ..web.forms import add_errors, render_form
 from ..web.text import clean_query
 from . import services
-from .forms import ConfirmUserForm, ForceForm, RoleForm, StatusForm
+from .forms import ConfirmUserForm, ForceForm, RoleForm, StatusForm, SynonymForm
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.before_request(require_role(Role.ADMIN))
@@ -138,3 +138,33 @@ def audit_log():
     """Show the audit log, newest first."""
     page = services.audit_log(page=max(1, request.args.get("page", 1, type=int)))
     return render_template("admin/audit.html", results=page)
+
+
+@bp.route("/synonyms", methods=["GET", "POST"])
+def synonyms():
+    """List the search synonyms and add one."""
+    form = SynonymForm()
+    if form.validate_on_submit():
+        try:
+            services.add_synonym(current_user, form.term.data, form.expansion.data)
+        except FieldErrors as failure:
+            add_errors(form, failure.errors)
+        else:
+            flash("Added. Searches use it now.", "success")
+            return redirect(url_for(".synonyms"), code=303)
+    return render_form(
+        "admin/synonyms.html", form, synonyms=services.synonyms(), delete_form=ConfirmUserForm()
+    )
+
+
+@bp.post("/synonyms/<id:synonym_id>/delete")
+def delete_synonym(synonym_id: int):
+    """Remove a synonym."""
+    synonym = db.session.get(Synonym, synonym_id)
+    if synonym is None:
+        abort(404)
+    if not ConfirmUserForm().validate_on_submit():
+        abort(400)
+    services.delete_synonym(current_user, synonym)
+    flash(f"Removed {synonym.term}.", "success")
+    return redirect(url_for(".synonyms"), code=303)

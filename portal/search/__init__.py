@@ -8,14 +8,37 @@ from .contract import SearchBackend, SearchDocument, SearchHit, SearchQuery, Sea
 
 
 def get_backend() -> SearchBackend:
-    """Return this app's search backend, created once per app (and so once per process)."""
+    """Return this app's search backend (one per process), with the admins' synonyms."""
     backend = current_app.extensions.get("portal_search")
     if backend is None:
         from .whoosh_backend import WhooshBackend
 
         backend = WhooshBackend(current_app.config["SEARCH_INDEX_PATH"])
         current_app.extensions["portal_search"] = backend
+    _refresh_synonyms(backend)
     return backend
+
+
+def _refresh_synonyms(backend) -> None:
+    # One small query per search: another process (an admin's request) may have edited them.
+    from sqlalchemy import func, select
+
+    from ..extensions import db
+    from ..models import Synonym
+
+    try:
+        version = tuple(
+            db.session.execute(
+                select(func.count(Synonym.id), func.max(Synonym.updated_at), func.max(Synonym.id))
+            ).one()
+        )
+    except Exception:  # before the first migration: no synonyms yet
+        db.session.rollback()
+        return
+    if current_app.extensions.get("portal_synonyms_version") != version:
+        rows = db.session.execute(select(Synonym.term, Synonym.expansion)).all()
+        backend.set_synonyms(dict(rows))
+        current_app.extensions["portal_synonyms_version"] = version
 
 
 __all__ = [

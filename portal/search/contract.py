@@ -60,6 +60,9 @@ class SearchBackend(Protocol):
     def ensure_index(self) -> None:
         """Create the index if it does not exist yet; leave an existing one alone."""
 
+    def set_synonyms(self, synonyms: dict[str, str]) -> None:
+        """Use these short forms and what they stand for from the next query on."""
+
     def is_current(self) -> bool:
         """Return False when the index must be rebuilt to match this version of the portal."""
 

@@ -71,6 +71,9 @@ class WhooshBackend:
         self._searcher = None
         self._opened = None  # (index folder, generation) the searcher was opened on
         self._facets: _SearcherState | None = None
+        self.synonyms: dict[str, str] = {}
+        self._synonym_terms: dict[str, str] = {}
+        self.set_synonyms(SYNONYMS)
 
     # The index on disk
 
@@ -96,6 +99,20 @@ class WhooshBackend:
 
     def _index(self):
         return index.open_dir(str(self.current))
+
+    def set_synonyms(self, synonyms: dict[str, str]) -> None:
+        cleaned = {k.strip().lower(): v for k, v in synonyms.items() if k.strip() and v.strip()}
+        if cleaned != self.synonyms:
+            self.synonyms = cleaned
+            # Matched against the parsed query, whose words are already stemmed.
+            terms = {}
+            for short, words in cleaned.items():
+                analysed = [t.text for t in analyzer()(short)]
+                if len(analysed) == 1:
+                    terms[analysed[0]] = words
+            self._synonym_terms = terms
+            if self._facets is not None:
+                self._facets.forget()  # cached results were ranked with the old list
 
     def is_current(self) -> bool:
         """Return False when the index on disk was built with another schema (an upgrade)."""
@@ -183,7 +200,7 @@ class WhooshBackend:
             parser.remove_plugin_class(plugin)
         parser.add_plugin(PlusMinusPlugin())
         parsed = parser.parse(expand_compounds(text) if '"' not in text else text)
-        return _with_synonyms(parsed, searcher.schema)
+        return _with_synonyms(parsed, searcher.schema, self._synonym_terms)
 
     def _query(self, query: SearchQuery) -> SearchResults:
         searcher, state = self._current_searcher()
@@ -252,7 +269,9 @@ def _fields(document: SearchDocument) -> dict:
         "title": document.title,
         "summary": document.summary,
         "content": content,
-        "words": f"{document.title} {document.summary} {content}",
+        # Titles, summaries, themes and partners carry the words people misspell; the whole
+        # body would make indexing twice as slow for little gain.
+        "words": f"{weighty} {document.title} {' '.join(document.partners)}",
         "excerpt": f"{document.summary} {document.body}"[:EXCERPT_CHARS],
         "force": document.force,
         "themes": ",".join(document.themes),
@@ -287,6 +306,10 @@ class _SearcherState:
             self.published[n] = stamp
         self._cache: OrderedDict[str, list[int]] = OrderedDict()
         self._cache_lock = threading.Lock()
+
+    def forget(self) -> None:
+        with self._cache_lock:
+            self._cache.clear()
 
     def ranked(self, searcher, text: str, matcher) -> list[int]:
         """Return every live document matching `text`, best first (all of them if no text).
@@ -386,16 +409,23 @@ def _suggest(searcher, text: str) -> str | None:
     return " ".join(words) if changed else None
 
 
-def _with_synonyms(parsed, schema):
+def _with_synonyms(parsed, schema, synonyms: dict[str, str]):
     """Let an acronym find its words, and the words find the acronym."""
 
     def expand(node):
         if isinstance(node, Term) and node.fieldname in SEARCHED_FIELDS:
             raw = str(node.text)
-            for acronym, words in SYNONYMS.items():
-                if raw == acronym:
-                    terms = [t.text for t in schema[node.fieldname].analyzer(words)]
-                    return Or([node, Phrase(node.fieldname, terms)])
+            words = synonyms.get(raw)
+            if words:
+                terms = [t.text for t in schema[node.fieldname].analyzer(words)]
+                return Or(
+                    [
+                        node,
+                        Phrase(node.fieldname, terms)
+                        if len(terms) > 1
+                        else Term(node.fieldname, terms[0]),
+                    ]
+                )
             return node
         if hasattr(node, "subqueries"):
             node.subqueries = [expand(q) for q in node.subqueries]

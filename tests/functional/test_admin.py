@@ -1,5 +1,7 @@
 """Admins find users and change their status, role and force; every change is audited."""
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -7,6 +9,7 @@ from portal.extensions import db
 from portal.models import AuditEvent, Role, User, UserStatus
 
 from ..conftest import Auth, csrf_from
+from ..records import case_study_line
 
 
 @pytest.fixture
@@ -184,3 +187,54 @@ def test_a_user_changes_their_own_name_and_force(app, member):
     )
     assert bad.status_code == 400
     assert "Enter your full name" in bad.get_data(as_text=True)
+
+
+# Search synonyms
+
+
+def test_admin_adds_a_synonym_and_searches_use_it_at_once(app, admin, published):
+    published(case_study_line(title="Our HeForShe launch", body="A HeForShe launch evening."))
+    assert "0 case studies" in admin.get("/library?q=hfs").get_data(as_text=True)
+    response = post_form(
+        admin, "/admin/synonyms", "/admin/synonyms", {"term": "HFS", "expansion": "heforshe"}
+    )
+    assert response.status_code == 303
+    assert "1 case study" in admin.get("/library?q=hfs").get_data(as_text=True)
+    assert last_audit(app).action == "admin.synonym_added"
+
+
+def test_the_seeded_synonyms_can_be_removed(app, admin, published):
+    published(case_study_line(title="Tackling violence against women and girls", body="Our plan."))
+    assert "1 case study" in admin.get("/library?q=vawg").get_data(as_text=True)
+    page = admin.get("/admin/synonyms").get_data(as_text=True)
+    synonym_id = re.search(
+        r'/admin/synonyms/(\d+)/delete"[^>]*>\s*<input[^>]*>\s*<button[^>]*>Remove<span[^>]*> vawg',
+        page,
+    )
+    assert synonym_id, "vawg is seeded"
+    admin.post(
+        f"/admin/synonyms/{synonym_id.group(1)}/delete", data={"csrf_token": csrf_from(page)}
+    )
+    assert "0 case studies" in admin.get("/library?q=vawg").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("term", "expansion", "error_id"),
+    [
+        ("two words", "x y", "term-error"),
+        ("x", "y z", "term-error"),
+        ("vawg", "dup", "term-error"),
+        ("abc", "", "expansion-error"),
+        ("abc", "bell\x07", "expansion-error"),
+    ],
+)
+def test_bad_synonyms_are_refused_next_to_the_field(admin, term, expansion, error_id):
+    response = post_form(
+        admin, "/admin/synonyms", "/admin/synonyms", {"term": term, "expansion": expansion}
+    )
+    assert response.status_code == 400
+    assert f'id="{error_id}"' in response.get_data(as_text=True)
+
+
+def test_contributors_cannot_edit_synonyms(member):
+    assert member.get("/admin/synonyms").status_code == 403
