@@ -36,6 +36,7 @@ from .contract import SearchDocument, SearchHit, SearchQuery, SearchResults
 SEARCHED_FIELDS = ("title", "content")
 EXCERPT_CHARS = 600
 CACHED_QUERIES = 32
+MERGE_AFTER_SEGMENTS = 8
 WRITE_TIMEOUT = 30.0  # seconds a writer waits for another process's lock
 
 
@@ -136,7 +137,9 @@ class WhooshBackend:
         except BaseException:
             writer.cancel()
             raise
-        writer.commit()
+        # Merging segments on a small update costs up to a second (SEARCH-PERF.md); let a
+        # few small segments gather first, then merge them in one go.
+        writer.commit(merge=len(writer.segments) >= MERGE_AFTER_SEGMENTS)
 
     def rebuild(self, documents: Iterable[SearchDocument]) -> int:
         self.root.mkdir(parents=True, exist_ok=True)
