@@ -135,7 +135,7 @@ def reindex_command() -> None:
     from .search.sync import reindex
 
     started = time.perf_counter()
-    count = reindex()
+    count = reindex(progress=lambda done: click.echo(f"  {done:,} indexed", err=True))
     click.echo(
         f"Reindexed {count} published case studies in {time.perf_counter() - started:.1f} s."
     )

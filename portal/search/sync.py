@@ -90,9 +90,16 @@ def check() -> Drift:
     )
 
 
-def reindex() -> int:
+def reindex(progress=None) -> int:
     """Rebuild the index from the database and swap it in; then repair any change made meanwhile."""
-    count = get_backend().rebuild(all_documents())
+
+    def documents():
+        for done, document in enumerate(all_documents(), start=1):
+            if progress and done % 1000 == 0:
+                progress(done)
+            yield document
+
+    count = get_backend().rebuild(documents())
     drift = check()
     repair = drift.missing + drift.stale
     if repair or drift.extra:

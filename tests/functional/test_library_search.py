@@ -193,3 +193,27 @@ def test_init_db_rebuilds_an_index_made_by_an_older_version(app, runner, instanc
     with app.app_context():
         assert get_backend().is_current()
         assert get_backend().query(SearchQuery(text="upgrade")).total == 1
+
+
+def test_searches_keep_answering_while_reindex_runs(app, published):
+    import threading
+
+    from portal.search.sync import reindex
+
+    published(*[case_study_line(title=f"Steady {n}") for n in range(40)])
+    answers, done = [], threading.Event()
+
+    def rebuild():
+        with app.app_context():
+            reindex()
+            db.session.remove()
+        done.set()
+
+    worker = threading.Thread(target=rebuild)
+    with app.app_context():
+        worker.start()
+        while not done.is_set():
+            answers.append(get_backend().query(SearchQuery(text="steady")).total)
+        worker.join()
+        answers.append(get_backend().query(SearchQuery(text="steady")).total)
+    assert answers and set(answers) == {40}
