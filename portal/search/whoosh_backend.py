@@ -288,6 +288,7 @@ def _fields(document: SearchDocument) -> dict:
                 document.year,
                 list(document.partners),
                 document.published_at.timestamp(),
+                document.case_study_id,
             ]
         ).encode(),
     }
@@ -301,12 +302,17 @@ class _SearcherState:
         total = searcher.doc_count_all()
         self.live = [n for n in range(total) if not reader.is_deleted(n)]
         self.facets: dict[int, tuple] = {}
-        self.published: dict[int, float] = {}
+        self.published: dict[int, tuple[float, int]] = {}
         column = list(reader.column_reader("facets")) if total else []
         for n in self.live:
-            force, themes, year, partners, stamp = json.loads(column[n] or b'["",[],null,[],0]')
+            values = json.loads(column[n] or b"[]")  # older entries may hold fewer values
+            defaults = ["", [], None, [], 0, 0]
+            force, themes, year, partners, stamp, case_study_id = (
+                values + defaults[len(values) :]
+            )[:6]
             self.facets[n] = (force, tuple(themes), year, tuple(partners))
-            self.published[n] = stamp
+            # Newest first; among equals (a bulk import) the later case study first.
+            self.published[n] = (stamp, case_study_id)
         self._cache: OrderedDict[str, list[int]] = OrderedDict()
         self._cache_lock = threading.Lock()
 
