@@ -12,7 +12,7 @@ from ..auth.services import FieldErrors, resolve_force
 from ..casestudies.rules import is_clean_text
 from ..extensions import db
 from ..models import AuditEvent, Role, Synonym, User, UserStatus, utcnow
-from ..pagination import Page, paginate
+from ..pagination import Page, like_pattern, paginate
 
 
 def search_users(text: str = "", page: int = 1, per_page: int = 25) -> Page:
@@ -23,9 +23,12 @@ def search_users(text: str = "", page: int = 1, per_page: int = 25) -> Page:
         .order_by(User.created_at.desc(), User.id.desc())
     )
     if text:
-        pattern = "%" + text.lower().replace("%", "").replace("_", "") + "%"
+        pattern = like_pattern(text.lower())  # % and _ are taken literally
         query = query.where(
-            or_(func.lower(User.name).like(pattern), func.lower(User.email).like(pattern))
+            or_(
+                func.lower(User.name).like(pattern, escape="\\"),
+                func.lower(User.email).like(pattern, escape="\\"),
+            )
         )
     return paginate(query, page, per_page)
 

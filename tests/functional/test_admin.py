@@ -238,3 +238,9 @@ def test_bad_synonyms_are_refused_next_to_the_field(admin, term, expansion, erro
 
 def test_contributors_cannot_edit_synonyms(member):
     assert member.get("/admin/synonyms").status_code == 403
+
+
+@pytest.mark.parametrize("query", ["%", "_", "\\"])
+def test_admin_user_search_takes_wildcards_literally(admin, query):
+    page = admin.get("/admin/users", query_string={"q": query}).get_data(as_text=True)
+    assert "0 users matching" in page
