@@ -37,6 +37,7 @@ from ..models import (
 from ..reference import ensure_partners, key, slugify
 from ..search.sync import queue_change
 from . import rules
+from .diff import compare, snapshot_of
 
 
 class NotFound(Exception):
@@ -310,6 +311,32 @@ def content_snapshot(revision: Revision) -> dict:
     content["evidence"] = revision.evidence.label if revision.evidence else None
     content["attachments"] = [a.filename for a in revision.attachments]
     return content
+
+
+def changes_for_review(case_study: CaseStudy) -> dict[str, list]:
+    """Compare the working revision with the published one and with its last submission."""
+    current = working(case_study)
+    if current is None:
+        return {}
+    now = content_snapshot(current)
+    diffs = {}
+    live = published(case_study)
+    if live is not None:
+        diffs["published"] = compare(content_snapshot(live), now)
+    # The last submission before the one now waiting, whichever version it was made on
+    # (a rejected edit counts: its successor should show what changed since).
+    submissions = db.session.scalars(
+        select(ModerationEvent)
+        .where(
+            ModerationEvent.case_study_id == case_study.id, ModerationEvent.action == "submitted"
+        )
+        .order_by(ModerationEvent.id.desc())
+    ).all()
+    if current.state == RevisionState.SUBMITTED and submissions:
+        submissions = submissions[1:]
+    if submissions:
+        diffs["previous"] = compare(snapshot_of(submissions[0].snapshot), now)
+    return diffs
 
 
 def _submit(author: User, revision: Revision) -> None:

@@ -34,7 +34,6 @@ from ..web.forms import add_errors, render_form
 from ..web.htmx import vary_on_htmx
 from . import attachments as files
 from . import services
-from .diff import compare, snapshot_of
 from .forms import ActionForm, CaseStudyForm
 from .markdown import render_markdown
 
@@ -293,34 +292,8 @@ def history(case_study_id: int):
         "casestudies/history.html",
         case_study=case_study,
         events=events,
-        diffs=changes_for_review(case_study),
+        diffs=services.changes_for_review(case_study),
     )
-
-
-def changes_for_review(case_study: CaseStudy) -> dict[str, list]:
-    """Compare the working revision with the published one and with its last submission."""
-    current = services.working(case_study)
-    if current is None:
-        return {}
-    now = services.content_snapshot(current)
-    diffs = {}
-    live = services.published(case_study)
-    if live is not None:
-        diffs["published"] = compare(services.content_snapshot(live), now)
-    # The last submission before the one now waiting, whichever version it was made on
-    # (a rejected edit counts: its successor should show what changed since).
-    submissions = db.session.scalars(
-        select(ModerationEvent)
-        .where(
-            ModerationEvent.case_study_id == case_study.id, ModerationEvent.action == "submitted"
-        )
-        .order_by(ModerationEvent.id.desc())
-    ).all()
-    if current.state == RevisionState.SUBMITTED and submissions:
-        submissions = submissions[1:]
-    if submissions:
-        diffs["previous"] = compare(snapshot_of(submissions[0].snapshot), now)
-    return diffs
 
 
 def _act(case_study_id: int, step, done: str):

@@ -20,7 +20,6 @@ from ..auth.permissions import require_role
 from ..auth.services import FieldErrors
 from ..casestudies import services
 from ..casestudies.forms import CaseStudyForm, DecisionForm
-from ..casestudies.views import changes_for_review
 from ..extensions import db
 from ..models import (
     CaseStudy,
@@ -116,11 +115,12 @@ def review(revision_id: int):
 def render_review(revision: Revision, decision_form: DecisionForm, error: str | None = None):
     case_study = revision.case_study
     labels = CaseStudyForm()
+    waiting = revision.state == RevisionState.SUBMITTED
     return render_template(
         "moderation/review.html",
         revision=revision,
         case_study=case_study,
-        diffs=changes_for_review(case_study) if revision.state == RevisionState.SUBMITTED else {},
+        diffs=services.changes_for_review(case_study) if waiting else {},
         decision_form=decision_form,
         error=error,
         own=current_user.id in (case_study.author_id, revision.created_by_id),

@@ -71,6 +71,7 @@ class WhooshBackend:
         self._lock = threading.Lock()
         self._searcher = None
         self._opened = None  # (index folder, generation) the searcher was opened on
+        self._ix = None
         self._facets: _SearcherState | None = None
         self.synonyms: dict[str, str] = {}
         self._synonym_terms: dict[str, str] = {}
@@ -172,7 +173,9 @@ class WhooshBackend:
         """Return this process's searcher and what it knows, reopened if the index changed."""
         with self._lock:
             folder = self.current.resolve()
-            ix = index.open_dir(str(folder))
+            if self._opened is None or self._opened[0] != folder:
+                self._ix = index.open_dir(str(folder))  # reads the schema once per index
+            ix = self._ix
             state = (folder, ix.latest_generation())
             if self._searcher is None or self._opened != state:
                 old = self._searcher
