@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 from flask import Blueprint, make_response, render_template, request, url_for
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import load_only, selectinload
 
 from ..casestudies.queries import latest_published
 from ..extensions import db
@@ -129,6 +129,13 @@ def index():
             select(Revision)
             .where(Revision.case_study_id.in_(ids), Revision.state == RevisionState.PUBLISHED)
             .options(
+                load_only(
+                    Revision.id,
+                    Revision.case_study_id,
+                    Revision.title,
+                    Revision.summary,
+                    Revision.event_date,
+                ),
                 selectinload(Revision.themes),
                 selectinload(Revision.case_study).selectinload(CaseStudy.force),
             )

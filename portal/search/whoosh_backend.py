@@ -14,28 +14,31 @@ import os
 import shutil
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 from markupsafe import escape
 from whoosh import index
 from whoosh.columns import VarBytesColumn
 from whoosh.fields import COLUMN, DATETIME, ID, KEYWORD, NUMERIC, STORED, TEXT, Schema
-from whoosh.highlight import ContextFragmenter, Formatter, get_text
 from whoosh.qparser import MultifieldParser, PlusMinusPlugin
 from whoosh.qparser import plugins as qplugins
 from whoosh.query import Or, Phrase, Term
 from whoosh.support.levenshtein import distance
 
+from . import highlight
 from .analysis import SYNONYMS, analyzer, expand_compounds, spelling_analyzer
 from .contract import SearchDocument, SearchHit, SearchQuery, SearchResults
+from .whoosh_matching import Codes, Matches, Segment, View
 
 # Two scored fields only: each extra field would walk its own postings on every query.
 # Summary and theme names weigh more than the body by appearing twice in `content`.
 SEARCHED_FIELDS = ("title", "content")
 EXCERPT_CHARS = 600
-CACHED_QUERIES = 32
+CACHED_QUERIES = 256
+CACHED_MATCHES = 4_000_000  # at most about 48 MB of cached matches per process
 MERGE_AFTER_SEGMENTS = 8
 WRITE_TIMEOUT = 30.0  # seconds a writer waits for another process's lock
 
@@ -73,6 +76,8 @@ class WhooshBackend:
         self._opened = None  # (index folder, generation) the searcher was opened on
         self._ix = None
         self._facets: _SearcherState | None = None
+        self._segments: dict[tuple[Path, str], Segment] = {}
+        self._codes = {"force": Codes(), "theme": Codes(), "partner": Codes()}
         self.synonyms: dict[str, str] = {}
         self._synonym_terms: dict[str, str] = {}
         self.set_synonyms(SYNONYMS)
@@ -181,10 +186,31 @@ class WhooshBackend:
                 old = self._searcher
                 self._searcher = ix.searcher()
                 self._opened = state
-                self._facets = _SearcherState(self._searcher)
+                self._facets = _SearcherState(self._searcher, self._view(folder, self._searcher))
                 if old is not None:
                     old.close()
             return self._searcher, self._facets
+
+    def _view(self, folder: Path, searcher) -> View:
+        """Line up the searcher's segments, reading only those not seen before."""
+        parts, kept = [], {}
+        for reader, offset in searcher.reader().leaf_readers():
+            key = (folder, reader.segment().segment_id())
+            segment = self._segments.get(key)
+            if segment is None:
+                segment = Segment(reader, SEARCHED_FIELDS, _decode_facets, self._codes)
+            kept[key] = segment
+            parts.append((segment, reader, offset))
+        self._segments = kept  # segments merged away are dropped
+        return View(searcher, parts)
+
+    def forget(self) -> None:
+        """Drop what this process has cached about queries and postings (for benchmarks)."""
+        with self._lock:
+            if self._facets is not None:
+                self._facets.forget()
+            for segment in self._segments.values():
+                segment.forget()
 
     def query(self, query: SearchQuery) -> SearchResults:
         try:
@@ -210,24 +236,23 @@ class WhooshBackend:
 
     def _query(self, query: SearchQuery) -> SearchResults:
         searcher, state = self._current_searcher()
+        view = state.view
         text = query.text.strip()
-        matcher = self._parse(searcher, text) if text else None
-        ranked = state.ranked(searcher, text, matcher)  # every match, best first, cached
-        chosen = _filter(ranked, state.facets, query)
-        counts = _facet_counts(chosen, state.facets)
-        if query.sort == "newest" or not text:
-            chosen = sorted(chosen, key=state.published.__getitem__, reverse=True)
+        parsed = self._parse(searcher, text) if text else None
+        found = state.matches(text, parsed)
+        keep = view.mask(self._codes, query.force, query.theme, query.year, query.partner)
+        if keep is not None:
+            chosen = keep[found.docs]
+            found = Matches(found.docs[chosen], found.scores[chosen])
+        counts = view.facet_counts(found.docs, self._codes)
         start = (max(1, query.page) - 1) * query.per_page
-        page = chosen[start : start + query.per_page]
-        hits = [
-            SearchHit(
-                int(searcher.stored_fields(n)["case_study_id"]),
-                _snippet(searcher, matcher, n, bool(text)),
-            )
-            for n in page
-        ]
-        suggestion = _suggest(searcher, text) if text and len(chosen) < 3 else None
-        return SearchResults(hits=hits, total=len(chosen), facets=counts, suggestion=suggestion)
+        newest = query.sort == "newest" or not text
+        page = view.page(found, newest, start, query.per_page)
+        terms = highlight.positive_terms(parsed)
+        hits = [SearchHit(int(view.case_id[n]), _snippet(searcher, terms, int(n))) for n in page]
+        total = len(found.docs)
+        suggestion = _suggest(searcher, text) if text and total < 3 else None
+        return SearchResults(hits=hits, total=total, facets=counts, suggestion=suggestion)
 
     def related(self, case_study_id: int, limit: int = 4) -> list[int]:
         try:
@@ -242,18 +267,6 @@ class WhooshBackend:
             return [int(hit["case_study_id"]) for hit in results]
         except Exception:
             return []
-
-
-class MarkFormatter(Formatter):
-    """Escape everything, and wrap each match in a plain <mark>."""
-
-    between = " … "
-
-    def _text(self, text):
-        return str(escape(text))
-
-    def format_token(self, text, token, replace=False):
-        return f"<mark>{escape(get_text(text, token, replace))}</mark>"
 
 
 def _fields(document: SearchDocument) -> dict:
@@ -298,105 +311,55 @@ def _fields(document: SearchDocument) -> dict:
 
 
 class _SearcherState:
-    """What one searcher knows beyond the index: facet values, order by date, recent queries."""
+    """What one searcher knows beyond the index: its segments as arrays, recent queries."""
 
-    def __init__(self, searcher) -> None:
-        reader = searcher.reader()
-        total = searcher.doc_count_all()
-        self.live = [n for n in range(total) if not reader.is_deleted(n)]
-        self.facets: dict[int, tuple] = {}
-        self.published: dict[int, tuple[float, int]] = {}
-        column = list(reader.column_reader("facets")) if total else []
-        for n in self.live:
-            values = json.loads(column[n] or b"[]")  # older entries may hold fewer values
-            defaults = ["", [], None, [], 0, 0]
-            force, themes, year, partners, stamp, case_study_id = (
-                values + defaults[len(values) :]
-            )[:6]
-            self.facets[n] = (force, tuple(themes), year, tuple(partners))
-            # Newest first; among equals (a bulk import) the later case study first.
-            self.published[n] = (stamp, case_study_id)
-        self._cache: OrderedDict[str, list[int]] = OrderedDict()
+    def __init__(self, searcher, view: View) -> None:
+        self.searcher = searcher
+        self.view = view
+        self._cache: OrderedDict[str, Matches] = OrderedDict()
+        self._cached_docs = 0  # matches held by the cache: 12 bytes each
         self._cache_lock = threading.Lock()
 
     def forget(self) -> None:
         with self._cache_lock:
             self._cache.clear()
+            self._cached_docs = 0
 
-    def ranked(self, searcher, text: str, matcher) -> list[int]:
-        """Return every live document matching `text`, best first (all of them if no text).
+    def matches(self, text: str, parsed) -> Matches:
+        """Return every live document matching `text`, scored (all of them if no text).
 
-        One scoring pass collects them all; the list is cached for this index version, so
-        ticking a filter, paging or going Back repeats no search.
+        Kept for this index version, so ticking a filter, paging or going Back repeats no
+        search.
         """
         if not text:
-            return self.live
+            return Matches(self.view.live_docs, np.zeros(self.view.count, dtype=np.float32))
         with self._cache_lock:
             if text in self._cache:
                 self._cache.move_to_end(text)
                 return self._cache[text]
-        results = searcher.search(matcher, limit=None)
-        ranked = [docnum for _, docnum in results.top_n if docnum in self.facets]
+        found = self.view.evaluate(parsed)
         with self._cache_lock:
-            self._cache[text] = ranked
-            while len(self._cache) > CACHED_QUERIES:
-                self._cache.popitem(last=False)
-        return ranked
+            if text not in self._cache:
+                self._cache[text] = found
+                self._cached_docs += len(found.docs)
+            while len(self._cache) > 1 and (
+                len(self._cache) > CACHED_QUERIES or self._cached_docs > CACHED_MATCHES
+            ):
+                _, dropped = self._cache.popitem(last=False)
+                self._cached_docs -= len(dropped.docs)
+        return found
 
 
-def _filter(matching: list[int], facets, query: SearchQuery) -> list[int]:
-    if not (query.force or query.theme or query.year or query.partner):
-        return matching
-    wanted_forces, wanted_themes = set(query.force), set(query.theme)
-    wanted_years, wanted_partners = set(query.year), {p.casefold() for p in query.partner}
-    chosen = []
-    for docnum in matching:
-        force, themes, year, partners = facets[docnum]
-        if wanted_forces and force not in wanted_forces:
-            continue
-        if wanted_themes and not wanted_themes.intersection(themes):
-            continue
-        if wanted_years and year not in wanted_years:
-            continue
-        if wanted_partners and not wanted_partners.intersection(p.casefold() for p in partners):
-            continue
-        chosen.append(docnum)
-    return chosen
+def _decode_facets(raw: bytes | None) -> list:
+    values = json.loads(raw or b"[]")  # older entries may hold fewer values
+    defaults = ["", [], None, [], 0, 0]
+    return (values + defaults[len(values) :])[:6]
 
 
-def _facet_counts(docnums: set[int], facets) -> dict[str, dict[str, int]]:
-    forces, themes, years, partners = Counter(), Counter(), Counter(), Counter()
-    for docnum in docnums:
-        force, theme_slugs, year, partner_names = facets[docnum]
-        forces[force] += 1
-        themes.update(theme_slugs)
-        if year:
-            years[str(year)] += 1
-        partners.update(partner_names)
-    return {
-        "force": dict(forces),
-        "theme": dict(themes),
-        "year": dict(years),
-        "partner": dict(partners),
-    }
-
-
-def _snippet(searcher, matcher, docnum: int, highlight: bool) -> str:
+def _snippet(searcher, terms: set[str], docnum: int) -> str:
     stored = searcher.stored_fields(docnum)
     text = stored.get("excerpt") or stored.get("summary") or ""
-    if highlight:
-        try:
-            from whoosh.searching import Hit, Results
-
-            results = Results(searcher, matcher, [(0, docnum)])
-            results.fragmenter = ContextFragmenter(maxchars=220, surround=60)
-            results.formatter = MarkFormatter()
-            html = Hit(results, docnum).highlights("content", text=text, top=2)
-            if html:
-                return html
-        except Exception:  # noqa: S110 - a snippet is a nicety; the plain summary will do
-            pass
-    return str(escape(stored.get("summary") or text[:220]))
+    return highlight.snippet(text, terms) or str(escape(stored.get("summary") or text[:220]))
 
 
 def _suggest(searcher, text: str) -> str | None:

@@ -250,3 +250,68 @@ def test_rebuild_swaps_in_a_whole_new_index(backend):
     assert backend.rebuild(iter(CORPUS[:2])) == 2
     assert backend.query(SearchQuery()).total == 2
     assert set(backend.indexed_versions()) == {1, 2}
+
+
+def _generated(count: int, seed: int) -> list:
+    import random
+
+    rng = random.Random(seed)
+    words = "women safety allies rugby mentoring night economy pledge health culture".split()
+    forces = ["kent-police", "gwent-police", "greater-manchester-police"]
+    themes = ["workplace-culture", "night-time-economy", "menopause-support"]
+    return [
+        doc(
+            n,
+            " ".join(rng.choices(words, k=3)),
+            " ".join(rng.choices(words, k=rng.randint(5, 40))),
+            force=rng.choice(forces),
+            themes=rng.sample(themes, k=rng.randint(1, 2)),
+            partners=rng.sample(["Street Pastors", "Fire Service", "Rugby Club"], k=1),
+            year=rng.choice([2023, 2024, 2025]),
+            day=rng.randint(1, 28),
+        )
+        for n in range(100, 100 + count)
+    ]
+
+
+def _answers(backend) -> list:
+    queries = [
+        SearchQuery(),
+        SearchQuery(text="women"),
+        SearchQuery(text="rugby -pledge"),
+        SearchQuery(text='"night economy"'),
+        SearchQuery(text="safety OR health", theme=("menopause-support",)),
+        SearchQuery(text="allies", force=("kent-police",), year=(2024, 2025)),
+        SearchQuery(text="culture", partner=("fire service",)),
+    ]
+    answers = []
+    for query in queries:
+        wide = SearchQuery(**{**query.__dict__, "per_page": 500})
+        found = backend.query(wide)
+        newest = backend.query(SearchQuery(**{**wide.__dict__, "sort": "newest"}))
+        answers.append(
+            (
+                found.total,
+                found.facets,
+                sorted(h.case_study_id for h in found.hits),
+                [h.case_study_id for h in newest.hits],
+            )
+        )
+    return answers
+
+
+def test_an_index_written_piece_by_piece_answers_as_one_built_at_once(backend):
+    """Many small writes, updates and removals (many segments) give the same answers."""
+    backend.apply([], [d.case_study_id for d in CORPUS])
+    first, second = _generated(60, seed=1), _generated(60, seed=2)
+    for start in range(0, 60, 7):
+        backend.apply(first[start : start + 7], [])
+        backend.query(SearchQuery(text="women"))  # a searcher open on every version
+    backend.apply(second[:30], [140, 150, 151])
+    latest = {d.case_study_id: d for d in first + second[:30]}
+    for gone in (140, 150, 151):
+        latest.pop(gone)
+    pieces = _answers(backend)
+    assert pieces[0][0] == 57
+    backend.rebuild(iter(latest.values()))
+    assert _answers(backend) == pieces

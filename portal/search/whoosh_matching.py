@@ -1,0 +1,463 @@
+"""Matching, scoring, filtering and facet counts for the Whoosh backend, in numpy.
+
+Whoosh walks postings one document at a time in Python, which is what makes a broad query
+slow at 100,000 case studies (SEARCH-PERF.md). Here Whoosh parses the query, reads the
+postings and checks phrases; everything per document is done on arrays instead:
+
+- each index segment is read once into arrays (facet values, field lengths), and a term's
+  postings are read block by block into arrays and kept; segments never change apart from
+  deletions, so after a write only the new, small segment is read;
+- the parsed query is evaluated as set operations on sorted document numbers, scoring every
+  match with BM25F (the same formula as Whoosh's default, over the same boosted weights);
+- filters and facet counts are masks and bincounts; the page is taken with argpartition.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from itertools import chain
+from pickle import loads  # noqa: S403 - Whoosh's own encoding of positions, from our index
+
+import numpy as np
+from whoosh import query as wq
+from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, _lenfield
+from whoosh.system import _INT_SIZE
+from whoosh.util.numeric import byte_to_length
+
+B, K1 = 0.75, 1.2  # Whoosh's BM25F defaults
+_LENGTHS = np.array([byte_to_length(i) for i in range(256)], dtype=np.float32)
+_EMPTY_IDS = np.zeros(0, dtype=np.int64)
+_EMPTY_SCORES = np.zeros(0, dtype=np.float32)
+SEGMENT_POSTINGS_CACHED = 512  # terms per segment
+SEGMENT_POSITIONS_CACHED = 32  # terms' positions per segment, read for phrases only
+_KEY = np.int64(1 << 24)  # (document, position) pairs as one integer: positions stay below
+
+
+class Codes:
+    """Small integers for facet values (forces, themes, partners), shared by all segments."""
+
+    def __init__(self) -> None:
+        self.values: list = []
+        self._codes: dict = {}
+        self._lock = threading.Lock()
+
+    def code(self, value) -> int:
+        found = self._codes.get(value)
+        if found is not None:
+            return found
+        with self._lock:
+            if value not in self._codes:
+                self._codes[value] = len(self.values)
+                self.values.append(value)
+            return self._codes[value]
+
+    def find(self, wanted) -> np.ndarray:
+        """Return the codes of the values for which `wanted(value)` is true."""
+        return np.array([c for c, v in enumerate(list(self.values)) if wanted(v)], dtype=np.int64)
+
+
+class Segment:
+    """One index segment read into arrays; its postings are read on first use and kept."""
+
+    def __init__(self, reader, fields: tuple[str, ...], decode, codes: dict[str, Codes]) -> None:
+        self.size = size = reader.doc_count_all()
+        self.lengths = {}
+        for name in fields:
+            self.lengths[name] = _field_lengths(reader, name, size)
+        force = np.zeros(size, dtype=np.int64)
+        year = np.zeros(size, dtype=np.int64)
+        stamp = np.zeros(size, dtype=np.float64)
+        case_id = np.zeros(size, dtype=np.int64)
+        theme_doc, theme_code, partner_doc, partner_code = [], [], [], []
+        column = reader.column_reader("facets") if size else []
+        for n, raw in enumerate(column):
+            f, themes, y, partners, s, cid = decode(raw)
+            force[n] = codes["force"].code(f)
+            year[n] = y or 0
+            stamp[n], case_id[n] = s, cid
+            for theme in themes:
+                theme_doc.append(n)
+                theme_code.append(codes["theme"].code(theme))
+            for partner in partners:
+                partner_doc.append(n)
+                partner_code.append(codes["partner"].code(partner))
+        self.force, self.year, self.stamp, self.case_id = force, year, stamp, case_id
+        self.theme_doc = np.array(theme_doc, dtype=np.int64)
+        self.theme_code = np.array(theme_code, dtype=np.int64)
+        self.partner_doc = np.array(partner_doc, dtype=np.int64)
+        self.partner_code = np.array(partner_code, dtype=np.int64)
+        self._postings: OrderedDict[tuple[str, bytes], tuple[np.ndarray, np.ndarray]] = (
+            OrderedDict()
+        )
+        self._values: OrderedDict[tuple[str, bytes], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def postings(self, reader, field: str, term: bytes) -> tuple[np.ndarray, np.ndarray]:
+        """Return (document numbers, weights) of a term in this segment, deleted ones too."""
+        key = (field, term)
+        with self._lock:
+            if key in self._postings:
+                self._postings.move_to_end(key)
+                return self._postings[key]
+        with self._lock:  # a reader's files are not to be read by two threads at once
+            found = _read_postings(reader, field, term)
+            self._postings[key] = found
+            while len(self._postings) > SEGMENT_POSTINGS_CACHED:
+                self._postings.popitem(last=False)
+        return found
+
+    def values(self, reader, field: str, term: bytes) -> np.ndarray:
+        """Return each posting's encoded positions, in the order of `postings`."""
+        key = (field, term)
+        with self._lock:
+            if key in self._values:
+                self._values.move_to_end(key)
+                return self._values[key]
+            found = _read_values(reader, field, term)
+            self._values[key] = found
+            while len(self._values) > SEGMENT_POSITIONS_CACHED:
+                self._values.popitem(last=False)
+        return found
+
+    def forget(self) -> None:
+        with self._lock:
+            self._postings.clear()
+            self._values.clear()
+
+
+def _field_lengths(reader, name: str, size: int) -> np.ndarray:
+    perdoc = reader._perdoc
+    column = perdoc._cached_reader(_lenfield(name), LENGTHS_COLUMN)
+    if column is None:
+        return np.ones(size, dtype=np.float32)
+    raw = column._dbfile.get(column._basepos, min(column._count, size))
+    codes = np.zeros(size, dtype=np.uint8)
+    codes[: len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+    return _LENGTHS[codes]
+
+
+def _read_postings(reader, field: str, term: bytes) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        if (field, term) not in reader._terms:
+            return _EMPTY_IDS, _EMPTY_SCORES
+        matcher = reader._terms.matcher(field, term, reader.schema[field].format)
+    except Exception:
+        return _EMPTY_IDS, _EMPTY_SCORES
+    ids, weights = [], []
+    if isinstance(matcher, W3LeafMatcher):
+        # Block by block: each block's ids and weights come out as sequences at once.
+        while not matcher._atend:
+            matcher._read_ids()
+            matcher._read_weights()
+            ids.append(np.asarray(matcher._ids, dtype=np.int64))
+            weights.append(np.asarray(matcher._weights, dtype=np.float32))
+            matcher._next_block()
+    else:  # a term in a single document, written inline
+        one_ids, one_weights = [], []
+        while matcher.is_active():
+            one_ids.append(matcher.id())
+            one_weights.append(matcher.weight())
+            matcher.next()
+        ids.append(np.array(one_ids, dtype=np.int64))
+        weights.append(np.array(one_weights, dtype=np.float32))
+    if not ids:
+        return _EMPTY_IDS, _EMPTY_SCORES
+    return np.concatenate(ids), np.concatenate(weights)
+
+
+def _read_values(reader, field: str, term: bytes) -> np.ndarray:
+    try:
+        if (field, term) not in reader._terms:
+            return np.zeros(0, dtype=object)
+        matcher = reader._terms.matcher(field, term, reader.schema[field].format)
+    except Exception:
+        return np.zeros(0, dtype=object)
+    values = []
+    if isinstance(matcher, W3LeafMatcher):
+        while not matcher._atend:
+            matcher._read_values()
+            values.extend(matcher._values)
+            matcher._next_block()
+    else:
+        while matcher.is_active():
+            values.append(matcher.value())
+            matcher.next()
+    found = np.empty(len(values), dtype=object)
+    found[:] = values
+    return found
+
+
+def _positions(encoded) -> tuple[np.ndarray, np.ndarray]:
+    """Decode Whoosh's Positions values: (how many per posting, every position in order)."""
+    ends = (v if v.endswith(b".") else v + b"." for v in encoded)
+    deltas = [loads(v[_INT_SIZE:]) for v in ends]  # noqa: S301 - our own index, as Whoosh does
+    counts = np.fromiter((len(d) for d in deltas), dtype=np.int64, count=len(deltas))
+    if not counts.sum():
+        return counts, _EMPTY_IDS
+    flat = np.fromiter(chain.from_iterable(deltas), dtype=np.int64, count=int(counts.sum()))
+    running = np.cumsum(flat)
+    starts = np.repeat(np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+    before = np.concatenate(([0], running))[starts]  # the sum up to the posting's start
+    return counts, running - before
+
+
+class Matches:
+    """Sorted document numbers with a score each."""
+
+    __slots__ = ("docs", "scores")
+
+    def __init__(self, docs: np.ndarray, scores: np.ndarray) -> None:
+        self.docs, self.scores = docs, scores
+
+    @classmethod
+    def empty(cls) -> Matches:
+        return cls(_EMPTY_IDS, _EMPTY_SCORES)
+
+
+class View:
+    """Every segment of one searcher, side by side, with the deletions of that moment."""
+
+    def __init__(self, searcher, segments: list[tuple[Segment, object, int]]) -> None:
+        self.searcher = searcher
+        self.segments = segments  # (segment, its reader, offset of its first document)
+        self.size = sum(seg.size for seg, _, _ in segments)
+        self.live = np.ones(self.size, dtype=bool)
+        for _, reader, offset in segments:
+            deleted = list(reader.segment().deleted_docs()) if reader.has_deletions() else []
+            if deleted:
+                self.live[offset + np.array(deleted, dtype=np.int64)] = False
+
+        def joined(name):
+            parts = [getattr(seg, name) for seg, _, _ in segments]
+            return np.concatenate(parts) if parts else np.zeros(0)
+
+        def pairs(doc_name, code_name):
+            docs = [getattr(seg, doc_name) + offset for seg, _, offset in segments]
+            codes = [getattr(seg, code_name) for seg, _, _ in segments]
+            if not docs:
+                return _EMPTY_IDS, _EMPTY_IDS
+            docs, codes = np.concatenate(docs), np.concatenate(codes)
+            keep = self.live[docs] if len(docs) else np.zeros(0, dtype=bool)
+            return docs[keep], codes[keep]
+
+        self.force = joined("force").astype(np.int64)
+        self.year = joined("year").astype(np.int64)
+        self.stamp = joined("stamp").astype(np.float64)
+        self.case_id = joined("case_id").astype(np.int64)
+        self.theme_doc, self.theme_code = pairs("theme_doc", "theme_code")
+        self.partner_doc, self.partner_code = pairs("partner_doc", "partner_code")
+        self.live_docs = np.flatnonzero(self.live)
+        self.count = len(self.live_docs)
+        self.lengths, self.average = {}, {}
+        for name in segments[0][0].lengths if segments else ():
+            lengths = np.concatenate([seg.lengths[name] for seg, _, _ in segments])
+            self.lengths[name] = lengths
+            live = lengths[self.live]
+            self.average[name] = float(live.mean()) if len(live) and live.mean() > 0 else 1.0
+        # Newest first, and among equals (a bulk import) the later case study first.
+        order = np.lexsort((self.case_id, self.stamp))
+        self.recency = np.empty(self.size, dtype=np.int64)
+        self.recency[order] = np.arange(self.size)
+
+    # Terms and queries
+
+    def term(self, field: str, text: str, boost: float = 1.0) -> Matches:
+        term = text.encode("utf-8") if isinstance(text, str) else text
+        ids, weights = [], []
+        for seg, reader, offset in self.segments:
+            seg_ids, seg_weights = seg.postings(reader, field, term)
+            if len(seg_ids):
+                ids.append(seg_ids + offset)
+                weights.append(seg_weights)
+        if not ids:
+            return Matches.empty()
+        docs, tf = np.concatenate(ids), np.concatenate(weights)
+        keep = self.live[docs]
+        docs, tf = docs[keep], tf[keep]
+        if field not in self.lengths or not len(docs):
+            return Matches(docs, np.full(len(docs), boost, dtype=np.float32))
+        idf = np.log(self.count / (len(docs) + 1)) + 1.0
+        norm = K1 * ((1 - B) + B * self.lengths[field][docs] / self.average[field])
+        scores = (idf * tf * (K1 + 1) / (tf + norm) * boost).astype(np.float32)
+        return Matches(docs, scores)
+
+    def evaluate(self, node) -> Matches:
+        """Return every live document the parsed query matches, with its score."""
+        boost = float(getattr(node, "boost", 1.0) or 1.0)
+        if isinstance(node, wq.Term):
+            return self.term(node.fieldname, node.text, boost)
+        if isinstance(node, type(wq.NullQuery)):
+            return Matches.empty()
+        if isinstance(node, wq.Every):
+            return Matches(self.live_docs, np.zeros(self.count, dtype=np.float32))
+        if isinstance(node, wq.AndNot):
+            positive, negative = self.evaluate(node.a), self.evaluate(node.b)
+            keep = ~np.isin(positive.docs, negative.docs, assume_unique=True)
+            return Matches(positive.docs[keep], positive.scores[keep])
+        if isinstance(node, wq.AndMaybe):
+            required, optional = self.evaluate(node.a), self.evaluate(node.b)
+            return _add_where_present(required, optional)
+        if isinstance(node, wq.Require):
+            required, scope = self.evaluate(node.a), self.evaluate(node.b)
+            keep = np.isin(required.docs, scope.docs, assume_unique=True)
+            return Matches(required.docs[keep], required.scores[keep])
+        if isinstance(node, wq.Not):
+            excluded = self.evaluate(node.query)
+            keep = ~np.isin(self.live_docs, excluded.docs, assume_unique=True)
+            docs = self.live_docs[keep]
+            return Matches(docs, np.zeros(len(docs), dtype=np.float32))
+        if isinstance(node, wq.And):
+            return _scaled(_intersect([self.evaluate(q) for q in node.subqueries]), boost)
+        if isinstance(node, (wq.Or, wq.DisjunctionMax)):
+            return _scaled(_union([self.evaluate(q) for q in node.subqueries]), boost)
+        if isinstance(node, wq.Phrase):
+            return self._phrase(node, boost)
+        return self._by_whoosh(node)
+
+    def _phrase(self, node, boost: float) -> Matches:
+        words = [self.term(node.fieldname, word) for word in node.words]
+        candidates = _intersect(words)
+        if not len(candidates.docs) or len(node.words) < 2 or node.slop != 1:
+            return _scaled(candidates, boost)
+        # Only documents holding every word are read: word k must stand at p + k.
+        together = None
+        for k, word in enumerate(node.words):
+            docs, pos = self._word_positions(node.fieldname, word, candidates.docs)
+            keys = docs * _KEY + (pos - k)
+            together = (
+                keys if together is None else np.intersect1d(together, keys, assume_unique=True)
+            )
+            if not len(together):
+                break
+        found = _distinct_sorted(together // _KEY)
+        keep = np.isin(candidates.docs, found, assume_unique=True)
+        return _scaled(Matches(candidates.docs[keep], candidates.scores[keep]), boost)
+
+    def _word_positions(self, field, word, docs) -> tuple[np.ndarray, np.ndarray]:
+        """Return (document, position) pairs of a word in the given documents."""
+        term = word.encode("utf-8") if isinstance(word, str) else word
+        ids, values = [], []
+        for seg, reader, offset in self.segments:
+            seg_ids, _ = seg.postings(reader, field, term)
+            if len(seg_ids):
+                ids.append(seg_ids + offset)
+                values.append(seg.values(reader, field, term))
+        all_ids, all_values = np.concatenate(ids), np.concatenate(values)
+        encoded = all_values[np.searchsorted(all_ids, docs)]
+        counts, positions = _positions(encoded)
+        return np.repeat(docs, counts), positions
+
+    def _by_whoosh(self, node) -> Matches:
+        docs = np.unique(np.fromiter(node.docs(self.searcher), dtype=np.int64))
+        docs = docs[self.live[docs]] if len(docs) else docs
+        return Matches(docs, np.ones(len(docs), dtype=np.float32))
+
+    # Filters, facets, order
+
+    def mask(self, codes: dict[str, Codes], force, theme, year, partner) -> np.ndarray | None:
+        """Return which documents pass the filters (None: no filter)."""
+        keep = None
+
+        def both(a, b):
+            return b if a is None else a & b
+
+        if force:
+            wanted = codes["force"].find(lambda v: v in force)
+            keep = both(keep, np.isin(self.force, wanted))
+        if year:
+            keep = both(keep, np.isin(self.year, np.array(list(year), dtype=np.int64)))
+        if theme:
+            wanted = codes["theme"].find(lambda v: v in theme)
+            keep = both(keep, self._having(self.theme_doc, self.theme_code, wanted))
+        if partner:
+            folded = {p.casefold() for p in partner}
+            wanted = codes["partner"].find(lambda v: v.casefold() in folded)
+            keep = both(keep, self._having(self.partner_doc, self.partner_code, wanted))
+        return keep
+
+    def _having(self, pair_doc, pair_code, wanted) -> np.ndarray:
+        having = np.zeros(self.size, dtype=bool)
+        having[pair_doc[np.isin(pair_code, wanted)]] = True
+        return having
+
+    def facet_counts(self, docs: np.ndarray, codes: dict[str, Codes]) -> dict:
+        chosen = np.zeros(self.size, dtype=bool)
+        chosen[docs] = True
+
+        def named(counts, values) -> dict:
+            return {values[c]: int(counts[c]) for c in np.flatnonzero(counts)}
+
+        def by_pairs(pair_doc, pair_code, values):
+            selected = pair_code[chosen[pair_doc]] if len(pair_doc) else pair_code
+            return named(np.bincount(selected, minlength=len(values)), values)
+
+        forces = named(np.bincount(self.force[docs], minlength=1), codes["force"].values)
+        years = np.bincount(self.year[docs], minlength=1) if len(docs) else np.zeros(1)
+        return {
+            "force": forces,
+            "theme": by_pairs(self.theme_doc, self.theme_code, codes["theme"].values),
+            "year": {str(y): int(years[y]) for y in np.flatnonzero(years) if y},
+            "partner": by_pairs(self.partner_doc, self.partner_code, codes["partner"].values),
+        }
+
+    def page(self, matches: Matches, newest: bool, start: int, count: int) -> np.ndarray:
+        """Return the document numbers of one page, best (or newest) first."""
+        docs = matches.docs
+        end = min(len(docs), start + count)
+        if start >= end:
+            return _EMPTY_IDS
+        # Best first; among equals, the earlier document (Whoosh's order).
+        key = -self.recency[docs].astype(np.float64) if newest else -matches.scores
+        everything = end == len(docs)
+        top = np.arange(len(docs)) if everything else np.argpartition(key, end - 1)[:end]
+        top = top[np.lexsort((docs[top], key[top]))]
+        return docs[top[start:end]]
+
+
+def _distinct_sorted(values: np.ndarray) -> np.ndarray:
+    if not len(values):
+        return values
+    return values[np.concatenate(([True], values[1:] != values[:-1]))]
+
+
+def _scaled(matches: Matches, boost: float) -> Matches:
+    if boost == 1.0:
+        return matches
+    return Matches(matches.docs, matches.scores * boost)
+
+
+def _intersect(parts: list[Matches]) -> Matches:
+    if not parts:
+        return Matches.empty()
+    parts = sorted(parts, key=lambda m: len(m.docs))
+    result = parts[0]
+    for other in parts[1:]:
+        if not len(result.docs):
+            break
+        docs, mine, theirs = np.intersect1d(
+            result.docs, other.docs, assume_unique=True, return_indices=True
+        )
+        result = Matches(docs, result.scores[mine] + other.scores[theirs])
+    return result
+
+
+def _union(parts: list[Matches]) -> Matches:
+    parts = [p for p in parts if len(p.docs)]
+    if not parts:
+        return Matches.empty()
+    if len(parts) == 1:
+        return parts[0]
+    docs = np.concatenate([p.docs for p in parts])
+    scores = np.concatenate([p.scores for p in parts])
+    unique, inverse = np.unique(docs, return_inverse=True)
+    return Matches(unique, np.bincount(inverse, weights=scores).astype(np.float32))
+
+
+def _add_where_present(base: Matches, extra: Matches) -> Matches:
+    if not len(extra.docs) or not len(base.docs):
+        return base
+    _, mine, theirs = np.intersect1d(base.docs, extra.docs, assume_unique=True, return_indices=True)
+    scores = base.scores.copy()
+    scores[mine] += extra.scores[theirs]
+    return Matches(base.docs, scores)
