@@ -78,7 +78,15 @@ def run(count: int) -> None:
             queries = [q if isinstance(q, tuple) else (q, {}) for q in QUERIES]
             for text, extra in queries:  # warm the per-process searcher and caches
                 backend.query(SearchQuery(text=text, **extra))
-            raw, warm = [], []
+            cold, raw, warm = [], [], []
+            for _ in range(3):
+                for text, extra in queries:
+                    forget(backend, everything=True)  # a process that has just started
+                    started = time.perf_counter()
+                    backend.query(SearchQuery(text=text, **extra))
+                    cold.append(time.perf_counter() - started)
+            for text, extra in queries:  # the terms as warm as in a process serving users
+                backend.query(SearchQuery(text=text, **extra))
             for _ in range(3):
                 for text, extra in queries:
                     forget(backend)  # a query typed for the first time
@@ -88,6 +96,7 @@ def run(count: int) -> None:
                     started = time.perf_counter()  # the same words again: a filter, a page, Back
                     backend.query(SearchQuery(text=text, page=2, **extra))
                     warm.append(time.perf_counter() - started)
+            print(f"backend query, cold process {percentiles(cold)}")
             print(f"backend query, new words    {percentiles(raw)}")
             print(f"backend query, same words   {percentiles(warm)}")
 
@@ -153,10 +162,11 @@ def run(count: int) -> None:
             db.engine.dispose()
 
 
-def forget(backend) -> None:
-    """Make the next query cold: forget cached queries and postings (where a backend has them)."""
+def forget(backend, everything: bool = False) -> None:
+    """Forget cached query results (where a backend keeps them); with `everything`, also
+    what the engine keeps about terms, as in a process that has just started."""
     if hasattr(backend, "forget"):
-        backend.forget()
+        backend.forget(everything)
 
 
 def select_published_ids():

@@ -270,6 +270,9 @@ class Revision(db.Model):
             postgresql_where=db.text("state IN ('draft', 'submitted')"),
         ),
         Index("ix_revision_state_published_at", "state", "published_at"),
+        # A page of search hits looks its revisions up by case study (the partial indexes
+        # above can't serve a query whose state is a bound parameter).
+        Index("ix_revision_case_study_id_state", "case_study_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

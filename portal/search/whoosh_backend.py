@@ -77,6 +77,7 @@ class WhooshBackend:
         self._ix = None
         self._facets: _SearcherState | None = None
         self._segments: dict[tuple[Path, str], Segment] = {}
+        self._retired = None  # the searcher before this one
         self._codes = {"force": Codes(), "theme": Codes(), "partner": Codes()}
         self.synonyms: dict[str, str] = {}
         self._synonym_terms: dict[str, str] = {}
@@ -187,8 +188,11 @@ class WhooshBackend:
                 self._searcher = ix.searcher()
                 self._opened = state
                 self._facets = _SearcherState(self._searcher, self._view(folder, self._searcher))
-                if old is not None:
-                    old.close()
+                # A request on another thread may still be reading the old searcher: it is
+                # closed one reopen later, not now.
+                if self._retired is not None:
+                    self._retired.close()
+                self._retired = old
             return self._searcher, self._facets
 
     def _view(self, folder: Path, searcher) -> View:
@@ -204,13 +208,15 @@ class WhooshBackend:
         self._segments = kept  # segments merged away are dropped
         return View(searcher, parts)
 
-    def forget(self) -> None:
-        """Drop what this process has cached about queries and postings (for benchmarks)."""
+    def forget(self, everything: bool = False) -> None:
+        """Drop this process's cached query results, and with `everything` the postings read
+        so far too (benchmarks use this to time a query typed for the first time)."""
         with self._lock:
             if self._facets is not None:
                 self._facets.forget()
-            for segment in self._segments.values():
-                segment.forget()
+            if everything:
+                for segment in self._segments.values():
+                    segment.forget()
 
     def query(self, query: SearchQuery) -> SearchResults:
         try:

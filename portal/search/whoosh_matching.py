@@ -90,7 +90,7 @@ class Segment:
         self._postings: OrderedDict[tuple[str, bytes], tuple[np.ndarray, np.ndarray]] = (
             OrderedDict()
         )
-        self._values: OrderedDict[tuple[str, bytes], np.ndarray] = OrderedDict()
+        self._values: OrderedDict[tuple[str, bytes], tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
 
     def postings(self, reader, field: str, term: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -107,14 +107,17 @@ class Segment:
                 self._postings.popitem(last=False)
         return found
 
-    def values(self, reader, field: str, term: bytes) -> np.ndarray:
-        """Return each posting's encoded positions, in the order of `postings`."""
+    def positions(self, reader, field: str, term: bytes) -> tuple[np.ndarray, np.ndarray]:
+        """Return a term's positions for each of its postings (in the order of `postings`):
+        (where each posting's positions start in the second array, plus one end; positions).
+        """
         key = (field, term)
         with self._lock:
             if key in self._values:
                 self._values.move_to_end(key)
                 return self._values[key]
-            found = _read_values(reader, field, term)
+            counts, flat = _positions(_read_values(reader, field, term))
+            found = (np.concatenate(([0], np.cumsum(counts))), flat.astype(np.int32))
             self._values[key] = found
             while len(self._values) > SEGMENT_POSITIONS_CACHED:
                 self._values.popitem(last=False)
@@ -337,16 +340,23 @@ class View:
     def _word_positions(self, field, word, docs) -> tuple[np.ndarray, np.ndarray]:
         """Return (document, position) pairs of a word in the given documents."""
         term = word.encode("utf-8") if isinstance(word, str) else word
-        ids, values = [], []
+        found_docs, found_positions = [], []
         for seg, reader, offset in self.segments:
             seg_ids, _ = seg.postings(reader, field, term)
-            if len(seg_ids):
-                ids.append(seg_ids + offset)
-                values.append(seg.values(reader, field, term))
-        all_ids, all_values = np.concatenate(ids), np.concatenate(values)
-        encoded = all_values[np.searchsorted(all_ids, docs)]
-        counts, positions = _positions(encoded)
-        return np.repeat(docs, counts), positions
+            mine = docs[(docs >= offset) & (docs < offset + seg.size)]
+            if not len(seg_ids) or not len(mine):
+                continue
+            starts, flat = seg.positions(reader, field, term)
+            at = np.searchsorted(seg_ids, mine - offset)
+            counts = starts[at + 1] - starts[at]
+            # Every position of every chosen posting, gathered without a Python loop.
+            first = np.repeat(starts[at], counts)
+            step = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+            found_docs.append(np.repeat(mine, counts))
+            found_positions.append(flat[first + step].astype(np.int64))
+        if not found_docs:
+            return _EMPTY_IDS, _EMPTY_IDS
+        return np.concatenate(found_docs), np.concatenate(found_positions)
 
     def _by_whoosh(self, node) -> Matches:
         docs = np.unique(np.fromiter(node.docs(self.searcher), dtype=np.int64))
