@@ -79,7 +79,7 @@ class ConfigError(RuntimeError):
 
 
 CHOICES = {
-    "SEARCH_BACKEND": ("whoosh",),
+    "SEARCH_BACKEND": ("whoosh", "postgres"),
     "MAIL_BACKEND": ("file", "console", "smtp"),
     "ENV": ("production", "development"),
 }
@@ -118,6 +118,11 @@ def finalise(config: dict[str, Any], instance_path: Path) -> dict[str, Any]:
     if not config.get("SECRET_KEY"):
         derived["SECRET_KEY"] = ensure_secret_key(instance_path)
     url = config.get("DATABASE_URL") or f"sqlite:///{instance_path / 'portal.db'}"
+    if config.get("SEARCH_BACKEND") == "postgres" and not url.startswith("postgresql"):
+        raise ConfigError(
+            "PORTAL_SEARCH_BACKEND=postgres searches the portal's own database: set "
+            "PORTAL_DATABASE_URL=postgresql+psycopg://... too"
+        )
     derived["DATABASE_URL"] = url
     derived["SQLALCHEMY_DATABASE_URI"] = url
     derived["SQLALCHEMY_ENGINE_OPTIONS"] = (

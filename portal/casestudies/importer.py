@@ -363,10 +363,10 @@ def _write_batch(records: list[ImportRecord], partners: _PartnerIds, now) -> int
         for r, rev_id in zip(records, revision_ids, strict=True)
         for name in r.partners
     ]
-    published_ids = [c for c, is_published in zip(case_ids, published, strict=True) if is_published]
-    if published_ids:
-        queue_change(*published_ids)
     db.session.execute(insert(revision_theme), theme_rows)
     if partner_rows:
         db.session.execute(insert(revision_partner), partner_rows)
+    published_ids = [c for c, is_published in zip(case_ids, published, strict=True) if is_published]
+    if published_ids:  # after the themes and partners: an index in the database reads them now
+        queue_change(*published_ids)
     return len(records)

@@ -17,6 +17,15 @@ config.set_main_option(
 )
 
 
+# Tables the PostgreSQL search backend keeps (migration 0006): written in SQL, not models.
+SEARCH_TABLES = {"search_entry", "search_word"}
+
+
+def include_object(obj, name, type_, reflected, compare_to):
+    table = obj.table.name if type_ in ("index", "column", "unique_constraint") else name
+    return table not in SEARCH_TABLES
+
+
 def run_migrations_offline():
     """Emit the SQL without a database connection."""
     context.configure(
@@ -40,6 +49,7 @@ def run_migrations_online():
 
     conf_args = dict(current_app.extensions["migrate"].configure_args)
     conf_args.setdefault("process_revision_directives", process_revision_directives)
+    conf_args.setdefault("include_object", include_object)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_db.metadata, **conf_args)
         with context.begin_transaction():

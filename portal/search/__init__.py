@@ -7,15 +7,25 @@ from flask import current_app
 from .contract import SearchBackend, SearchDocument, SearchHit, SearchQuery, SearchResults
 
 
-def get_backend() -> SearchBackend:
-    """Return this app's search backend (one per process), with the admins' synonyms."""
+def get_backend(*, synonyms: bool = True) -> SearchBackend:
+    """Return this app's search backend (one per process), with the admins' synonyms.
+
+    Writers pass `synonyms=False`: the synonyms only matter to queries, and their check
+    must never touch a transaction that is being written.
+    """
     backend = current_app.extensions.get("portal_search")
     if backend is None:
-        from .whoosh_backend import WhooshBackend
+        if current_app.config["SEARCH_BACKEND"] == "postgres":
+            from .postgres_backend import PostgresBackend
 
-        backend = WhooshBackend(current_app.config["SEARCH_INDEX_PATH"])
+            backend = PostgresBackend()
+        else:
+            from .whoosh_backend import WhooshBackend
+
+            backend = WhooshBackend(current_app.config["SEARCH_INDEX_PATH"])
         current_app.extensions["portal_search"] = backend
-    _refresh_synonyms(backend)
+    if synonyms:
+        _refresh_synonyms(backend)
     return backend
 
 

@@ -120,3 +120,32 @@ def analyzer():
 def spelling_analyzer():
     """Whole words, lower case, accents folded: the vocabulary "Did you mean" draws on."""
     return RegexTokenizer(r"[^\W\d_]{3,}") | LowercaseFilter() | CharsetFilter(accent_map)
+
+
+def british(word: str) -> str:
+    """Return the British spelling of a lower-case word (organization → organisation)."""
+    if word in SPELLINGS:
+        return SPELLINGS[word]
+    match = _IZE.match(word)
+    return f"{match.group(1)}is{match.group(2)}" if match else word
+
+
+_TOKEN = re.compile(r"\w+(?:-\w+)*")
+
+
+def normalise_text(text: str) -> str:
+    """Prepare text for an engine with its own stemmer (PostgreSQL): British spellings, and
+    each compound also written as one word (night-time as nighttime), added at the end so
+    the words around it stay next to each other for phrases."""
+    joined = []
+
+    def one(match: re.Match) -> str:
+        word = match.group()
+        parts = [british(part) for part in word.lower().split("-") if part]
+        if len(parts) > 1:
+            joined.append("".join(parts))
+            return "-".join(parts)
+        return parts[0] if parts and parts[0] != word.lower() else word
+
+    british_text = _TOKEN.sub(one, text)
+    return f"{british_text} {' '.join(joined)}" if joined else british_text

@@ -17,7 +17,18 @@ RETRY_SECONDS = 5.0
 
 
 def queue_change(*case_study_ids: int) -> None:
-    """Record, in the caller's transaction, that these case studies must be re-indexed."""
+    """Record, in the caller's transaction, that these case studies must be re-indexed.
+
+    A backend inside the database (PostgreSQL) is written here and now, in that same
+    transaction; others get an outbox row, applied after the commit.
+    """
+    backend = get_backend(synonyms=False)
+    if case_study_ids and getattr(backend, "transactional", False):
+        db.session.flush()
+        ids = set(case_study_ids)
+        documents = documents_for(ids)
+        backend.write(documents.values(), ids - set(documents))
+        return
     if case_study_ids:
         db.session.execute(insert(SearchOutbox), [{"case_study_id": i} for i in case_study_ids])
     g.search_outbox_pending = True

@@ -1,4 +1,5 @@
-"""The search contract: every backend must pass these (today Whoosh; PostgreSQL joins later)."""
+"""The search contract: every backend must pass these (Whoosh, and PostgreSQL full-text
+search on the PostgreSQL pass of `make test`)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,26 @@ import pytest
 from portal.search import SearchDocument, SearchQuery
 from portal.search.whoosh_backend import WhooshBackend
 
-BACKENDS = ["whoosh"]
+from ..backends import SERVER
+
+BACKENDS = ["whoosh", "postgres"]
 
 
-def make(backend_name: str, tmp_path):
+def make(backend_name: str, request, tmp_path):
     if backend_name == "whoosh":
         backend = WhooshBackend(str(tmp_path / "search"))
         backend.ensure_index()
         return backend
+    if backend_name == "postgres":
+        if not SERVER:
+            pytest.skip("PostgreSQL search: runs on the PostgreSQL pass of make test")
+        from portal.search.postgres_backend import PostgresBackend
+
+        app = request.getfixturevalue("app")
+        context = app.app_context()
+        context.push()
+        request.addfinalizer(context.pop)
+        return PostgresBackend()
     raise AssertionError(backend_name)
 
 
@@ -112,7 +125,7 @@ CORPUS = [
 
 @pytest.fixture(params=BACKENDS)
 def backend(request, tmp_path):
-    backend = make(request.param, tmp_path)
+    backend = make(request.param, request, tmp_path)
     backend.apply(CORPUS, [])
     return backend
 

@@ -1,0 +1,409 @@
+"""The scale-out search backend: PostgreSQL full-text search over the portal's own database.
+
+`search_entry` (migration 0006) holds one row per published case study with a weighted
+tsvector (title and themes A, summary and force B, body, outcomes, lessons and partners C)
+under a GIN index, in the `portal_english` configuration (English stemming after
+`unaccent`). Index changes are written by `queue_change` in the same transaction as the
+content (`transactional = True`), so the index can never drift from the database.
+
+The user's words never reach SQL or tsquery syntax: the text is split here into words,
+"phrases", -exclusions and OR, and each piece is a bound parameter of its own
+`websearch_to_tsquery`, combined with && || !!. That is also where synonyms (VAWG) and
+compounds (night-time) are added in place, which one `websearch_to_tsquery` over the
+whole text cannot do.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+from markupsafe import escape
+from sqlalchemy import text
+from whoosh.support.levenshtein import distance
+
+from ..extensions import db
+from .analysis import SYNONYMS, british, normalise_text
+from .contract import SearchDocument, SearchHit, SearchQuery, SearchResults
+
+CONFIG = "portal_english"
+EXCERPT_CHARS = 600
+MAX_PIECES = 32
+START, STOP = "\u27e6", "\u27e7"  # marks around a match from ts_headline, made <mark> after
+# The excerpt is stored with these in place of < > & so that ts_headline (whose parser
+# drops anything that looks like a tag) keeps every character; they are escaped after.
+HIDDEN = {"<": "\ue000", ">": "\ue001", "&": "\ue002"}
+_PIECE = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+_WORDS = re.compile(r"[^\W\d_]{3,}")
+
+
+def _fold(word: str) -> str:
+    return "".join(
+        c for c in unicodedata.normalize("NFKD", word.lower()) if not unicodedata.combining(c)
+    )
+
+
+class PostgresBackend:
+    """Search in PostgreSQL; reads and writes go through the app's database session."""
+
+    transactional = True  # queue_change writes the index in the caller's transaction
+
+    def __init__(self) -> None:
+        self.synonyms: dict[str, str] = {}
+        self.set_synonyms(SYNONYMS)
+
+    # The index
+
+    def ensure_index(self) -> None:
+        """The tables come with the migrations (0006)."""
+
+    def set_synonyms(self, synonyms: dict[str, str]) -> None:
+        self.synonyms = {
+            k.strip().lower(): v.strip() for k, v in synonyms.items() if k.strip() and v.strip()
+        }
+
+    def is_current(self) -> bool:
+        return True
+
+    def ping(self) -> int:
+        return db.session.execute(text("SELECT count(*) FROM search_entry")).scalar_one()
+
+    # Writing
+
+    def apply(self, upserts: Iterable[SearchDocument], removals: Iterable[int]) -> None:
+        self.write(upserts, removals)
+        db.session.commit()
+
+    def write(self, upserts: Iterable[SearchDocument], removals: Iterable[int]) -> None:
+        """Index these and remove those, in the session's current transaction.
+
+        An upsert (ON CONFLICT ... DO UPDATE), so two transactions indexing the same case
+        study one after the other never collide on its key.
+        """
+        upserts, removals = list(upserts), sorted(set(removals))
+        if removals:
+            db.session.execute(
+                text("DELETE FROM search_entry WHERE case_study_id = ANY(:ids)"), {"ids": removals}
+            )
+        if not upserts:
+            return
+        db.session.execute(
+            text(
+                f"""
+                INSERT INTO search_entry (case_study_id, revision_id, title, summary, excerpt,
+                    force, themes, partners, year, published_at, document)
+                VALUES (:id, :revision, :title, :summary, :excerpt, :force, :themes,
+                    :partners, :year, :published_at,
+                    setweight(to_tsvector('{CONFIG}', :a), 'A')
+                    || setweight(to_tsvector('{CONFIG}', :b), 'B')
+                    || setweight(to_tsvector('{CONFIG}', :c), 'C'))
+                ON CONFLICT (case_study_id) DO UPDATE SET
+                    revision_id = excluded.revision_id, title = excluded.title,
+                    summary = excluded.summary, excerpt = excluded.excerpt,
+                    force = excluded.force, themes = excluded.themes,
+                    partners = excluded.partners, year = excluded.year,
+                    published_at = excluded.published_at, document = excluded.document
+                """  # noqa: S608 - only constants are formatted in; values are bound
+            ),
+            [_row(d) for d in sorted(upserts, key=lambda d: d.case_study_id)],
+        )
+        words = sorted({w for d in upserts for w in _spelling_words(d)})
+        if words:  # in one order, so two writers never wait on each other in a circle
+            db.session.execute(
+                text(
+                    "INSERT INTO search_word (word) SELECT unnest(CAST(:words AS text[])) "
+                    "ON CONFLICT DO NOTHING"
+                ),
+                {"words": words},
+            )
+
+    def rebuild(self, documents: Iterable[SearchDocument]) -> int:
+        """Rewrite every entry, 500 to a transaction, then drop entries no longer published.
+
+        Searches keep answering throughout, and no lock is held for long, so moderators'
+        decisions are never kept waiting; a case study changed meanwhile is put right by
+        the repair step of `reindex`.
+        """
+        seen: set[int] = set()
+        vocabulary: set[str] = set()
+        batch: list[SearchDocument] = []
+        for document in documents:
+            batch.append(document)
+            vocabulary |= _spelling_words(document)
+            if len(batch) == 500:
+                self.write(batch, [])
+                db.session.commit()
+                seen.update(d.case_study_id for d in batch)
+                batch = []
+        self.write(batch, [])
+        seen.update(d.case_study_id for d in batch)
+        indexed = set(self.indexed_versions())
+        self.write([], indexed - seen)
+        # The spelling vocabulary is rebuilt too: words only archived case studies held go.
+        db.session.execute(text("DELETE FROM search_word"))
+        db.session.execute(
+            text(
+                "INSERT INTO search_word (word) SELECT DISTINCT unnest(CAST(:words AS text[])) "
+                "ON CONFLICT DO NOTHING"
+            ),
+            {"words": sorted(vocabulary)},
+        )
+        db.session.commit()
+        return len(seen)
+
+    def indexed_versions(self) -> dict[int, int]:
+        rows = db.session.execute(text("SELECT case_study_id, revision_id FROM search_entry"))
+        return {int(a): int(b) for a, b in rows}
+
+    # Reading
+
+    def query(self, query: SearchQuery) -> SearchResults:
+        try:
+            return self._query(query)
+        except Exception:  # a query must never become an error page
+            db.session.rollback()
+            return SearchResults(hits=[], total=0)
+
+    def _query(self, query: SearchQuery) -> SearchResults:
+        words = query.text.strip()
+        params: dict = {}
+        tsquery = self._tsquery(words, params) if words else None
+        if words and tsquery is None:  # typed, but nothing searchable in it: no match
+            return SearchResults(hits=[], total=0, facets={})
+        where = ["e.document @@ q.query"] if tsquery else []
+        if query.force:
+            where.append("e.force = ANY(:forces)")
+            params["forces"] = list(query.force)
+        if query.theme:
+            where.append("e.themes && CAST(:themes AS text[])")
+            params["themes"] = list(query.theme)
+        if query.year:
+            where.append("e.year = ANY(:years)")
+            params["years"] = list(query.year)
+        if query.partner:
+            where.append(
+                "EXISTS (SELECT 1 FROM unnest(e.partners) p WHERE lower(p) = ANY(:partners))"
+            )
+            params["partners"] = [p.lower() for p in query.partner]  # as PostgreSQL lower()
+        source = (
+            f"FROM search_entry e, (SELECT {tsquery or 'NULL::tsquery'} AS query) q "
+            f"WHERE {' AND '.join(where) or 'true'}"
+        )
+        facets = {"force": {}, "theme": {}, "year": {}, "partner": {}}
+        rows = db.session.execute(
+            text(
+                f"""
+                WITH m AS (SELECT e.force, e.themes, e.partners, e.year {source})
+                SELECT 'force', force, count(*) FROM m GROUP BY force
+                UNION ALL SELECT 'theme', t, count(*) FROM m, unnest(m.themes) t GROUP BY t
+                UNION ALL SELECT 'year', CAST(year AS text), count(*) FROM m
+                    WHERE year IS NOT NULL AND year > 0 GROUP BY year
+                UNION ALL SELECT 'partner', p, count(*) FROM m, unnest(m.partners) p GROUP BY p
+                """  # noqa: S608 - only constants and parameter names are formatted in
+            ),
+            params,
+        )
+        for kind, value, count in rows:
+            facets[kind][value] = int(count)
+        total = sum(facets["force"].values())
+        newest = query.sort == "newest" or not tsquery
+        order = (
+            "e.published_at DESC, e.case_study_id DESC"
+            if newest
+            else "ts_rank_cd('{0.1, 0.2, 0.4, 1.0}', e.document, q.query) DESC, e.case_study_id"
+        )
+        highlight = (
+            f"ts_headline('{CONFIG}', page.excerpt, page.query, "
+            f"'StartSel={START}, StopSel={STOP}, MaxWords=40, MinWords=15, MaxFragments=2, "
+            'FragmentDelimiter=" … "\')'
+            if tsquery
+            else "page.summary"
+        )
+        params.update(limit=query.per_page, offset=(max(1, query.page) - 1) * query.per_page)
+        page = db.session.execute(
+            text(
+                f"""
+                SELECT page.case_study_id, {highlight}, page.summary FROM (
+                    SELECT e.case_study_id, e.excerpt, e.summary, q.query {source}
+                    ORDER BY {order} LIMIT :limit OFFSET :offset
+                ) page
+                """  # noqa: S608 - only constants and parameter names are formatted in
+            ),
+            params,
+        ).all()
+        hits = [
+            SearchHit(int(cid), _snippet(shown, summary, bool(tsquery)))
+            for cid, shown, summary in page
+        ]
+        suggestion = self._suggest(words) if words and total < 3 else None
+        return SearchResults(hits=hits, total=total, facets=facets, suggestion=suggestion)
+
+    def _tsquery(self, words: str, params: dict) -> str | None:
+        """Return SQL for the tsquery of the user's words; every piece a bound parameter."""
+
+        def piece(value: str) -> str:
+            name = f"p{len(params)}"
+            params[name] = value
+            return f"websearch_to_tsquery('{CONFIG}', :{name})"
+
+        groups: list[list[str]] = [[]]  # OR binds tighter than the implied AND
+        joined = False
+        for match in list(_PIECE.finditer(words))[:MAX_PIECES]:
+            negated, phrase, word = match.group(1), match.group(2), match.group(3)
+            if word is not None:
+                negated, word = ("-", word[1:]) if word.startswith("-") else ("", word)
+                word = word.strip("()[]{}^~:*?!\\")
+                if word == "OR":
+                    joined = True
+                    continue
+                if word in ("AND", "NOT") or not word:
+                    continue
+                sql = self._word(word, piece)
+            else:
+                inside = " ".join(british(w) for w in phrase.lower().split())
+                if not inside.strip():
+                    continue
+                sql = piece(f'"{inside}"')
+            sql = f"!!({sql})" if negated else sql
+            if joined and groups[-1]:
+                groups[-1].append(sql)
+            else:
+                groups.append([sql])
+            joined = False
+        parts = [" || ".join(g) if len(g) == 1 else f"({' || '.join(g)})" for g in groups if g]
+        return f"({' && '.join(parts)})" if parts else None
+
+    def _word(self, word: str, piece) -> str:
+        low = word.lower()
+        options = [piece(normalise_text(low).split(" ")[0])]
+        parts = [british(p) for p in low.split("-") if p]
+        if len(parts) > 1:  # night-time also as nighttime and "night time"
+            options = [piece("".join(parts)), piece(f'"{" ".join(parts)}"')]
+        expansion = self.synonyms.get(low)
+        if expansion:
+            options.append(piece(f'"{expansion}"'))
+        return options[0] if len(options) == 1 else f"({' || '.join(options)})"
+
+    def _suggest(self, words: str) -> str | None:
+        changed, out = False, []
+        for word in words.split():
+            bare = _fold(word.strip("\"'()-"))
+            if len(bare) < 4 or not bare.isalpha():
+                out.append(word)
+                continue
+            known = db.session.execute(
+                text("SELECT 1 FROM search_word WHERE word = :w"), {"w": bare}
+            ).first()
+            if known:
+                out.append(word)
+                continue
+            options = db.session.scalars(
+                text(
+                    "SELECT word FROM search_word WHERE word % :w "
+                    "ORDER BY similarity(word, :w) DESC, word LIMIT 8"
+                ),
+                {"w": bare},
+            ).all()
+            close = sorted(
+                (o for o in options if distance(bare, o) <= 2), key=lambda o: distance(bare, o)
+            )
+            # Only a word that still finds something (the vocabulary keeps words of
+            # case studies archived since the last reindex).
+            best = next((o for o in close if self._finds(o)), None)
+            if best and best != bare:
+                out.append(best)
+                changed = True
+            else:
+                out.append(word)
+        return " ".join(out) if changed else None
+
+    def _finds(self, word: str) -> bool:
+        return (
+            db.session.execute(
+                text(
+                    "SELECT 1 FROM search_entry WHERE document @@ "  # noqa: S608 - a constant
+                    f"websearch_to_tsquery('{CONFIG}', :w) LIMIT 1"
+                ),
+                {"w": word},
+            ).first()
+            is not None
+        )
+
+    def related(self, case_study_id: int, limit: int = 4) -> list[int]:
+        """Case studies sharing the most weighty words with this one's title, themes and
+        summary; among equals, the most similar titles (trigrams)."""
+        try:
+            rows = db.session.execute(
+                text(
+                    f"""
+                    WITH me AS (
+                        SELECT title, to_tsquery('simple', string_agg(quote_literal(l), ' | '))
+                            AS query
+                        FROM search_entry,
+                            unnest(tsvector_to_array(
+                                to_tsvector('{CONFIG}', title || ' ' || summary))) l
+                        WHERE case_study_id = :id GROUP BY title
+                    )
+                    SELECT e.case_study_id FROM search_entry e, me
+                    WHERE e.case_study_id <> :id AND e.document @@ me.query
+                    ORDER BY ts_rank_cd(e.document, me.query) DESC,
+                        similarity(e.title, me.title) DESC, e.case_study_id
+                    LIMIT :limit
+                    """  # noqa: S608 - only a constant is formatted in
+                ),
+                {"id": case_study_id, "limit": limit},
+            )
+            return [int(r[0]) for r in rows]
+        except Exception:
+            db.session.rollback()
+            return []
+
+
+def _row(document: SearchDocument) -> dict:
+    def clean(value: str) -> str:
+        return normalise_text(value.replace(START, " ").replace(STOP, " "))
+
+    themes = " ".join(document.theme_names)
+    return {
+        "id": document.case_study_id,
+        "revision": document.revision_id,
+        "title": document.title,
+        "summary": document.summary,
+        "excerpt": _hide(f"{document.summary} {document.body}"[:EXCERPT_CHARS]),
+        "force": document.force,
+        "themes": list(document.themes),
+        "partners": list(document.partners),
+        "year": document.year,
+        "published_at": document.published_at,
+        "a": clean(f"{document.title} {themes}"),
+        "b": clean(f"{document.summary} {' '.join(document.force_names)}"),
+        "c": clean(
+            " ".join(
+                [document.body, document.outcomes, document.lessons, " ".join(document.partners)]
+            )
+        ),
+    }
+
+
+def _spelling_words(document: SearchDocument) -> set[str]:
+    source = " ".join([document.title, document.summary, *document.theme_names, *document.partners])
+    return {_fold(w) for w in _WORDS.findall(source)}
+
+
+def _hide(value: str) -> str:
+    value = value.replace(START, " ").replace(STOP, " ")
+    for char in HIDDEN.values():
+        value = value.replace(char, " ")
+    for char, stand_in in HIDDEN.items():
+        value = value.replace(char, stand_in)
+    return value
+
+
+def _snippet(shown: str | None, summary: str, highlighted: bool) -> str:
+    if not highlighted or not shown or START not in shown:
+        return str(escape(summary))
+    html = str(escape(shown))
+    for char, stand_in in HIDDEN.items():
+        html = html.replace(stand_in, str(escape(char)))
+    return html.replace(START, "<mark>").replace(STOP, "</mark>")
