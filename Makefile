@@ -33,8 +33,16 @@ run: $(VENV)/.runtime-installed
 	$(BIN)/portal run --host $(HOST) --port $(PORT)
 
 ## Set up and run the whole test suite, browser tests included.
+## All tests, twice: on the embedded default, then on PostgreSQL + its search + Redis when
+## they answer at TEST_POSTGRES / TEST_REDIS (a fresh database is made for the run).
+TEST_POSTGRES ?= postgresql+psycopg://postgres@127.0.0.1:5432
+TEST_REDIS ?= redis://127.0.0.1:6379/0
 test: $(VENV)/.dev-installed browser
 	$(BIN)/pytest
+	@if $(BIN)/python -m tests.services "$(TEST_POSTGRES)" "$(TEST_REDIS)"; then \
+	  echo "== again on PostgreSQL + Redis =="; \
+	  PORTAL_TEST_POSTGRES="$(TEST_POSTGRES)" PORTAL_TEST_REDIS="$(TEST_REDIS)" $(BIN)/pytest; \
+	elif [ -n "$$PORTAL_TEST_REQUIRE_SERVICES" ]; then exit 1; fi
 
 ## Debian's Chromium drives the browser tests (Playwright never downloads one).
 browser:

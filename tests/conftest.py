@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -13,34 +15,135 @@ from portal import create_app
 from portal.cli import init_db
 from portal.extensions import db
 
+from .backends import REDIS, SEARCH, SERVER
 from .records import case_study_line
+
+# The scale-out run (CI's second pass): PostgreSQL, its search backend and Redis. Read when
+# imported, before the fixture below clears PORTAL_* variables for each test.
+SERVER_CONFIG = {"SEARCH_BACKEND": SEARCH, "RATELIMIT_STORAGE_URL": REDIS} if SERVER else {}
+# This run's fresh database, when SERVER is set; kept in the environment because test modules
+# may import this file under another module name than pytest does.
+RUN_DATABASE = "HEFORSHE_TEST_RUN_DATABASE"
 
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch):
     """Keep the developer's PORTAL_* variables out of the tests."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("PORTAL_"):
             monkeypatch.delenv(name)
 
 
+_APPS: list = []  # apps made by this test, whose connections are closed after it
+
+
+@pytest.fixture(autouse=True)
+def _fresh_state(request):
+    """On PostgreSQL and Redis (shared by the run), start each test as on a fresh instance."""
+    # Browser tests share one live app with demo data for the whole run, as they do on the
+    # embedded default (its own instance folder there): their database is left alone.
+    if SERVER and "e2e" not in request.keywords:
+        request.getfixturevalue("_template_instance")
+        _reset_database(os.environ[RUN_DATABASE])
+        if REDIS:
+            import redis
+
+            client = redis.Redis.from_url(REDIS)
+            for key in client.scan_iter("LIMITS*"):
+                client.delete(key)
+            client.close()
+    yield
+    while _APPS:
+        app = _APPS.pop()
+        with app.app_context():
+            db.engine.dispose()
+
+
 def make_app(instance: Path, **config):
-    """Build an app whose runtime files all live in `instance`."""
-    return create_app({"INSTANCE_PATH": str(instance), "TESTING": True, **config})
+    """Build an app whose runtime files all live in `instance` (and, in the scale-out run,
+    whose database is this run's PostgreSQL database)."""
+    database = os.environ.get(RUN_DATABASE)
+    server = {"DATABASE_URL": database, **SERVER_CONFIG} if database else {}
+    server = {k: v for k, v in server.items() if v}
+    app = create_app({"INSTANCE_PATH": str(instance), "TESTING": True, **server, **config})
+    _APPS.append(app)
+    return app
 
 
 @pytest.fixture(scope="session")
 def _template_instance(tmp_path_factory) -> Path:
     """Run the migrations and seed reference data once; tests copy the result."""
+    if SERVER:
+        os.environ[RUN_DATABASE] = _fresh_database(SERVER)
     instance = tmp_path_factory.mktemp("template-instance")
     app = make_app(instance)
     with app.app_context():
         init_db()
+        if SERVER:
+            _REFERENCE.update(_snapshot())
         db.session.remove()
         db.engine.dispose()  # closes the last connection, which checkpoints the WAL
-    return instance
+    yield instance
+    if SERVER:
+        for engine in _ENGINES.values():
+            engine.dispose()
+        _drop_database(SERVER, os.environ.pop(RUN_DATABASE))
+
+
+def _fresh_database(server: str) -> str:
+    from sqlalchemy import create_engine, text
+
+    name = f"portal_test_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return f"{server}/{name}"
+
+
+def _drop_database(server: str, url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+    engine.dispose()
+
+
+_REFERENCE: dict[str, list[dict]] = {}  # reference rows as init-db left them
+
+
+def _snapshot() -> dict[str, list[dict]]:
+    rows = {}
+    for table in db.metadata.sorted_tables:
+        found = db.session.execute(table.select()).mappings().all()
+        if found:
+            rows[table.name] = [dict(r) for r in found]
+    return rows
+
+
+_ENGINES: dict = {}
+
+
+def _reset_database(url: str) -> None:
+    """Empty every table and put the reference rows back: a fresh database for each test."""
+    from sqlalchemy import create_engine, text
+
+    engine = _ENGINES.get(url) or _ENGINES.setdefault(url, create_engine(url))
+    tables = db.metadata.sorted_tables
+    with engine.begin() as conn:
+        names = ", ".join([f'"{t.name}"' for t in tables] + ["search_entry", "search_word"])
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
+        for table in tables:
+            if table.name in _REFERENCE:
+                conn.execute(table.insert(), _REFERENCE[table.name])
+                if "id" in table.c:
+                    conn.execute(
+                        text(
+                            f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', 'id'), "
+                            f'(SELECT max(id) FROM "{table.name}"))'
+                        )
+                    )
 
 
 @pytest.fixture

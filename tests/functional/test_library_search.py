@@ -9,6 +9,7 @@ from portal.extensions import db
 from portal.models import SearchOutbox
 from portal.search import SearchQuery, get_backend
 
+from ..backends import whoosh_only
 from ..records import case_study_line
 
 
@@ -105,6 +106,7 @@ def test_approval_and_archive_reach_the_index(app, member, published):
         ] == [case_id]
 
 
+@whoosh_only  # PostgreSQL search has no outbox and no files: nothing to interrupt
 def test_an_interrupted_index_update_is_repaired_by_search_sync(app, runner, jsonl):
     from portal.casestudies.importer import import_case_studies
 
@@ -134,12 +136,12 @@ def test_reindex_rebuilds_from_the_database_while_search_keeps_answering(app, ru
     assert runner.invoke(args=["search-check"]).exit_code == 0
 
 
-def _publish_in_a_process(instance: str, worker: int, results) -> None:
+def _publish_in_a_process(instance: str, config: dict, worker: int, results) -> None:
     from portal import create_app
     from portal.casestudies.importer import import_case_studies
     from portal.search.sync import apply_all
 
-    app = create_app({"INSTANCE_PATH": instance, "TESTING": True})
+    app = create_app({"INSTANCE_PATH": instance, "TESTING": True, **config})
     with app.app_context():
         for n in range(5):
             import_case_studies(
@@ -157,7 +159,15 @@ def test_several_processes_publishing_at_once_lose_no_index_update(app, instance
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     workers = [
-        context.Process(target=_publish_in_a_process, args=(str(instance_path), w, results))
+        context.Process(
+            target=_publish_in_a_process,
+            args=(
+                str(instance_path),
+                {k: app.config[k] for k in ("DATABASE_URL", "SEARCH_BACKEND")},
+                w,
+                results,
+            ),
+        )
         for w in range(4)
     ]
     for worker in workers:
@@ -177,6 +187,7 @@ def test_several_processes_publishing_at_once_lose_no_index_update(app, instance
     assert runner.invoke(args=["search-check"]).exit_code == 0
 
 
+@whoosh_only
 def test_init_db_rebuilds_an_index_made_by_an_older_version(app, runner, instance_path, published):
     from whoosh import index
     from whoosh.fields import ID, Schema

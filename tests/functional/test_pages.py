@@ -6,6 +6,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import CaseStudy
 
+from ..backends import whoosh_only
 from ..records import case_study_line
 
 
@@ -142,6 +143,7 @@ def test_healthz_reports_database_and_search_index(member):
     }
 
 
+@whoosh_only
 def test_healthz_says_unavailable_when_the_search_index_is_gone(member, instance_path):
     import shutil
 

@@ -7,9 +7,11 @@ from sqlalchemy import text
 
 from portal.extensions import db
 
+from ..backends import embedded_only
 from ..conftest import make_app
 
 
+@embedded_only
 def test_runtime_files_live_in_the_instance_folder(tmp_path):
     app = make_app(tmp_path / "inst")
     assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'inst' / 'portal.db'}"
@@ -51,6 +53,7 @@ def test_instance_config_file_overrides_the_environment(tmp_path, monkeypatch):
     assert app.config["SITE_NAME"] == "Test Library"
 
 
+@embedded_only
 def test_sqlite_runs_with_wal_busy_timeout_and_foreign_keys(app):
     with app.app_context():
         assert db.session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
