@@ -171,6 +171,112 @@ def search_check_command() -> None:
     click.echo("The search index matches the database.")
 
 
+@click.command("backup")
+@with_appcontext
+@click.argument("destination", type=click.Path(file_okay=False), default="backups")
+def backup_command(destination: str) -> None:
+    """Back up the embedded database, secret key and config into DESTINATION (a folder),
+    consistently, while the portal runs."""
+    from pathlib import Path
+
+    from .backup import BackupError, create_backup
+
+    try:
+        path = create_backup(Path(destination))
+    except BackupError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Backed up to {path}")
+
+
+@click.command("restore")
+@with_appcontext
+@click.argument("backup", type=click.Path(exists=True, dir_okay=False))
+@click.option("--replace", is_flag=True, help="Overwrite an existing database (portal stopped).")
+def restore_command(backup: str, replace: bool) -> None:
+    """Restore a backup made by `portal backup` into this instance, then rebuild the index."""
+    from pathlib import Path
+
+    from flask_migrate import upgrade
+
+    from .backup import BackupError, restore_backup
+    from .search import get_backend
+    from .search.sync import reindex
+
+    try:
+        manifest = restore_backup(Path(backup), replace=replace)
+    except BackupError as error:
+        raise click.ClickException(str(error)) from None
+    upgrade()  # a backup from an older version is brought up to this one
+    get_backend().ensure_index()
+    count = reindex()
+    rows = sum(manifest["rows"].values())
+    click.echo(
+        f"Restored the backup of {manifest['created']} ({rows:,} rows); "
+        f"search index rebuilt with {count:,} published case studies."
+    )
+
+
+@click.command("migrate-data")
+@with_appcontext
+@click.option("--to", "target", required=True, help="postgresql+psycopg://user@host/database")
+def migrate_data_command(target: str) -> None:
+    """Move this embedded install's data to an empty PostgreSQL database and verify it."""
+    from flask import current_app
+    from flask_migrate import upgrade
+
+    from . import create_app
+    from .extensions import db
+    from .migrate_data import MigrationError, compare, copy_all, target_engine
+    from .search.sync import reindex
+
+    source = db.engine
+    if source.dialect.name != "sqlite":
+        raise click.ClickException("migrate-data moves the embedded SQLite database")
+    try:
+        engine = target_engine(target)
+    except MigrationError as error:
+        raise click.ClickException(str(error)) from None
+    there = create_app(
+        {
+            "INSTANCE_PATH": current_app.instance_path,
+            "DATABASE_URL": target,
+            "SEARCH_BACKEND": "postgres",
+            "SECRET_KEY": current_app.config["SECRET_KEY"],
+        }
+    )
+    try:
+        try:
+            with there.app_context():
+                upgrade()  # the schema, by the same migrations
+            copy_all(source, engine, lambda name, n: click.echo(f"  {name}: {n:,} rows copied"))
+        except MigrationError as error:
+            raise click.ClickException(str(error)) from None
+        except Exception as error:  # a connection or SQL error: the copy was rolled back
+            raise click.ClickException(f"{type(error).__name__}: {error}") from None
+        checks = compare(source, engine)
+        for check in checks:
+            verdict = "same" if check.ok else "DIFFERENT"
+            click.echo(
+                f"  {check.name:<22} {check.source_rows:>9,} -> {check.target_rows:>9,} rows  "
+                f"{verdict}"
+            )
+        if not all(check.ok for check in checks):
+            raise click.ClickException("The copy differs from the source: do not switch over.")
+        with there.app_context():
+            count = reindex()
+    finally:
+        with there.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        engine.dispose()
+    rows = sum(check.source_rows for check in checks)
+    click.echo(
+        f"Moved {rows:,} rows in {len(checks)} tables; row counts and content checksums "
+        f"match. PostgreSQL search holds {count:,} published case studies. Now set "
+        "PORTAL_DATABASE_URL to the target and PORTAL_SEARCH_BACKEND=postgres."
+    )
+
+
 def register(app: Flask) -> None:
     """Add the portal's commands to the app's CLI."""
     for command in (
@@ -181,5 +287,8 @@ def register(app: Flask) -> None:
         reindex_command,
         search_sync_command,
         search_check_command,
+        backup_command,
+        restore_command,
+        migrate_data_command,
     ):
         app.cli.add_command(command)
