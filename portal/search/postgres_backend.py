@@ -30,6 +30,7 @@ from .contract import SearchDocument, SearchHit, SearchQuery, SearchResults
 CONFIG = "portal_english"
 EXCERPT_CHARS = 600
 MAX_PIECES = 32
+RANK_WHOLE_DOCUMENTS = 1000  # above this many matches, rank on the heading vector only
 START, STOP = "\u27e6", "\u27e7"  # marks around a match from ts_headline, made <mark> after
 # The excerpt is stored with these in place of < > & so that ts_headline (whose parser
 # drops anything that looks like a tag) keeps every character; they are escaped after.
@@ -92,18 +93,21 @@ class PostgresBackend:
             text(
                 f"""
                 INSERT INTO search_entry (case_study_id, revision_id, title, summary, excerpt,
-                    force, themes, partners, year, published_at, document)
-                VALUES (:id, :revision, :title, :summary, :excerpt, :force, :themes,
-                    :partners, :year, :published_at,
-                    setweight(to_tsvector('{CONFIG}', :a), 'A')
-                    || setweight(to_tsvector('{CONFIG}', :b), 'B')
-                    || setweight(to_tsvector('{CONFIG}', :c), 'C'))
+                    force, themes, partners, year, published_at, document, heading)
+                SELECT CAST(:id AS integer), CAST(:revision AS integer), CAST(:title AS text),
+                    CAST(:summary AS text), CAST(:excerpt AS text), CAST(:force AS text),
+                    CAST(:themes AS text[]), CAST(:partners AS text[]), CAST(:year AS integer),
+                    CAST(:published_at AS timestamp),
+                    head || setweight(to_tsvector('{CONFIG}', :c), 'C'), head
+                FROM (SELECT setweight(to_tsvector('{CONFIG}', :a), 'A')
+                    || setweight(to_tsvector('{CONFIG}', :b), 'B') AS head) h
                 ON CONFLICT (case_study_id) DO UPDATE SET
                     revision_id = excluded.revision_id, title = excluded.title,
                     summary = excluded.summary, excerpt = excluded.excerpt,
                     force = excluded.force, themes = excluded.themes,
                     partners = excluded.partners, year = excluded.year,
-                    published_at = excluded.published_at, document = excluded.document
+                    published_at = excluded.published_at, document = excluded.document,
+                    heading = excluded.heading
                 """  # noqa: S608 - only constants are formatted in; values are bound
             ),
             [_row(d) for d in sorted(upserts, key=lambda d: d.case_study_id)],
@@ -208,10 +212,14 @@ class PostgresBackend:
             facets[kind][value] = int(count)
         total = sum(facets["force"].values())
         newest = query.sort == "newest" or not tsquery
+        # Ranking reads each match's vector: for a broad query that would be thousands of
+        # long bodies, so it ranks on the short heading vector instead (title, themes,
+        # summary, force), where the best matches of a broad query stand out anyway.
+        vector = "e.document" if total <= RANK_WHOLE_DOCUMENTS else "e.heading"
         order = (
             "e.published_at DESC, e.case_study_id DESC"
             if newest
-            else "ts_rank_cd('{0.1, 0.2, 0.4, 1.0}', e.document, q.query) DESC, e.case_study_id"
+            else f"ts_rank_cd('{{0.1, 0.2, 0.4, 1.0}}', {vector}, q.query) DESC, e.case_study_id"
         )
         highlight = (
             f"ts_headline('{CONFIG}', page.excerpt, page.query, "
@@ -331,30 +339,42 @@ class PostgresBackend:
         )
 
     def related(self, case_study_id: int, limit: int = 4) -> list[int]:
-        """Case studies sharing the most weighty words with this one's title, themes and
-        summary; among equals, the most similar titles (trigrams)."""
-        try:
-            rows = db.session.execute(
-                text(
-                    f"""
-                    WITH me AS (
-                        SELECT title, to_tsquery('simple', string_agg(quote_literal(l), ' | '))
-                            AS query
-                        FROM search_entry,
-                            unnest(tsvector_to_array(
-                                to_tsvector('{CONFIG}', title || ' ' || summary))) l
-                        WHERE case_study_id = :id GROUP BY title
-                    )
-                    SELECT e.case_study_id FROM search_entry e, me
-                    WHERE e.case_study_id <> :id AND e.document @@ me.query
-                    ORDER BY ts_rank_cd(e.document, me.query) DESC,
-                        similarity(e.title, me.title) DESC, e.case_study_id
-                    LIMIT :limit
-                    """  # noqa: S608 - only a constant is formatted in
-                ),
-                {"id": case_study_id, "limit": limit},
+        """Case studies whose title or themes share words with this one's (ranked on the
+        short heading vectors); if too few, any that hold those words (at most 200 looked
+        at). Among equals, the most similar titles (trigrams)."""
+        sql = """
+            WITH me AS (
+                SELECT title, to_tsquery('simple', string_agg(quote_literal(l) || :weight, ' | '))
+                    AS query
+                FROM search_entry, unnest(tsvector_to_array(ts_filter(heading, '{a}'))) l
+                WHERE case_study_id = :id GROUP BY title
+            ), candidates AS (
+                SELECT e.case_study_id, e.title, e.heading FROM search_entry e, me
+                WHERE e.case_study_id <> ALL(:exclude) AND e.{vector} @@ me.query
+                LIMIT :cap
             )
-            return [int(r[0]) for r in rows]
+            SELECT c.case_study_id FROM candidates c, me
+            ORDER BY ts_rank_cd(c.heading, me.query) DESC, similarity(c.title, me.title) DESC,
+                c.case_study_id
+            LIMIT :limit
+        """
+        try:
+            found: list[int] = []
+            for vector, weight, cap in (("heading", ":A", 5000), ("document", "", 200)):
+                rows = db.session.execute(
+                    text(sql.replace("{vector}", vector)),
+                    {
+                        "id": case_study_id,
+                        "exclude": [case_study_id, *found],
+                        "weight": weight,
+                        "cap": cap,
+                        "limit": limit - len(found),
+                    },
+                )
+                found += [int(r[0]) for r in rows]
+                if len(found) >= limit:
+                    break
+            return found
         except Exception:
             db.session.rollback()
             return []

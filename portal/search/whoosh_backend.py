@@ -261,16 +261,21 @@ class WhooshBackend:
         return SearchResults(hits=hits, total=total, facets=counts, suggestion=suggestion)
 
     def related(self, case_study_id: int, limit: int = 4) -> list[int]:
+        """The case studies scoring best for this one's key terms (scored on arrays)."""
         try:
-            searcher, _ = self._current_searcher()
+            searcher, state = self._current_searcher()
             docnum = searcher.document_number(case_study_id=str(case_study_id))
             if docnum is None:
                 return []
             text = searcher.stored_fields(docnum).get("excerpt", "")
             terms = searcher.key_terms_from_text("content", text, numterms=12)
             like = Or([Term("content", word, boost=weight) for word, weight in terms])
-            results = searcher.search(like, limit=limit, mask={docnum})
-            return [int(hit["case_study_id"]) for hit in results]
+            found = state.view.evaluate(like)
+            others = found.docs != docnum
+            top = state.view.page(
+                Matches(found.docs[others], found.scores[others]), False, 0, limit
+            )
+            return [int(state.view.case_id[n]) for n in top]
         except Exception:
             return []
 

@@ -102,3 +102,24 @@ def test_publishing_writes_the_search_entry_in_the_same_transaction(app, publish
 def test_the_migrations_leave_nothing_for_autogenerate_on_postgresql(runner):
     result = runner.invoke(args=["db", "check"])
     assert result.exit_code == 0, result.output
+
+
+@needs_postgres_search
+def test_a_broad_query_ranks_on_headings_and_still_puts_title_matches_first(
+    app, published, monkeypatch
+):
+    from portal.search import postgres_backend
+
+    monkeypatch.setattr(postgres_backend, "RANK_WHOLE_DOCUMENTS", 0)  # every query is broad
+    published(
+        case_study_line(title="Walks and talks", body="Rugby came up at the end."),
+        case_study_line(title="Rugby allies", body="Players stood with the women's team."),
+    )
+    with app.app_context():
+        found = get_backend().query(SearchQuery(text="rugby"))
+        from portal.models import Revision
+
+        titles = [db.session.scalars(
+            select(Revision.title).where(Revision.case_study_id == h.case_study_id)
+        ).first() for h in found.hits]  # fmt: skip
+    assert found.total == 2 and titles[0] == "Rugby allies"

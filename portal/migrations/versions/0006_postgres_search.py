@@ -47,7 +47,8 @@ def upgrade():
           partners text[] NOT NULL,
           year integer,
           published_at timestamp NOT NULL,
-          document tsvector NOT NULL
+          document tsvector NOT NULL,  -- everything, for matching (GIN)
+          heading tsvector NOT NULL    -- title, themes, summary, force: small, for ranking
         )
         """
     )
