@@ -27,6 +27,14 @@ class SearchDocument:
     year: int | None
     published_at: datetime
 
+    @property
+    def excerpt(self) -> str:
+        """The opening the snippets are drawn from (never the whole body: speed)."""
+        return f"{self.summary} {self.body}"[:EXCERPT_CHARS]
+
+
+EXCERPT_CHARS = 600
+
 
 @dataclass(frozen=True)
 class SearchQuery:

@@ -28,7 +28,6 @@ from .analysis import SYNONYMS, british, normalise_text
 from .contract import SearchDocument, SearchHit, SearchQuery, SearchResults
 
 CONFIG = "portal_english"
-EXCERPT_CHARS = 600
 MAX_PIECES = 32
 RANK_WHOLE_DOCUMENTS = 1000  # above this many matches, rank on the heading vector only
 START, STOP = "\u27e6", "\u27e7"  # marks around a match from ts_headline, made <mark> after
@@ -390,7 +389,7 @@ def _row(document: SearchDocument) -> dict:
         "revision": document.revision_id,
         "title": document.title,
         "summary": document.summary,
-        "excerpt": _hide(f"{document.summary} {document.body}"[:EXCERPT_CHARS]),
+        "excerpt": _hide(document.excerpt),
         "force": document.force,
         "themes": list(document.themes),
         "partners": list(document.partners),

@@ -36,7 +36,6 @@ from .whoosh_matching import Codes, Matches, Segment, View
 # Two scored fields only: each extra field would walk its own postings on every query.
 # Summary and theme names weigh more than the body by appearing twice in `content`.
 SEARCHED_FIELDS = ("title", "content")
-EXCERPT_CHARS = 600
 CACHED_QUERIES = 256
 CACHED_MATCHES = 4_000_000  # at most about 48 MB of cached matches per process
 MERGE_AFTER_SEGMENTS = 8
@@ -302,7 +301,7 @@ def _fields(document: SearchDocument) -> dict:
         # Titles, summaries, themes and partners carry the words people misspell; the whole
         # body would make indexing twice as slow for little gain.
         "words": f"{weighty} {document.title} {' '.join(document.partners)}",
-        "excerpt": f"{document.summary} {document.body}"[:EXCERPT_CHARS],
+        "excerpt": document.excerpt,
         "force": document.force,
         "themes": ",".join(document.themes),
         "partners": list(document.partners),
