@@ -17,3 +17,18 @@ def case_study_line(**overrides) -> dict:
     }
     record.update(overrides)
     return {k: v for k, v in record.items() if v is not None}
+
+
+def pdf_attachment(data: bytes, filename: str = "plan.pdf"):
+    """Return an Attachment row holding these bytes, to append to a revision."""
+    import hashlib
+
+    from portal.models import Attachment
+
+    return Attachment(
+        filename=filename,
+        content_type="application/pdf",
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        data=data,
+    )

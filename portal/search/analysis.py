@@ -149,3 +149,28 @@ def normalise_text(text: str) -> str:
 
     british_text = _TOKEN.sub(one, text)
     return f"{british_text} {' '.join(joined)}" if joined else british_text
+
+
+def corrected(text: str, fold, is_known, options_for, usable=lambda word: True) -> str | None:
+    """Return `text` with each unknown word replaced by the closest known spelling (at most
+    two edits away; among equals, the first option), or None if nothing changed.
+
+    The backends say what a word folds to, whether the index knows it, which spellings
+    are near it (best first) and whether a spelling may be offered.
+    """
+    from whoosh.support.levenshtein import distance
+
+    changed, out = False, []
+    for word in text.split():
+        bare = fold(word.strip("\"'()-"))
+        if len(bare) < 4 or not bare.isalpha() or is_known(bare):
+            out.append(word)
+            continue
+        close = sorted(
+            (o for o in options_for(bare) if distance(bare, o) <= 2),
+            key=lambda option: distance(bare, option),
+        )
+        best = next((o for o in close if o != bare and usable(o)), None)
+        out.append(best or word)
+        changed = changed or best is not None
+    return " ".join(out) if changed else None

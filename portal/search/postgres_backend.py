@@ -21,10 +21,9 @@ from collections.abc import Iterable
 
 from markupsafe import escape
 from sqlalchemy import text
-from whoosh.support.levenshtein import distance
 
 from ..extensions import db
-from .analysis import SYNONYMS, british, normalise_text
+from .analysis import SYNONYMS, british, corrected, normalise_text
 from .contract import SearchDocument, SearchHit, SearchQuery, SearchResults
 
 CONFIG = "portal_english"
@@ -293,37 +292,20 @@ class PostgresBackend:
         return options[0] if len(options) == 1 else f"({' || '.join(options)})"
 
     def _suggest(self, words: str) -> str | None:
-        changed, out = False, []
-        for word in words.split():
-            bare = _fold(word.strip("\"'()-"))
-            if len(bare) < 4 or not bare.isalpha():
-                out.append(word)
-                continue
-            known = db.session.execute(
-                text("SELECT 1 FROM search_word WHERE word = :w"), {"w": bare}
-            ).first()
-            if known:
-                out.append(word)
-                continue
-            options = db.session.scalars(
-                text(
-                    "SELECT word FROM search_word WHERE word % :w "
-                    "ORDER BY similarity(word, :w) DESC, word LIMIT 8"
-                ),
-                {"w": bare},
-            ).all()
-            close = sorted(
-                (o for o in options if distance(bare, o) <= 2), key=lambda o: distance(bare, o)
+        def known(word: str) -> bool:
+            found = text("SELECT 1 FROM search_word WHERE word = :w")
+            return db.session.execute(found, {"w": word}).first() is not None
+
+        def options(word: str) -> list[str]:
+            near = text(
+                "SELECT word FROM search_word WHERE word % :w "
+                "ORDER BY similarity(word, :w) DESC, word LIMIT 8"
             )
-            # Only a word that still finds something (the vocabulary keeps words of
-            # case studies archived since the last reindex).
-            best = next((o for o in close if self._finds(o)), None)
-            if best and best != bare:
-                out.append(best)
-                changed = True
-            else:
-                out.append(word)
-        return " ".join(out) if changed else None
+            return list(db.session.scalars(near, {"w": word}))
+
+        # Only a word that still finds something: the vocabulary keeps the words of case
+        # studies archived since the last reindex.
+        return corrected(words, _fold, known, options, usable=self._finds)
 
     def _finds(self, word: str) -> bool:
         return (

@@ -26,10 +26,9 @@ from whoosh.fields import COLUMN, DATETIME, ID, KEYWORD, NUMERIC, STORED, TEXT, 
 from whoosh.qparser import MultifieldParser, PlusMinusPlugin
 from whoosh.qparser import plugins as qplugins
 from whoosh.query import Or, Phrase, Term
-from whoosh.support.levenshtein import distance
 
 from . import highlight
-from .analysis import SYNONYMS, analyzer, expand_compounds, spelling_analyzer
+from .analysis import SYNONYMS, analyzer, corrected, expand_compounds, spelling_analyzer
 from .contract import SearchDocument, SearchHit, SearchQuery, SearchResults
 from .whoosh_matching import Codes, Matches, Segment, View
 
@@ -374,24 +373,13 @@ def _snippet(searcher, terms: set[str], docnum: int) -> str:
 
 def _suggest(searcher, text: str) -> str | None:
     corrector = searcher.corrector("words")
-    changed, words = False, []
-    for word in text.split():
-        bare = word.strip("\"'()-").lower()
-        if len(bare) < 4 or not bare.isalpha():
-            words.append(word)
-            continue
-        if searcher.doc_frequency("words", bare):
-            words.append(word)
-            continue
-        options = corrector.suggest(bare, limit=8, maxdist=2)
-        # The closest spelling wins; among equals, the commonest (the corrector's order).
-        best = min(options, key=lambda option: distance(bare, option), default=None)
-        if best and best != bare:
-            words.append(best)
-            changed = True
-        else:
-            words.append(word)
-    return " ".join(words) if changed else None
+    return corrected(
+        text,
+        str.lower,
+        lambda word: searcher.doc_frequency("words", word) > 0,
+        # The corrector's order: the commonest first among equally close spellings.
+        lambda word: corrector.suggest(word, limit=8, maxdist=2),
+    )
 
 
 def _with_synonyms(parsed, schema, synonyms: dict[str, str]):

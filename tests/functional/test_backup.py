@@ -17,7 +17,7 @@ from portal.search import SearchQuery, get_backend
 
 from ..backends import SERVER, embedded_only
 from ..conftest import make_app
-from ..records import case_study_line
+from ..records import case_study_line, pdf_attachment
 
 PDF = b"%PDF-1.4\n" + b"x" * 2000 + b"\n%%EOF\n"
 
@@ -40,15 +40,7 @@ def test_a_backup_taken_while_the_portal_writes_restores_into_a_fresh_instance(
         revision = db.session.scalars(
             select(Revision).where(Revision.case_study_id == ids[0])
         ).one()
-        revision.attachments.append(
-            Attachment(
-                filename="plan.pdf",
-                content_type="application/pdf",
-                size=len(PDF),
-                sha256="x",
-                data=PDF,
-            )
-        )
+        revision.attachments.append(pdf_attachment(PDF))
         db.session.commit()
         database = app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
 

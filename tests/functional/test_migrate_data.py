@@ -11,7 +11,7 @@ from portal.search import SearchQuery, get_backend
 
 from ..backends import SERVER
 from ..conftest import Auth, _drop_database, _fresh_database, make_app
-from ..records import case_study_line
+from ..records import case_study_line, pdf_attachment
 
 pytestmark = pytest.mark.skipif(
     not SERVER, reason="needs PostgreSQL: runs on the PostgreSQL pass of make test"
@@ -56,15 +56,7 @@ def test_an_embedded_install_moves_to_postgresql_with_nothing_lost(tmp_path, jso
         )
         apply_all()
         revision = db.session.scalars(select(Revision)).first()
-        revision.attachments.append(
-            Attachment(
-                filename="plan.pdf",
-                content_type="application/pdf",
-                size=len(PDF),
-                sha256="x",
-                data=PDF,
-            )
-        )
+        revision.attachments.append(pdf_attachment(PDF))
         db.session.commit()
     from portal.accounts import create_user
     from portal.models import Role
