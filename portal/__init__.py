@@ -81,14 +81,26 @@ def configure_blueprints(app: Flask) -> None:
     from .admin.views import bp as admin_bp
     from .auth.account_views import bp as account_bp
     from .auth.views import bp as auth_bp
+    from .casestudies.outreach import bp as outreach_bp
     from .casestudies.views import bp as casestudies_bp
+    from .follows.feeds import bp as feeds_bp
+    from .follows.views import bp as follows_bp
+    from .forces.views import bp as forces_bp
     from .library.views import bp as library_bp
     from .moderation.views import bp as moderation_bp
+    from .reports.exports import bp as exports_bp
+    from .reports.views import bp as reports_bp
     from .web.health import bp as health_bp
 
     for blueprint in (
         library_bp,
         casestudies_bp,
+        outreach_bp,
+        forces_bp,
+        reports_bp,
+        exports_bp,
+        follows_bp,
+        feeds_bp,
         auth_bp,
         account_bp,
         moderation_bp,

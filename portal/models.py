@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime
 
 from flask_login import UserMixin
 from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
@@ -164,6 +166,13 @@ class User(UserMixin, db.Model):
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime)
     password_changed_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Opted in to be listed as a HeForShe contact on their force's page, with a role.
+    listed_as_contact: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=db.false()
+    )
+    contact_role: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    # The weekly digest of what they follow; unticking it keeps the follows.
+    wants_digest: Mapped[bool] = mapped_column(Boolean, default=True, server_default=db.true())
 
     force: Mapped[Force] = relationship()
     recovery_codes: Mapped[list[RecoveryCode]] = relationship(
@@ -405,3 +414,75 @@ class AuditEvent(db.Model):
     ip_address: Mapped[str | None] = mapped_column(String(45))
 
     actor: Mapped[User | None] = relationship()
+
+
+class Follow(db.Model):
+    """A user following a force or a theme (exactly one of the two)."""
+
+    __tablename__ = "follow"
+    __table_args__ = (
+        UniqueConstraint("user_id", "force_id", name="uq_follow_user_force"),
+        UniqueConstraint("user_id", "theme_id", name="uq_follow_user_theme"),
+        CheckConstraint("(force_id IS NULL) <> (theme_id IS NULL)", name="one_target"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    force_id: Mapped[int | None] = mapped_column(
+        ForeignKey("force.id", ondelete="CASCADE"), index=True
+    )
+    theme_id: Mapped[int | None] = mapped_column(
+        ForeignKey("theme.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    user: Mapped[User] = relationship()
+    force: Mapped[Force | None] = relationship()
+    theme: Mapped[Theme | None] = relationship()
+
+
+class DigestItem(db.Model):
+    """A case study that went to a user in a digest: it never goes to them again."""
+
+    __tablename__ = "digest_item"
+    __table_args__ = (
+        UniqueConstraint("user_id", "case_study_id", name="uq_digest_item_user_case_study"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    case_study_id: Mapped[int] = mapped_column(
+        ForeignKey("case_study.id", ondelete="CASCADE"), index=True
+    )
+    sent_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AdoptionKind(enum.StrEnum):
+    ADOPTED = "adopted"  # taken up as it is
+    ADAPTED = "adapted"  # taken up with changes
+
+    @property
+    def label(self) -> str:
+        return "Adopted" if self is AdoptionKind.ADOPTED else "Adapted"
+
+
+class Adoption(db.Model):
+    """A force that has adopted or adapted a case study: whether shared practice spreads."""
+
+    __tablename__ = "adoption"
+    __table_args__ = (
+        UniqueConstraint("case_study_id", "force_id", name="uq_adoption_case_study_force"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_study_id: Mapped[int] = mapped_column(ForeignKey("case_study.id", ondelete="CASCADE"))
+    force_id: Mapped[int] = mapped_column(ForeignKey("force.id"), index=True)
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"), index=True)
+    kind: Mapped[AdoptionKind] = mapped_column(_enum(AdoptionKind, "adoption_kind"))
+    note: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    case_study: Mapped[CaseStudy] = relationship()
+    force: Mapped[Force] = relationship()
+    recorded_by: Mapped[User | None] = relationship()

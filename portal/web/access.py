@@ -22,7 +22,17 @@ PUBLIC_ENDPOINTS = {
     "static",
 }
 #: Pages PORTAL_PUBLIC_LIBRARY=1 opens to anonymous readers.
-LIBRARY_ENDPOINTS = {"library.home", "library.index", "casestudies.show", "casestudies.attachment"}
+LIBRARY_ENDPOINTS = {
+    "library.home",
+    "library.index",
+    "casestudies.show",
+    "casestudies.attachment",
+    "forces.index",
+    "forces.show",
+    "feeds.library",
+    "feeds.force",
+    "feeds.theme",
+}
 
 
 def _sign_in_redirect():

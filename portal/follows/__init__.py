@@ -1,0 +1,1 @@
+"""Following forces and themes: the follow buttons, weekly digests and Atom feeds."""

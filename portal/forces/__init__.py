@@ -1,0 +1,1 @@
+"""The force directory and a page per force."""

@@ -1,0 +1,1 @@
+"""Figures from the library: the dashboard, exports and the annual report."""
