@@ -50,10 +50,23 @@ def index():
 def profile():
     """Change name and force."""
     user = _user()
-    form = ProfileForm(data={"name": user.name, "force": user.force.name})
+    form = ProfileForm(
+        data={
+            "name": user.name,
+            "force": user.force.name,
+            "listed_as_contact": user.listed_as_contact,
+            "contact_role": user.contact_role,
+        }
+    )
     if form.validate_on_submit():
         try:
-            services.update_profile(user, form.name.data, form.force.data)
+            services.update_profile(
+                user,
+                form.name.data,
+                form.force.data,
+                listed_as_contact=form.listed_as_contact.data,
+                contact_role=form.contact_role.data,
+            )
         except services.FieldErrors as failure:
             add_errors(form, failure.errors)
         else:

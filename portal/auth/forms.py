@@ -1,7 +1,7 @@
 """Forms for accounts. Passwords are never stripped or changed: they are used as typed."""
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, StringField, ValidationError
+from wtforms import BooleanField, EmailField, PasswordField, StringField, ValidationError
 from wtforms.validators import DataRequired, Length
 
 from ..casestudies import rules
@@ -112,6 +112,12 @@ class ProfileForm(FlaskForm):
         "Force or organisation",
         filters=[_strip],
         validators=[DataRequired("Choose your force from the list")],
+    )
+    listed_as_contact = BooleanField("List me as a HeForShe contact on my force's page")
+    contact_role = StringField(
+        "Your HeForShe role (optional)",
+        filters=[_strip],
+        validators=[Length(max=120, message="Your role must be 120 characters or fewer")],
     )
 
     def validate_name(self, field):

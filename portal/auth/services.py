@@ -337,13 +337,29 @@ def _set_password(user: User, password: str) -> None:
 # Profile and second factor
 
 
-def update_profile(user: User, name: str, force_name: str) -> None:
-    """Change the user's name and force."""
+def update_profile(
+    user: User,
+    name: str,
+    force_name: str,
+    *,
+    listed_as_contact: bool | None = None,
+    contact_role: str | None = None,
+) -> None:
+    """Change the user's name, force and whether they are listed as a HeForShe contact."""
     problem = name_problem(name)
     if problem:
         raise FieldErrors({"name": problem})
+    role = " ".join((contact_role if contact_role is not None else user.contact_role).split())
+    if len(role) > 120:
+        raise FieldErrors({"contact_role": "Your role must be 120 characters or fewer"})
     force = resolve_force(force_name)
     changes = {}
+    if listed_as_contact is not None and user.listed_as_contact != listed_as_contact:
+        changes["listed_as_contact"] = listed_as_contact
+        user.listed_as_contact = listed_as_contact
+    if user.contact_role != role:
+        changes["contact_role"] = True
+        user.contact_role = role
     if user.name != name.strip():
         changes["name"] = True
         user.name = name.strip()

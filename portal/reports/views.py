@@ -2,12 +2,164 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from collections import defaultdict
+
+from flask import Blueprint, abort, make_response, render_template, request, url_for
+from sqlalchemy import extract, func, select
+from sqlalchemy.orm import selectinload
+
+from ..extensions import db
+from ..forces.views import contacts_of
+from ..models import (
+    Adoption,
+    CaseStudy,
+    Evidence,
+    Force,
+    ModerationAction,
+    Revision,
+    RevisionState,
+    utcnow,
+)
+from . import figures
+from .charts import BarChart
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
+
+FIRST_YEAR = 2000
+HIGHLIGHTS_PER_THEME = 3
+# Highlights put what worked first, then what is promising.
+EVIDENCE_ORDER = {
+    Evidence.WORKED: 0,
+    Evidence.PROMISING: 1,
+    Evidence.UNTESTED: 2,
+    Evidence.DID_NOT_WORK: 3,
+    None: 4,
+}
+
+
+def _years() -> list[int]:
+    """Return the years a report can cover: from the first publication to this year."""
+    this_year = utcnow().year
+    first = min(figures.published_years() or [this_year])
+    return list(range(this_year, min(first, this_year) - 1, -1))
+
+
+def _chosen_year() -> int:
+    """Return the year asked for in ?year=, or this year when it is missing or odd."""
+    year = request.args.get("year", type=int)
+    return year if year in _years() else utcnow().year
 
 
 @bp.get("")
 def dashboard():
-    """Figures from the library (placeholder until the dashboard is built)."""
-    return render_template("reports/dashboard.html")
+    """Show the library's figures: practice by force, theme, year and evidence; moderation;
+    coverage of themes by forces; adoptions."""
+    year = _chosen_year()
+    by_force = figures.by_force()
+    by_theme = figures.by_theme()
+    by_year = figures.by_year()
+    return render_template(
+        "reports/dashboard.html",
+        year=year,
+        years=_years(),
+        total=sum(n for _, n in by_year),
+        published_in_year=figures.total_live(year),
+        forces_in_year=len(figures.by_force(year)),
+        force_chart=BarChart.of(
+            "Published case studies by force", [(f.name, n) for f, n in by_force]
+        ),
+        force_links={f.name: url_for("forces.show", slug=f.slug) for f, _ in by_force},
+        theme_chart=BarChart.of(
+            "Published case studies by theme", [(t.name, n) for t, n in by_theme]
+        ),
+        theme_links={t.name: url_for("library.index", theme=t.slug) for t, _ in by_theme},
+        year_chart=BarChart.of(
+            "Published case studies by year first published", [(str(y), n) for y, n in by_year]
+        ),
+        evidence_chart=BarChart.of(
+            "Published case studies by evidence of impact", figures.by_evidence()
+        ),
+        moderation=figures.moderation(year),
+        actions=ModerationAction,
+        coverage=figures.coverage(year),
+        adoptions=figures.adoptions(),
+        adoptions_in_year=figures.adoptions(year).total,
+    )
+
+
+def _published_in(year: int) -> list[Revision]:
+    """Return the live revisions of case studies first published in the year, by force."""
+    return list(
+        db.session.scalars(
+            select(Revision)
+            .join(Revision.case_study)
+            .join(CaseStudy.force)
+            .where(
+                Revision.state == RevisionState.PUBLISHED,
+                CaseStudy.archived_at.is_(None),
+                extract("year", CaseStudy.first_published_at) == year,
+            )
+            .options(
+                selectinload(Revision.themes),
+                selectinload(Revision.partners),
+                selectinload(Revision.case_study).selectinload(CaseStudy.force),
+            )
+            .order_by(Force.name, CaseStudy.first_published_at, CaseStudy.id)
+        )
+    )
+
+
+def _adoption_counts(year: int) -> dict[int, int]:
+    """Return {case study id: adoptions} for case studies first published in the year."""
+    return dict(
+        db.session.execute(
+            select(Adoption.case_study_id, func.count())
+            .join(Adoption.case_study)
+            .where(extract("year", CaseStudy.first_published_at) == year)
+            .group_by(Adoption.case_study_id)
+        ).all()
+    )
+
+
+@bp.get("/annual/<int:year>")
+def annual(year: int):
+    """Show a print-ready draft of the year's HeForShe progress report."""
+    if year not in _years():
+        abort(404)
+    revisions = _published_in(year)
+    adopted = _adoption_counts(year)
+    by_force: dict[int, list[Revision]] = defaultdict(list)
+    for revision in revisions:
+        by_force[revision.case_study.force_id].append(revision)
+    forces = [revisions_[0].case_study.force for revisions_ in by_force.values()]
+    themes = []
+    for theme, count in figures.by_theme(year):
+        if not count:
+            continue
+        on_theme = [r for r in revisions if theme in r.themes]
+        highlights = sorted(
+            on_theme,
+            key=lambda r: (
+                EVIDENCE_ORDER[r.evidence],
+                -adopted.get(r.case_study_id, 0),
+                r.title.casefold(),
+            ),
+        )[:HIGHLIGHTS_PER_THEME]
+        theme_forces = sorted({r.case_study.force.name for r in on_theme})
+        themes.append((theme, count, theme_forces, highlights))
+    moderation = figures.moderation(year)
+    return make_response(
+        render_template(
+            "reports/annual.html",
+            year=year,
+            generated=utcnow(),
+            revisions=revisions,
+            forces=[(force, by_force[force.id], contacts_of(force)) for force in forces],
+            themes=themes,
+            uncovered=[t for t, n in figures.by_theme(year) if not n],
+            moderation=moderation,
+            adoptions=figures.adoptions(year),
+            adopted=adopted,
+            contributors=len({r.case_study.author_id for r in revisions} - {None}),
+        )
+    )
