@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LABEL_WIDTH = 300  # viewBox units for the labels on the left
+LABEL_WIDTH = 300  # most viewBox units (pixels at full size) for the labels on the left
+CHARACTER_WIDTH = 8  # about, at the 14px the labels are drawn in
 BAR_WIDTH = 380  # for the longest bar; its figure is written after it
 ROW_HEIGHT = 30
 BAR_HEIGHT = 20
@@ -26,13 +27,14 @@ class BarChart:
     bars: list[Bar]
     unit: str
 
-    label_width = LABEL_WIDTH
+    label_width: int
     bar_height = BAR_HEIGHT
 
     @classmethod
     def of(cls, title: str, rows: list[tuple[str, int]], unit: str = "case studies") -> BarChart:
         """Build the chart of (label, value) rows, in the order given."""
         top = max((value for _, value in rows), default=0)
+        longest = max((len(label) for label, _ in rows), default=0)
         bars = [
             Bar(
                 label=label,
@@ -42,7 +44,8 @@ class BarChart:
             )
             for i, (label, value) in enumerate(rows)
         ]
-        return cls(title=title, bars=bars, unit=unit)
+        label_width = min(LABEL_WIDTH, max(60, CHARACTER_WIDTH * longest + 20))
+        return cls(title=title, bars=bars, unit=unit, label_width=label_width)
 
     @property
     def height(self) -> int:
@@ -50,7 +53,7 @@ class BarChart:
 
     @property
     def width(self) -> int:
-        return LABEL_WIDTH + BAR_WIDTH + 60
+        return self.label_width + BAR_WIDTH + 60
 
     @property
     def summary(self) -> str:

@@ -34,7 +34,7 @@ from portal.models import (
 )
 from portal.reports import figures
 
-from ..conftest import csrf_from
+from ..conftest import PASSWORD, csrf_from
 
 THIS_YEAR = utcnow().year
 YEARS = (THIS_YEAR - 2, THIS_YEAR - 1, THIS_YEAR)
@@ -461,7 +461,8 @@ def test_contacts_are_hidden_from_anonymous_readers(make_app_with):
         from portal.accounts import create_user
         from portal.models import Role
 
-        user = create_user("lead@kent.police.uk", "Lee Lead", force.name, Role.CONTRIBUTOR, "x" * 9)
+        email = "lead@kent.police.uk"
+        user = create_user(email, "Lee Lead", force.name, Role.CONTRIBUTOR, PASSWORD)
         user.listed_as_contact = True
         db.session.commit()
     client = app.test_client()
