@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 
-from flask import Blueprint, abort, make_response, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from sqlalchemy import extract, func, select
 from sqlalchemy.orm import selectinload
 
@@ -20,7 +31,7 @@ from ..models import (
     RevisionState,
     utcnow,
 )
-from . import figures
+from . import figures, pdf
 from .charts import BarChart
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
@@ -124,6 +135,34 @@ def _adoption_counts(year: int) -> dict[int, int]:
 @bp.get("/annual/<int:year>")
 def annual(year: int):
     """Show a print-ready draft of the year's HeForShe progress report."""
+    return make_response(_annual_report(year))
+
+
+@bp.get("/annual/<int:year>.pdf")
+def annual_pdf(year: int):
+    """Download the year's draft report as a PDF, laid out by its print stylesheet."""
+    if not pdf.available():
+        abort(404)
+    if figures.total_live(year) > pdf.MAX_CASE_STUDIES:
+        flash(
+            f"The {year} report is too long for the server to make a PDF. "
+            "Use Print and choose Save as PDF instead.",
+            "info",
+        )
+        return redirect(url_for(".annual", year=year), code=303)
+    html = _annual_report(year, for_pdf=True)
+    response = make_response(
+        pdf.render(html, request.host_url, Path(current_app.static_folder or "static"))
+    )
+    response.headers["Content-Type"] = "application/pdf"
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="heforshe-progress-report-{year}-draft.pdf"'
+    )
+    return response
+
+
+def _annual_report(year: int, for_pdf: bool = False) -> str:
+    """Render the year's report page (404 for a year the library can't report on)."""
     if year not in _years():
         abort(404)
     revisions = _published_in(year)
@@ -148,18 +187,17 @@ def annual(year: int):
         theme_forces = sorted({r.case_study.force.name for r in on_theme})
         themes.append((theme, count, theme_forces, highlights))
     moderation = figures.moderation(year)
-    return make_response(
-        render_template(
-            "reports/annual.html",
-            year=year,
-            generated=utcnow(),
-            revisions=revisions,
-            forces=[(force, by_force[force.id], contacts_of(force)) for force in forces],
-            themes=themes,
-            uncovered=[t for t, n in figures.by_theme(year) if not n],
-            moderation=moderation,
-            adoptions=figures.adoptions(year),
-            adopted=adopted,
-            contributors=len({r.case_study.author_id for r in revisions} - {None}),
-        )
+    return render_template(
+        "reports/annual.html",
+        for_pdf=for_pdf,
+        pdf_available=pdf.available() and len(revisions) <= pdf.MAX_CASE_STUDIES,
+        year=year,
+        generated=utcnow(),
+        revisions=revisions,
+        forces=[(force, by_force[force.id], contacts_of(force)) for force in forces],
+        themes=themes,
+        uncovered=[t for t, n in figures.by_theme(year) if not n],
+        moderation=moderation,
+        adoptions=figures.adoptions(year),
+        adopted=adopted,
     )

@@ -57,14 +57,14 @@ def test_dashboard_by_keyboard_then_the_annual_report(contributor, visit):
     assert_accessible(page)
     page.goto(page.url.replace(str(year - 1), str(year)))
     expect(page.get_by_role("heading", name="Practice by force")).to_be_visible()
-    expect(page.get_by_role("button", name="Print or save as PDF")).to_be_visible()
+    expect(page.get_by_role("button", name="Print")).to_be_visible()
     assert_accessible(page)
     screenshot(page, "annual-report.png")
 
     # On paper: no navigation or buttons, and every web link is written out.
     page.emulate_media(media="print")
     expect(page.locator(".govuk-service-navigation")).to_be_hidden()
-    expect(page.get_by_role("button", name="Print or save as PDF")).to_be_hidden()
+    expect(page.get_by_role("button", name="Print")).to_be_hidden()
     after = page.evaluate(
         "getComputedStyle(document.querySelector('.portal-report h4 a'), '::after').content"
     )

@@ -361,7 +361,9 @@ def test_annual_report_for_a_year_out_of_range_is_not_found(data, member):
     assert member.get("/reports/annual/abc").status_code == 404
 
 
-@pytest.mark.parametrize("path", ["/reports", f"/reports/annual/{THIS_YEAR}"])
+@pytest.mark.parametrize(
+    "path", ["/reports", f"/reports/annual/{THIS_YEAR}", f"/reports/annual/{THIS_YEAR}.pdf"]
+)
 @pytest.mark.parametrize("public", [False, True])
 def test_reports_are_for_signed_in_users(make_app_with, path, public):
     client = make_app_with(PUBLIC_LIBRARY=public).test_client()
@@ -478,3 +480,34 @@ def test_force_pages_need_sign_in_when_the_library_is_private(client):
     for path in ("/forces", "/forces/kent-police"):
         response = client.get(path)
         assert response.status_code == 302 and "/auth/login" in response.location
+
+
+def test_annual_report_downloads_as_a_pdf(data, member):
+    from portal.reports import pdf
+
+    if not pdf.available():
+        pytest.skip("WeasyPrint can't load Pango here (apt-get install libpangoft2-1.0-0)")
+    page = member.get(f"/reports/annual/{YEARS[2]}").get_data(as_text=True)
+    assert f"/reports/annual/{YEARS[2]}.pdf" in page
+    response = member.get(f"/reports/annual/{YEARS[2]}.pdf")
+    assert response.status_code == 200
+    assert response.mimetype == "application/pdf"
+    assert response.data.startswith(b"%PDF-")
+    assert (
+        f"heforshe-progress-report-{YEARS[2]}-draft.pdf" in response.headers["Content-Disposition"]
+    )
+    assert response.data.rstrip().endswith(b"%%EOF") and len(response.data) > 10_000
+    assert member.get("/reports/annual/1999.pdf").status_code == 404
+
+
+def test_a_report_too_long_for_a_pdf_says_to_print_instead(app, data, member, monkeypatch):
+    from portal.reports import pdf
+
+    if not pdf.available():
+        pytest.skip("WeasyPrint can't load Pango here (apt-get install libpangoft2-1.0-0)")
+    year = YEARS[2]
+    monkeypatch.setattr(pdf, "MAX_CASE_STUDIES", 1)
+    assert f"/reports/annual/{year}.pdf" not in member.get(f"/reports/annual/{year}").text
+    response = member.get(f"/reports/annual/{year}.pdf", follow_redirects=True)
+    assert response.status_code == 200
+    assert "too long for the server to make a PDF" in response.text
