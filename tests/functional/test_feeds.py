@@ -105,7 +105,9 @@ def test_feeds_hold_only_published_case_studies(member, published, app, make_use
 
 def test_force_and_theme_feeds_list_only_their_own(member, published):
     published(
-        case_study_line(title="From Kent", force="Kent Police", themes=["Men's health and wellbeing"]),
+        case_study_line(
+            title="From Kent", force="Kent Police", themes=["Men's health and wellbeing"]
+        ),
         case_study_line(title="From Northants", themes=["Challenging misogyny"]),
     )
     kent = parse(member.get("/forces/kent-police/feed.atom"))
@@ -160,7 +162,8 @@ def test_archiving_a_case_study_makes_the_feed_newer(member, published, app, mak
 
 
 @pytest.mark.parametrize(
-    "path", ["/feed.atom", "/forces/kent-police/feed.atom", "/themes/challenging-misogyny/feed.atom"]
+    "path",
+    ["/feed.atom", "/forces/kent-police/feed.atom", "/themes/challenging-misogyny/feed.atom"],
 )
 def test_anonymous_readers_are_sent_to_sign_in_when_the_library_is_private(client, path):
     response = client.get(path)
@@ -169,7 +172,8 @@ def test_anonymous_readers_are_sent_to_sign_in_when_the_library_is_private(clien
 
 
 @pytest.mark.parametrize(
-    "path", ["/feed.atom", "/forces/kent-police/feed.atom", "/themes/challenging-misogyny/feed.atom"]
+    "path",
+    ["/feed.atom", "/forces/kent-police/feed.atom", "/themes/challenging-misogyny/feed.atom"],
 )
 def test_anyone_may_read_the_feeds_of_a_public_library(instance_path, path):
     from ..conftest import make_app
