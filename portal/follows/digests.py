@@ -115,8 +115,9 @@ def claim(user_id: int, case_study_ids: Iterable[int], at: datetime) -> set[int]
             _insert()
             .values(user_id=user_id, case_study_id=case_study_id, sent_at=at)
             .on_conflict_do_nothing(index_elements=["user_id", "case_study_id"])
+            .returning(DigestItem.case_study_id)  # no row back when another run has it
         )
-        if db.session.execute(statement).rowcount:
+        if db.session.execute(statement).scalar_one_or_none() is not None:
             claimed.add(case_study_id)
     db.session.commit()
     return claimed

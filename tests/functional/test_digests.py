@@ -226,3 +226,40 @@ def test_a_failed_delivery_is_retried_by_the_next_run(app, runner, reader, publi
     app.config.update(MAIL_BACKEND="file")
     assert send(runner) == "1 digest sent, 1 case study."
     assert send(runner) == "0 digests sent, 0 case studies."
+
+
+def test_two_runs_at_once_never_send_a_case_study_twice(app, reader, publish):
+    import threading
+    from collections import Counter
+
+    from portal.follows.digests import send_digests
+
+    people = [
+        reader(themes=[MISOGYNY], email_address=f"reader{n}@kent.police.uk") for n in range(5)
+    ]
+    titles = [f"Case study {n}" for n in range(3)]
+    publish(*(case_study_line(title=t) for t in titles))
+    start = threading.Barrier(2)
+    errors = []
+
+    def run():
+        try:
+            with app.app_context():
+                start.wait()
+                send_digests()
+        except Exception as error:  # reported below, not swallowed
+            errors.append(error)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+
+    sent = Counter()
+    for message in digests(app):
+        for title in titles:
+            if title in body_of(message):
+                sent[message["To"], title] += 1
+    assert sent == Counter({(person, title): 1 for person in people for title in titles})
