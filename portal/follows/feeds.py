@@ -14,12 +14,13 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 from xml.etree import ElementTree as ET
 
-from flask import Blueprint, Response, abort, current_app, request, url_for
+from flask import Blueprint, Response, abort, current_app, g, request, url_for
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..models import CaseStudy, Force, Revision, RevisionState, Theme, revision_theme
+from .feed_links import user_for_feed_token
 
 bp = Blueprint("feeds", __name__)
 
@@ -32,6 +33,17 @@ TAG_DATE = "2026"
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 ET.register_namespace("", ATOM)
+
+
+@bp.before_request
+def _check_private_link():
+    """Refuse a private feed link whose token is forged, old, or for an account not active."""
+    token = request.args.get("token")
+    if token is None:
+        return
+    if user_for_feed_token(token) is None:
+        abort(403)
+    g.feed_token = token
 
 
 def xml_text(value: str | None) -> str:
@@ -164,8 +176,15 @@ def feed_response(scope: FeedScope) -> Response:
     response = Response(body, content_type=CONTENT_TYPE)
     response.set_etag(hashlib.sha256(body).hexdigest()[:32])
     response.last_modified = updated.replace(tzinfo=UTC)
-    response.headers["Cache-Control"] = "no-cache"  # keep it, but ask before using it
+    # Keep it, but ask before using it; a private link's copy is for its reader alone.
+    response.headers["Cache-Control"] = "private, no-cache" if g.get("feed_token") else "no-cache"
     return response.make_conditional(request)
+
+
+def _self_link(endpoint: str, **values) -> str:
+    # A private link's feed names itself with its token, so readers keep using it.
+    token = g.get("feed_token")
+    return _external(endpoint, **values, **({"token": token} if token else {}))
 
 
 def _library_filter(**values) -> str:
@@ -179,7 +198,7 @@ def library():
     scope = FeedScope(
         key="feed:library",
         title=f"{site}: new case studies",
-        self_url=_external("feeds.library"),
+        self_url=_self_link("feeds.library"),
         alternate_url=_library_filter(),
     )
     return feed_response(scope)
@@ -192,7 +211,7 @@ def force(slug: str):
     scope = FeedScope(
         key=f"feed:force:{found.slug}",
         title=f"{found.name}: new case studies",
-        self_url=_external("feeds.force", slug=found.slug),
+        self_url=_self_link("feeds.force", slug=found.slug),
         alternate_url=_library_filter(force=found.slug),
         force_id=found.id,
     )
@@ -206,7 +225,7 @@ def theme(slug: str):
     scope = FeedScope(
         key=f"feed:theme:{found.slug}",
         title=f"{found.name}: new case studies",
-        self_url=_external("feeds.theme", slug=found.slug),
+        self_url=_self_link("feeds.theme", slug=found.slug),
         alternate_url=_library_filter(theme=found.slug),
         theme_id=found.id,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     make_response,
     redirect,
@@ -18,6 +19,7 @@ from ..auth.sessions import safe_next
 from ..web.forms import render_form
 from ..web.htmx import is_partial, vary_on_htmx
 from . import services
+from .feed_links import make_feed_token
 from .forms import DigestForm
 from .services import Kind
 
@@ -48,6 +50,8 @@ def _render_page(form: DigestForm):
         forces=forces,
         followed_themes=themes,
         themes=services.all_themes(),
+        # Readers of a private library's feeds cannot sign in: they get a private link.
+        feed_token=None if current_app.config["PUBLIC_LIBRARY"] else make_feed_token(user),
     )
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from portal.casestudies import services as casestudies
 from portal.extensions import db
-from portal.models import CaseStudy, Revision, User
+from portal.models import CaseStudy, Revision, Theme, User, UserStatus
 
 from ..records import case_study_line
 
@@ -188,3 +188,89 @@ def test_the_library_page_links_to_its_feed(member):
     html = member.get("/library").get_data(as_text=True)
     assert '<link rel="alternate" type="application/atom+xml"' in html
     assert 'href="/feed.atom"' in html
+
+
+# Private feed links: for feed readers, which cannot sign in to a private library.
+
+
+def private_link(member, path_start="/feed.atom") -> str:
+    import html
+    import re
+
+    page = member.get("/account/following").get_data(as_text=True)
+    links = [html.unescape(h) for h in re.findall(r'href="([^"]*token=[^"]*)"', page)]
+    return next(link for link in links if link.startswith(path_start))
+
+
+def test_a_private_link_lets_a_feed_reader_in_without_signing_in(member, published, app):
+    published(case_study_line(title="For the reader"))
+    link = private_link(member)
+    reader = app.test_client()  # no cookies: a feed reader
+    response = reader.get(link)
+    parsed = parse(response)
+    assert [e.title for e in parsed.entries] == ["For the reader"]
+    assert parsed.feed.links[0].href == app.config["BASE_URL"] + link  # self keeps the token
+    assert response.headers["Cache-Control"] == "private, no-cache"
+    assert "Set-Cookie" not in response.headers
+
+    # It signs nobody in, and opens nothing but feeds.
+    assert reader.get("/account/following").status_code == 302
+    token = link.split("token=", 1)[1]
+    assert reader.get(f"/library?token={token}").status_code == 302
+    assert reader.get(f"/case-studies/1?token={token}").status_code == 302
+
+
+def test_private_links_exist_for_each_followed_force_and_theme(member, app):
+    from portal.follows import services as follows
+
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == member.user.email))
+        follows.follow(
+            user, db.session.scalar(select(Theme).where(Theme.slug == "challenging-misogyny"))
+        )
+    link = private_link(member, "/themes/challenging-misogyny/feed.atom")
+    assert parse(app.test_client().get(link)).feed.title.startswith("Challenging misogyny")
+
+
+def test_a_forged_private_link_is_refused(member, app):
+    link = private_link(member)
+    reader = app.test_client()
+    assert reader.get(link[:-2] + "xx").status_code == 403
+    assert reader.get("/feed.atom?token=").status_code == 403
+    # A signed-in user's own token from another purpose (a password reset link) is no feed token.
+    with app.app_context():
+        from portal.auth.tokens import RESET, make_token
+
+        user = db.session.scalar(select(User).where(User.email == member.user.email))
+        reset = make_token(user, RESET)
+    assert reader.get(f"/feed.atom?token={reset}").status_code == 403
+
+
+def test_changing_the_password_ends_the_private_links(member, app):
+    from portal.auth import services as auth
+
+    link = private_link(member)
+    with app.test_request_context():
+        user = db.session.scalar(select(User).where(User.email == member.user.email))
+        auth.change_password(user, member.user.password, "a brand new passphrase 2026")
+    assert app.test_client().get(link).status_code == 403
+
+
+def test_a_disabled_account_has_no_private_links(member, app):
+    link = private_link(member)
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == member.user.email))
+        user.status = UserStatus.DISABLED
+        db.session.commit()
+    assert app.test_client().get(link).status_code == 403
+
+
+def test_a_public_library_needs_no_private_links(instance_path, make_user):
+    from ..conftest import Auth, make_app
+
+    app = make_app(instance_path, PUBLIC_LIBRARY=True)
+    client = app.test_client()
+    Auth(client).login(make_user("contributor"))
+    page = client.get("/account/following").get_data(as_text=True)
+    assert "token=" not in page
+    assert 'href="/feed.atom"' in page
