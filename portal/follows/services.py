@@ -44,10 +44,6 @@ class Followed:
         ids = self.force_ids if Kind(kind) is Kind.FORCE else self.theme_ids
         return target_id in ids
 
-    @property
-    def empty(self) -> bool:
-        return not (self.force_ids or self.theme_ids)
-
 
 def followed_ids(user: User) -> Followed:
     """Return the ids of the forces and themes `user` follows (one query)."""
