@@ -171,6 +171,34 @@ def search_check_command() -> None:
     click.echo("The search index matches the database.")
 
 
+@click.command("send-digests")
+@with_appcontext
+@click.option(
+    "--days",
+    type=click.IntRange(1, 366),
+    default=7,
+    show_default=True,
+    help="Include case studies first published in this many days before now.",
+)
+def send_digests_command(days: int) -> None:
+    """Email each user who wants it a digest of newly published case studies they follow.
+
+    Safe to run again, or twice at once: a case study is never sent to anyone twice.
+    """
+    from .follows.digests import send_digests
+
+    run = send_digests(days=days)
+    click.echo(
+        f"{run.digests} digest{'' if run.digests == 1 else 's'} sent, "
+        f"{run.case_studies} case stud{'y' if run.case_studies == 1 else 'ies'}."
+    )
+    if run.failed:
+        raise click.ClickException(
+            f"{run.failed} digest{'' if run.failed == 1 else 's'} could not be sent "
+            "(see the log); the next run tries again."
+        )
+
+
 @click.command("backup")
 @with_appcontext
 @click.argument("destination", type=click.Path(file_okay=False), default="backups")
@@ -287,6 +315,7 @@ def register(app: Flask) -> None:
         reindex_command,
         search_sync_command,
         search_check_command,
+        send_digests_command,
         backup_command,
         restore_command,
         migrate_data_command,

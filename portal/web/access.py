@@ -34,6 +34,9 @@ LIBRARY_ENDPOINTS = {
     "feeds.theme",
 }
 
+#: Feeds a feed reader may open with a private link (portal.follows.feed_links).
+FEED_ENDPOINTS = {"feeds.library", "feeds.force", "feeds.theme"}
+
 
 def _sign_in_redirect():
     target = url_for("auth.login", next=request.full_path.rstrip("?"))
@@ -56,6 +59,8 @@ def check_access():
         return None  # an unknown address is a 404 for everyone
     if current_app.config["PUBLIC_LIBRARY"] and endpoint in LIBRARY_ENDPOINTS:
         return None
+    if endpoint in FEED_ENDPOINTS and "token" in request.args:
+        return None  # a private feed link: the feed checks its token
     return _sign_in_redirect()
 
 
