@@ -19,7 +19,8 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
-from ..models import CaseStudy, Force, Revision, RevisionState, Theme, revision_theme
+from ..forces.views import SLUG, force_by_slug
+from ..models import CaseStudy, Revision, RevisionState, Theme, revision_theme
 from .feed_links import user_for_feed_token
 
 bp = Blueprint("feeds", __name__)
@@ -207,12 +208,12 @@ def library():
 @bp.get("/forces/<slug>/feed.atom")
 def force(slug: str):
     """The newest case studies of one force."""
-    found = db.session.scalar(select(Force).where(Force.slug == slug)) or abort(404)
+    found = force_by_slug(slug)
     scope = FeedScope(
         key=f"feed:force:{found.slug}",
         title=f"{found.name}: new case studies",
         self_url=_self_link("feeds.force", slug=found.slug),
-        alternate_url=_library_filter(force=found.slug),
+        alternate_url=url_for("forces.show", slug=found.slug, _external=True),
         force_id=found.id,
     )
     return feed_response(scope)
@@ -221,7 +222,11 @@ def force(slug: str):
 @bp.get("/themes/<slug>/feed.atom")
 def theme(slug: str):
     """The newest case studies on one theme."""
-    found = db.session.scalar(select(Theme).where(Theme.slug == slug)) or abort(404)
+    found = None
+    if SLUG.fullmatch(slug):
+        found = db.session.scalar(select(Theme).where(Theme.slug == slug))
+    if found is None:
+        abort(404)
     scope = FeedScope(
         key=f"feed:theme:{found.slug}",
         title=f"{found.name}: new case studies",

@@ -420,9 +420,18 @@ def test_force_page_shows_its_practice_themes_and_years(app, data, member):
         assert f'{theme}</a> <span class="portal-muted">({count})' in html.replace("&#39;", "'")
 
 
-def test_unknown_force_is_not_found(member):
-    assert member.get("/forces/no-such-force").status_code == 404
-    assert member.get("/forces/%00%3Cscript%3E").status_code == 404
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/forces/no-such-force",
+        "/forces/%00%3Cscript%3E",
+        "/forces/%00/feed.atom",
+        "/themes/%00/feed.atom",
+        "/themes/no-such-theme/feed.atom",
+    ],
+)
+def test_unknown_force_or_theme_is_not_found(member, path):
+    assert member.get(path).status_code == 404
 
 
 def opt_in(client, **data):
