@@ -36,6 +36,12 @@ def _clean(form, field):
         raise ValidationError("Remove the control characters from this text")
 
 
+def _one_line(form, field):
+    # Titles and names go into email subjects and feed titles: one line only.
+    if field.data and not rules.is_clean_text(field.data, multiline=False):
+        raise ValidationError("Remove the line breaks and control characters from this text")
+
+
 class CaseStudyForm(FlaskForm):
     title = StringField(
         "Title",
@@ -45,7 +51,7 @@ class CaseStudyForm(FlaskForm):
                 max=rules.TITLE_MAX,
                 message=f"Enter a title of {rules.TITLE_MAX} characters or fewer",
             ),
-            _clean,
+            _one_line,
         ],
     )
     summary = TextAreaField(
@@ -71,7 +77,7 @@ class CaseStudyForm(FlaskForm):
         StringField(
             "Partner organisation",
             filters=[_strip],
-            validators=[Length(max=rules.PARTNER_MAX, message=PARTNER_TOO_LONG), _clean],
+            validators=[Length(max=rules.PARTNER_MAX, message=PARTNER_TOO_LONG), _one_line],
         ),
         min_entries=4,
         max_entries=20,
@@ -87,7 +93,9 @@ class CaseStudyForm(FlaskForm):
         validators=[Optional()],
     )
     contact_name = StringField(
-        "Contact name", filters=[_strip], validators=[Length(max=rules.CONTACT_NAME_MAX), _clean]
+        "Contact name",
+        filters=[_strip],
+        validators=[Length(max=rules.CONTACT_NAME_MAX), _one_line],
     )
     contact_email = EmailField(
         "Contact email address", filters=[_strip], validators=[Length(max=rules.EMAIL_MAX)]

@@ -814,3 +814,16 @@ def test_the_author_is_told_when_a_moderator_archives_their_case_study(app, auth
     )
     moderator.post(f"/case-studies/{case_id}/archive", data={"csrf_token": token})
     assert outbox(app)[-1]["Subject"] == "Archived: Walk and talk for Movember"
+
+
+@pytest.mark.parametrize("field", ["title", "contact_name"])
+def test_a_line_break_in_a_one_line_field_is_refused_and_kept(app, author, field):
+    # Titles and names go into email subjects and feed titles.
+    value = "Walk and talk\r\nBcc: everyone@example.com"
+    response = post_case_study(author, complete(app, **{field: value}), action="save")
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "Remove the line breaks and control characters from this text" in html
+    assert "Bcc: everyone@example.com" in html
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(CaseStudy)) == 0
