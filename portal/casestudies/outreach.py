@@ -176,8 +176,8 @@ def _published_or_404(case_study_id: int) -> tuple[CaseStudy, Revision]:
 def _adoptions_answer(case_study, revision, *, form=None, done="", status=200, error=""):
     """Answer an adoption change: the section alone for htmx, else the page or a redirect."""
     section = outreach_of(case_study, revision, form)
-    section.announcement = done or error
     if is_partial():
+        section.announcement = done or error  # read out: the swap itself is silent
         page = render_template("casestudies/_adoptions.html", outreach=section, error=error)
         return vary_on_htmx(make_response(page, status))
     if status == 200:

@@ -232,6 +232,34 @@ def test_anonymous_readers_are_sent_to_sign_in_even_in_a_public_library(tmp_path
     assert not Path(app.config["OUTBOX_PATH"]).exists() or outbox(app) == []
 
 
+def test_a_mail_server_failure_is_told_to_the_sender_keeping_the_message(
+    instance_path, make_user, published
+):
+    from ..conftest import make_app
+
+    (case_id,) = published(case_study_line())
+    user = make_user("contributor")
+    # Nothing listens on port 9 of this machine: the connection is refused at once.
+    app = make_app(instance_path, MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=9)
+    client = app.test_client()
+    Auth(client).login(user)
+    response = send(client, case_id)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "could not be sent just now" in page and f">{MESSAGE}</textarea>" in page
+    assert audit_events(app, "case_study.contacted") == []
+
+
+def test_moderators_still_see_the_address_when_reviewing(app, published, moderator_client):
+    (case_id,) = published(case_study_line(status="submitted"))
+    with app.app_context():
+        revision_id = db.session.scalar(
+            select(Revision.id).where(Revision.case_study_id == case_id)
+        )
+    page = moderator_client.get(f"/moderation/{revision_id}").get_data(as_text=True)
+    assert f'href="mailto:{CONTACT}"' in page
+
+
 def test_the_author_still_sees_the_address_on_an_unpublished_version(app, published, make_user):
     author = make_user("contributor", email="author@northants.police.uk", force="Northants Police")
     (case_id,) = published(case_study_line(status="draft", author_email=author.email))
