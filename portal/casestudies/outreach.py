@@ -130,6 +130,7 @@ class Outreach:
     form: AdoptionForm | None = None
     action_form: ActionForm | None = None
     announcement: str = ""
+    focus_heading: bool = False
 
 
 def outreach_of(case_study: CaseStudy, revision: Revision, form: AdoptionForm | None = None):
@@ -173,11 +174,14 @@ def _published_or_404(case_study_id: int) -> tuple[CaseStudy, Revision]:
     return case_study, revision
 
 
-def _adoptions_answer(case_study, revision, *, form=None, done="", status=200, error=""):
+def _adoptions_answer(
+    case_study, revision, *, form=None, done="", status=200, error="", removed=False
+):
     """Answer an adoption change: the section alone for htmx, else the page or a redirect."""
     section = outreach_of(case_study, revision, form)
     if is_partial():
         section.announcement = done or error  # read out: the swap itself is silent
+        section.focus_heading = removed
         page = render_template("casestudies/_adoptions.html", outreach=section, error=error)
         return vary_on_htmx(make_response(page, status))
     if status == 200:
@@ -240,4 +244,4 @@ def remove_adoption(case_study_id: int, adoption_id: int):
     except services.NotAllowed:
         abort(403)
     done = f"{removed.force.name} is no longer listed."
-    return _adoptions_answer(case_study, revision, done=done)
+    return _adoptions_answer(case_study, revision, done=done, removed=True)

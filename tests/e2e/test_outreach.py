@@ -78,6 +78,7 @@ def test_write_to_the_author_then_record_and_remove_an_adoption_without_reloadin
         "Recorded: Northamptonshire Police has adapted this case study."
     )
     assert page.evaluate("window.stillTheSamePage") is True
+    expect(page.get_by_role("button", name="Update the record")).to_be_focused()
     assert_accessible(page)
 
     # The same section on a page of its own, as it works without JavaScript.
@@ -89,5 +90,6 @@ def test_write_to_the_author_then_record_and_remove_an_adoption_without_reloadin
     page.get_by_role("button", name="Remove the record for Northamptonshire Police").press("Enter")
     expect(page.locator("#announcer")).to_have_text("Northamptonshire Police is no longer listed.")
     expect(page.locator(".portal-adoption")).to_have_count(0)
+    expect(page.get_by_role("heading", name="Adopted elsewhere")).to_be_focused()
     assert page.evaluate("window.stillTheSamePage") is True
     assert_accessible(page)
