@@ -23,7 +23,7 @@ from ..web.htmx import is_partial, vary_on_htmx
 from . import outreach_services as outreach
 from . import services
 from .forms import ActionForm
-from .outreach_forms import KIND_HINTS, AdoptionForm, ContactForm
+from .outreach_forms import AdoptionForm, ContactForm
 
 bp = Blueprint("outreach", __name__, url_prefix="/case-studies")
 
@@ -163,7 +163,7 @@ def outreach_of(case_study: CaseStudy, revision: Revision, form: AdoptionForm | 
 
 @bp.app_context_processor
 def _page_helpers():
-    return {"outreach_of": outreach_of, "adoption_kind_hints": KIND_HINTS}
+    return {"outreach_of": outreach_of}
 
 
 def _published_or_404(case_study_id: int) -> tuple[CaseStudy, Revision]:

@@ -24,12 +24,6 @@ class ContactForm(FlaskForm):
     message = TextAreaField("Your message", validators=[_rule(message_problems)])
 
 
-KIND_HINTS = {
-    AdoptionKind.ADOPTED: "We use it as it was described",
-    AdoptionKind.ADAPTED: "We use it with changes of our own",
-}
-
-
 class AdoptionForm(FlaskForm):
     kind = RadioField(
         "How has your force taken it up?",
