@@ -16,11 +16,13 @@ from flask import current_app
 from .models import utcnow
 
 
-def build_message(to: str, subject: str, body: str) -> EmailMessage:
+def build_message(to: str, subject: str, body: str, reply_to: str | None = None) -> EmailMessage:
     """Return a plain-text message from the portal to one recipient."""
     message = EmailMessage()
     message["From"] = current_app.config["MAIL_FROM"]
     message["To"] = to
+    if reply_to:  # replies go to a person, while the portal stays the sender
+        message["Reply-To"] = reply_to
     # Header injection is impossible: EmailMessage refuses CR/LF in header values.
     message["Subject"] = subject
     message["Date"] = format_datetime(datetime.now(UTC))
@@ -29,9 +31,9 @@ def build_message(to: str, subject: str, body: str) -> EmailMessage:
     return message
 
 
-def send_mail(to: str, subject: str, body: str) -> None:
+def send_mail(to: str, subject: str, body: str, *, reply_to: str | None = None) -> None:
     """Deliver one message now through the backend named by MAIL_BACKEND."""
-    message = build_message(to, subject, body)
+    message = build_message(to, subject, body, reply_to)
     backend = current_app.config["MAIL_BACKEND"]
     if backend == "file":
         _to_file(message, Path(current_app.config["OUTBOX_PATH"]))

@@ -2,6 +2,246 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from dataclasses import dataclass, field
+
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    url_for,
+)
+from flask_login import current_user
+
+from ..auth.services import FieldErrors
+from ..extensions import limiter
+from ..models import Adoption, AdoptionKind, CaseStudy, Revision, User
+from ..web.forms import add_errors, render_form
+from ..web.htmx import is_partial, vary_on_htmx
+from . import outreach_services as outreach
+from . import services
+from .forms import ActionForm
+from .outreach_forms import AdoptionForm, ContactForm
 
 bp = Blueprint("outreach", __name__, url_prefix="/case-studies")
+
+#: Enough for a real conversation with several authors; too few to spam them from the portal.
+CONTACT_LIMIT = "5 per hour;20 per day"
+
+
+def _user() -> User | None:
+    return current_user._get_current_object() if current_user.is_authenticated else None
+
+
+def _user_key() -> str:
+    return f"contact:{current_user.get_id()}"
+
+
+def _sent(response) -> bool:
+    # Only messages that went out count: a typo in the form costs nothing.
+    return response.status_code == 303
+
+
+def _case_study_or_404(case_study_id: int) -> CaseStudy:
+    try:
+        return services.get_case_study(case_study_id)
+    except services.NotFound:
+        abort(404)
+
+
+# Contact the author
+
+
+def _contact_revision_or_404(case_study: CaseStudy) -> Revision:
+    try:
+        return outreach.contact_revision(case_study)
+    except services.NotFound:
+        abort(404)
+
+
+@bp.route("/<id:case_study_id>/contact", methods=["GET", "POST"])
+@limiter.limit(CONTACT_LIMIT, key_func=_user_key, methods=["POST"], deduct_when=_sent)
+def contact(case_study_id: int):
+    """Write to a case study's contact without seeing their address."""
+    case_study = _case_study_or_404(case_study_id)
+    revision = _contact_revision_or_404(case_study)
+    form = ContactForm()
+    if form.validate_on_submit():
+        try:
+            outreach.contact_author(_user(), case_study, form.message.data)
+        except FieldErrors as failure:
+            add_errors(form, failure.errors)
+        except outreach.DeliveryFailed:
+            form.form_errors.append(
+                "Your message could not be sent just now. It is below: try again in a few minutes."
+            )
+        else:
+            return redirect(url_for(".contact_sent", case_study_id=case_study.id), code=303)
+    return render_form(
+        "casestudies/contact.html",
+        form,
+        case_study=case_study,
+        revision=revision,
+        message_max=outreach.MESSAGE_MAX,
+        message_min=outreach.MESSAGE_MIN,
+    )
+
+
+@bp.get("/<id:case_study_id>/contact/sent")
+def contact_sent(case_study_id: int):
+    """Confirm that the message went, and where the reply will come."""
+    case_study = _case_study_or_404(case_study_id)
+    revision = _contact_revision_or_404(case_study)
+    return render_template(
+        "casestudies/contact_sent.html", case_study=case_study, revision=revision
+    )
+
+
+@bp.errorhandler(429)
+def too_many_messages(_error):
+    """Explain the limit in words, as a page or an htmx fragment."""
+    template = "errors/_error.html" if is_partial() else "errors/error.html"
+    body = render_template(
+        template,
+        code=429,
+        title="You have sent a lot of messages",
+        message="To protect authors from unwanted mail, you can send 5 messages an hour "
+        "and 20 a day. Try again later.",
+    )
+    return vary_on_htmx(make_response(body, 429))
+
+
+# Adopted elsewhere
+
+
+@dataclass
+class Outreach:
+    """What the case study page offers this reader: a way to write, and the adoptions."""
+
+    case_study: CaseStudy
+    contact_url: str | None = None
+    sign_in_url: str | None = None
+    adoptions: list[Adoption] = field(default_factory=list)
+    can_record: bool = False
+    own: Adoption | None = None
+    removable: set[int] = field(default_factory=set)
+    form: AdoptionForm | None = None
+    action_form: ActionForm | None = None
+    announcement: str = ""
+    focus_heading: bool = False
+
+
+def outreach_of(case_study: CaseStudy, revision: Revision, form: AdoptionForm | None = None):
+    """Gather what the case study page shows of contacting and adoptions, for this user."""
+    user = _user()
+    found = Outreach(case_study=case_study)
+    if revision.state.value != "published" or case_study.archived_at is not None:
+        return found
+    if revision.contact_email:
+        contact_url = url_for("outreach.contact", case_study_id=case_study.id)
+        if user is None:
+            found.sign_in_url = url_for("auth.login", next=contact_url)
+        else:
+            found.contact_url = contact_url
+    found.adoptions = outreach.adoptions_of(case_study)
+    found.removable = {a.id for a in found.adoptions if outreach.may_remove_adoption(user, a)}
+    found.can_record = outreach.may_record_adoption(user, case_study)
+    found.action_form = ActionForm()
+    if found.can_record:
+        found.own = outreach.own_adoption(user, case_study)
+        if form is None:
+            own = found.own
+            form = AdoptionForm(
+                data={"kind": own.kind.value, "note": own.note} if own else None,
+                formdata=None,
+            )
+        found.form = form
+    return found
+
+
+@bp.app_context_processor
+def _page_helpers():
+    return {"outreach_of": outreach_of}
+
+
+def _published_or_404(case_study_id: int) -> tuple[CaseStudy, Revision]:
+    case_study = _case_study_or_404(case_study_id)
+    revision = services.published(case_study)
+    if revision is None or case_study.archived_at is not None:
+        abort(404)
+    return case_study, revision
+
+
+def _adoptions_answer(
+    case_study, revision, *, form=None, done="", status=200, error="", removed=False
+):
+    """Answer an adoption change: the section alone for htmx, else the page or a redirect."""
+    section = outreach_of(case_study, revision, form)
+    if is_partial():
+        section.announcement = done or error  # read out: the swap itself is silent
+        section.focus_heading = removed
+        page = render_template("casestudies/_adoptions.html", outreach=section, error=error)
+        return vary_on_htmx(make_response(page, status))
+    if status == 200:
+        flash(done, "success")
+        return redirect(
+            url_for("casestudies.show", case_study_id=case_study.id, _anchor="adoptions"), code=303
+        )
+    page = render_template(
+        "casestudies/adoption.html", outreach=section, revision=revision, error=error
+    )
+    return make_response(page, status)
+
+
+@bp.get("/<id:case_study_id>/adoption")
+def adoption(case_study_id: int):
+    """Show the adoptions of a case study with the form, on a page of their own."""
+    case_study, revision = _published_or_404(case_study_id)
+    return render_template(
+        "casestudies/adoption.html", outreach=outreach_of(case_study, revision), revision=revision
+    )
+
+
+@bp.post("/<id:case_study_id>/adoption")
+def record_adoption(case_study_id: int):
+    """Record, or update, that the signed-in user's force adopted or adapted the case study."""
+    case_study, revision = _published_or_404(case_study_id)
+    form = AdoptionForm()
+    valid = form.validate_on_submit()
+    if form.csrf_token.errors:
+        abort(400)
+    if valid:
+        try:
+            created = outreach.record_adoption(
+                _user(), case_study, AdoptionKind(form.kind.data), form.note.data or ""
+            )
+        except services.NotAllowed as refusal:
+            return _adoptions_answer(case_study, revision, status=403, error=str(refusal))
+        except FieldErrors as failure:
+            add_errors(form, failure.errors)
+        else:
+            verb = "Recorded" if created else "Updated"
+            force = _user().force.name
+            done = f"{verb}: {force} has {form.kind.data} this case study."
+            return _adoptions_answer(case_study, revision, done=done)
+    return _adoptions_answer(
+        case_study, revision, form=form, status=400, error="There is a problem with your record."
+    )
+
+
+@bp.post("/<id:case_study_id>/adoptions/<id:adoption_id>/remove")
+def remove_adoption(case_study_id: int, adoption_id: int):
+    """Take a force's adoption off the case study."""
+    case_study, revision = _published_or_404(case_study_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        removed = outreach.remove_adoption(_user(), case_study, adoption_id)
+    except services.NotFound:
+        abort(404)
+    except services.NotAllowed:
+        abort(403)
+    done = f"{removed.force.name} is no longer listed."
+    return _adoptions_answer(case_study, revision, done=done, removed=True)

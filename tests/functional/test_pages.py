@@ -33,7 +33,9 @@ def test_case_study_page_shows_the_published_content(member, published):
     assert "Northamptonshire Fire and Rescue Service" in page
     assert "Book the hall early." in page
     assert "Worked" in page
-    assert 'href="mailto:sarah.khan@northants.police.uk"' in page
+    # The contact is named, with a way to write to them; their address stays private.
+    assert "Inspector Sarah Khan" in page and f'href="/case-studies/{case_id}/contact"' in page
+    assert "sarah.khan@northants.police.uk" not in page
     assert (
         "<title>Challenging Misogyny with the fire service – HeForShe Practice Library</title>"
         in page
