@@ -217,8 +217,15 @@ def _csv_chunks(ids: list[int], with_email: bool) -> Iterator[bytes]:
 
 def _jsonl_chunks(ids: list[int], with_email: bool) -> Iterator[bytes]:
     for batch in _batches(ids):
-        lines = [json.dumps(_import_record(row, with_email), ensure_ascii=False) for row in batch]
+        lines = [_json_line(_import_record(row, with_email)) for row in batch]
         yield ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _json_line(record: dict) -> str:
+    # Accents stay readable; the two Unicode line separators are escaped, as some tools
+    # that read "lines" split on them too.
+    line = json.dumps(record, ensure_ascii=False)
+    return line.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
 def _import_record(row: dict, with_email: bool) -> dict:

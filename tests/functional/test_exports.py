@@ -82,7 +82,9 @@ def _csv_rows(response) -> list[dict]:
 
 
 def _jsonl(response) -> list[dict]:
-    return [json.loads(line) for line in response.get_data(as_text=True).splitlines()]
+    text = response.get_data(as_text=True)
+    assert text == "" or text.endswith("\n")
+    return [json.loads(line) for line in text.split("\n")[:-1]]
 
 
 @pytest.mark.parametrize(
@@ -339,7 +341,8 @@ TRICKY = [
     case_study_line(
         title="Café culture in Cwmbrân — “quotes” and ünïcödé 🚓",
         summary="Line one.\nLine two, with a tab\there.",
-        body="## What we did\n\n* a list\n* with `code` and <b>html-like</b> text\n\n> quoted",
+        body="## What we did\n\n* a list\n* with `code` and <b>html-like</b> text\n\n> quoted"
+        "\u2028after a Unicode line separator",
         force="the Met",
         themes=["Night-time economy", "Partnership working", "Women in sport"],
         partners=["Street Pastors", "Saracens Foundation"],
@@ -407,6 +410,7 @@ def test_a_moderators_json_lines_export_reimports_unchanged(
     published(*TRICKY, *_library_corpus())
     exported = moderator.get("/reports/export.jsonl")
     assert exported.status_code == 200
+    assert "\u2028".encode() not in exported.get_data()  # escaped: one case study, one line
     path = tmp_path / "export.jsonl"
     path.write_bytes(exported.get_data())
 
