@@ -61,13 +61,13 @@ CONTACT_EMAIL_COLUMN = "Contact email"
 
 
 @bp.get("/export.csv", endpoint="csv")
-def export_csv():
+def export_csv() -> Response:
     """Download the library's current results as CSV (UTF-8 with a BOM, for Excel)."""
     return _export("csv", "text/csv; charset=utf-8", _csv_chunks)
 
 
 @bp.get("/export.jsonl", endpoint="jsonl")
-def export_jsonl():
+def export_jsonl() -> Response:
     """Download the library's current results as JSON Lines that re-import unchanged."""
     return _export("jsonl", "application/x-ndjson; charset=utf-8", _jsonl_chunks)
 
