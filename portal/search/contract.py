@@ -83,6 +83,13 @@ class SearchBackend(Protocol):
     def query(self, query: SearchQuery) -> SearchResults:
         """Return ranked ids, the total, snippets, facet counts and a suggestion; never raise."""
 
+    def ranked_ids(self, query: SearchQuery) -> list[int]:
+        """Return the ids of every match, in the order the pages of `query` show them.
+
+        The page and page size are ignored: this is every page at once, for exports.
+        Never raises (an empty list instead), as `query` never does.
+        """
+
     def related(self, case_study_id: int, limit: int = 4) -> list[int]:
         """Return case studies most like this one."""
 

@@ -167,12 +167,13 @@ class PostgresBackend:
             db.session.rollback()
             return SearchResults(hits=[], total=0)
 
-    def _query(self, query: SearchQuery) -> SearchResults:
+    def _matching(self, query: SearchQuery, params: dict) -> tuple[str, str | None] | None:
+        """Return the FROM ... WHERE of the matches and the tsquery's SQL (None: no text);
+        None when words were typed but nothing in them is searchable (no match)."""
         words = query.text.strip()
-        params: dict = {}
         tsquery = self._tsquery(words, params) if words else None
-        if words and tsquery is None:  # typed, but nothing searchable in it: no match
-            return SearchResults(hits=[], total=0, facets={})
+        if words and tsquery is None:
+            return None
         where = ["e.document @@ q.query"] if tsquery else []
         if query.force:
             where.append("e.force = ANY(:forces)")
@@ -192,6 +193,44 @@ class PostgresBackend:
             f"FROM search_entry e, (SELECT {tsquery or 'NULL::tsquery'} AS query) q "
             f"WHERE {' AND '.join(where) or 'true'}"
         )
+        return source, tsquery
+
+    @staticmethod
+    def _order(query: SearchQuery, tsquery: str | None, total: int) -> str:
+        """Return the ORDER BY of the matches: newest first, or best first."""
+        if query.sort == "newest" or not tsquery:
+            return "e.published_at DESC, e.case_study_id DESC"
+        # Ranking reads each match's vector: for a broad query that would be thousands of
+        # long bodies, so it ranks on the short heading vector instead (title, themes,
+        # summary, force), where the best matches of a broad query stand out anyway.
+        vector = "e.document" if total <= RANK_WHOLE_DOCUMENTS else "e.heading"
+        return f"ts_rank_cd('{{0.1, 0.2, 0.4, 1.0}}', {vector}, q.query) DESC, e.case_study_id"
+
+    def ranked_ids(self, query: SearchQuery) -> list[int]:
+        try:
+            params: dict = {}
+            matching = self._matching(query, params)
+            if matching is None:
+                return []
+            source, tsquery = matching
+            total = db.session.execute(text(f"SELECT count(*) {source}"), params).scalar_one()
+            order = self._order(query, tsquery, total)
+            rows = db.session.execute(
+                text(f"SELECT e.case_study_id {source} ORDER BY {order}"),  # noqa: S608
+                params,
+            )
+            return [int(r[0]) for r in rows]
+        except Exception:  # as query(): never an error page
+            db.session.rollback()
+            return []
+
+    def _query(self, query: SearchQuery) -> SearchResults:
+        words = query.text.strip()
+        params: dict = {}
+        matching = self._matching(query, params)
+        if matching is None:  # typed, but nothing searchable in it: no match
+            return SearchResults(hits=[], total=0, facets={})
+        source, tsquery = matching
         facets = {"force": {}, "theme": {}, "year": {}, "partner": {}}
         rows = db.session.execute(
             text(
@@ -209,16 +248,7 @@ class PostgresBackend:
         for kind, value, count in rows:
             facets[kind][value] = int(count)
         total = sum(facets["force"].values())
-        newest = query.sort == "newest" or not tsquery
-        # Ranking reads each match's vector: for a broad query that would be thousands of
-        # long bodies, so it ranks on the short heading vector instead (title, themes,
-        # summary, force), where the best matches of a broad query stand out anyway.
-        vector = "e.document" if total <= RANK_WHOLE_DOCUMENTS else "e.heading"
-        order = (
-            "e.published_at DESC, e.case_study_id DESC"
-            if newest
-            else f"ts_rank_cd('{{0.1, 0.2, 0.4, 1.0}}', {vector}, q.query) DESC, e.case_study_id"
-        )
+        order = self._order(query, tsquery, total)
         highlight = (
             f"ts_headline('{CONFIG}', page.excerpt, page.query, "
             f"'StartSel={START}, StopSel={STOP}, MaxWords=40, MinWords=15, MaxFragments=2, "

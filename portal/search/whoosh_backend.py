@@ -238,7 +238,8 @@ class WhooshBackend:
         parsed = parser.parse(expand_compounds(text) if '"' not in text else text)
         return _with_synonyms(parsed, searcher.schema, self._synonym_terms)
 
-    def _query(self, query: SearchQuery) -> SearchResults:
+    def _matches(self, query: SearchQuery):
+        """Return the searcher, its state, the parsed text and every filtered match."""
         searcher, state = self._current_searcher()
         view = state.view
         text = query.text.strip()
@@ -248,6 +249,12 @@ class WhooshBackend:
         if keep is not None:
             chosen = keep[found.docs]
             found = Matches(found.docs[chosen], found.scores[chosen])
+        return searcher, state, parsed, found
+
+    def _query(self, query: SearchQuery) -> SearchResults:
+        searcher, state, parsed, found = self._matches(query)
+        view = state.view
+        text = query.text.strip()
         counts = view.facet_counts(found.docs, self._codes)
         start = (max(1, query.page) - 1) * query.per_page
         newest = query.sort == "newest" or not text
@@ -257,6 +264,16 @@ class WhooshBackend:
         total = len(found.docs)
         suggestion = _suggest(searcher, text) if text and total < 3 else None
         return SearchResults(hits=hits, total=total, facets=counts, suggestion=suggestion)
+
+    def ranked_ids(self, query: SearchQuery) -> list[int]:
+        try:
+            _, state, _, found = self._matches(query)
+            newest = query.sort == "newest" or not query.text.strip()
+            # The same ordering as a page's, over every match: page 1 holding them all.
+            order = state.view.page(found, newest, 0, len(found.docs))
+            return state.view.case_id[order].tolist()
+        except Exception:  # as query(): never an error page
+            return []
 
     def related(self, case_study_id: int, limit: int = 4) -> list[int]:
         """The case studies scoring best for this one's key terms (scored on arrays)."""

@@ -420,7 +420,13 @@ class View:
         # Best first; among equals, the earlier document (Whoosh's order).
         key = -self.recency[docs].astype(np.float64) if newest else -matches.scores
         everything = end == len(docs)
-        top = np.arange(len(docs)) if everything else np.argpartition(key, end - 1)[:end]
+        if everything:
+            top = np.arange(len(docs))
+        else:
+            # argpartition picks any of the documents tied at the cut: take them all, so that
+            # the order below (ties by document number) is the same for every page.
+            cut = key[np.argpartition(key, end - 1)[end - 1]]
+            top = np.flatnonzero(key <= cut)
         top = top[np.lexsort((docs[top], key[top]))]
         return docs[top[start:end]]
 

@@ -328,3 +328,52 @@ def test_an_index_written_piece_by_piece_answers_as_one_built_at_once(backend):
     assert pieces[0][0] == 57
     backend.rebuild(iter(latest.values()))
     assert _answers(backend) == pieces
+
+
+# Every match at once, for exports
+
+
+def _every_page(backend, query: SearchQuery, per_page: int = 7) -> list[int]:
+    found, page = [], 1
+    while True:
+        paged = SearchQuery(**{**query.__dict__, "page": page, "per_page": per_page})
+        hits = backend.query(paged).hits
+        if not hits:
+            return found
+        found += [h.case_study_id for h in hits]
+        page += 1
+
+
+EXPORTED_QUERIES = [
+    SearchQuery(),
+    SearchQuery(sort="newest"),
+    SearchQuery(text="women"),
+    SearchQuery(text="women", sort="newest"),
+    SearchQuery(text="rugby -pledge"),
+    SearchQuery(text='"night economy"'),
+    SearchQuery(text="safety OR health", theme=("menopause-support",)),
+    SearchQuery(text="allies", force=("kent-police",), year=(2024, 2025)),
+    SearchQuery(text="culture", partner=("fire service",), sort="newest"),
+    SearchQuery(force=("gwent-police", "kent-police"), year=(2023,)),
+]
+
+
+@pytest.mark.parametrize("broad_above", [None, 5])
+def test_ranked_ids_are_every_page_of_results_in_order(backend, broad_above, monkeypatch):
+    backend.apply(_generated(80, seed=3), [])
+    if broad_above is not None:  # PostgreSQL ranks many matches on headings only
+        from portal.search import postgres_backend
+
+        monkeypatch.setattr(postgres_backend, "RANK_WHOLE_DOCUMENTS", broad_above)
+    for query in EXPORTED_QUERIES:
+        everything = backend.ranked_ids(SearchQuery(**{**query.__dict__, "page": 3}))
+        assert everything == _every_page(backend, query), query
+        assert len(everything) == backend.query(query).total
+        assert len(set(everything)) == len(everything)
+    assert len(backend.ranked_ids(SearchQuery())) == 86
+
+
+@pytest.mark.parametrize("text", ["nothingmatches", "-", '""', "OR", "title:x*", "\x00"])
+def test_ranked_ids_of_no_match_or_hostile_text_are_empty_never_an_error(backend, text):
+    found = backend.ranked_ids(SearchQuery(text=text))
+    assert found == [h.case_study_id for h in backend.query(SearchQuery(text=text)).hits]
