@@ -6,12 +6,10 @@ before it is recorded, so a mail server's failure is told to the sender, who can
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from email.utils import formataddr
 
 from flask import current_app, render_template
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -235,41 +233,3 @@ def _tell_author_of_adoption(adoption: Adoption, case_study: CaseStudy) -> None:
     )
     title = _one_line(revision.title)[:80]
     _send_quietly(author.email, f"{adoption.force.name} has {adoption.kind.value}: {title}", body)
-
-
-# Figures for the dashboard
-
-
-@dataclass(frozen=True)
-class AdoptionCounts:
-    """How far shared practice spreads: adoption records, in all and by case study and force."""
-
-    total: int
-    adopted: int
-    adapted: int
-    by_case_study: dict[int, int]  # case study id -> how many forces took it up
-    by_force: dict[int, int]  # force id -> how many case studies it took up
-
-
-def adoption_counts(since: datetime | None = None, until: datetime | None = None) -> AdoptionCounts:
-    """Count adoptions recorded in [since, until) (all time by default)."""
-    conditions = []
-    if since is not None:
-        conditions.append(Adoption.created_at >= since)
-    if until is not None:
-        conditions.append(Adoption.created_at < until)
-
-    def grouped(column) -> dict:
-        rows = db.session.execute(
-            select(column, func.count(Adoption.id)).where(*conditions).group_by(column)
-        )
-        return {key: count for key, count in rows}
-
-    kinds = grouped(Adoption.kind)
-    return AdoptionCounts(
-        total=sum(kinds.values()),
-        adopted=kinds.get(AdoptionKind.ADOPTED, 0),
-        adapted=kinds.get(AdoptionKind.ADAPTED, 0),
-        by_case_study=grouped(Adoption.case_study_id),
-        by_force=grouped(Adoption.force_id),
-    )

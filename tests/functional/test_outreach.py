@@ -3,7 +3,6 @@
 import email
 import email.policy
 import json
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -454,8 +453,9 @@ def adopt_without_page(client, case_id):
     )
 
 
-def test_adoption_counts_for_the_dashboard(app, published, make_user, member):
-    from portal.casestudies.outreach_services import adoption_counts
+def test_adoptions_recorded_on_the_page_count_on_the_dashboard(app, published, make_user, member):
+    from portal.models import AdoptionKind
+    from portal.reports import figures
 
     first, second = published(case_study_line(), case_study_line(title="Another"))
     scotland = client_for(app, make_user, email="s@scotland.police.uk", force="Police Scotland")
@@ -463,19 +463,14 @@ def test_adoption_counts_for_the_dashboard(app, published, make_user, member):
     adopt(member, second, kind="adopted")
     adopt(scotland, first, kind="adopted")
     with app.app_context():
-        counts = adoption_counts()
-        kent, scot = (
-            db.session.scalar(
-                select(Adoption.force_id).where(Adoption.recorded_by.has(email=email)).limit(1)
-            )
-            for email in (member.user.email, "s@scotland.police.uk")
-        )
-        assert counts.total == 3 and (counts.adopted, counts.adapted) == (2, 1)
-        assert counts.by_case_study == {first: 2, second: 1}
-        assert counts.by_force == {kent: 2, scot: 1}
-        tomorrow = utcnow() + timedelta(days=1)
-        assert adoption_counts(since=tomorrow).total == 0
-        assert adoption_counts(until=tomorrow).total == 3
+        counts = figures.adoptions()
+        assert counts.total == 3
+        assert counts.by_kind == {AdoptionKind.ADOPTED: 2, AdoptionKind.ADAPTED: 1}
+        assert counts.forces_adopting == 2
+        assert [(row[0], row[3]) for row in counts.most_adopted] == [(first, 2), (second, 1)]
+        assert figures.adoptions(utcnow().year + 1).total == 0
+    page = member.get("/reports").get_data(as_text=True)
+    assert 'id="figure-adoptions">3<' in page
 
 
 def test_the_page_lists_no_adoptions_yet(member, case_id):
