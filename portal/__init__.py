@@ -72,10 +72,13 @@ def configure_blueprints(app: Flask) -> None:
     from werkzeug.routing import IntegerConverter
 
     class IdConverter(IntegerConverter):
-        """A database id: a positive integer that fits a 64-bit column (else a 404)."""
+        """A database id: a positive integer that fits the id columns (else a 404).
+
+        Ids are 32-bit integers on PostgreSQL, which refuses a larger value in a query.
+        """
 
         def __init__(self, url_map) -> None:
-            super().__init__(url_map, min=1, max=2**63 - 1)
+            super().__init__(url_map, min=1, max=2**31 - 1)
 
     app.url_map.converters["id"] = IdConverter
     from .admin.views import bp as admin_bp

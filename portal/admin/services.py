@@ -95,6 +95,8 @@ def set_force(admin: User, user: User, force_name: str) -> None:
         return
     before = user.force.slug
     user.force = force
+    # A contact of one force is not a contact of the next until they say so.
+    user.listed_as_contact = False
     audit.record(
         "admin.user_force_changed",
         actor=admin,

@@ -6,7 +6,6 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from flask_login import current_user
 
 from ..extensions import limiter
-from ..reference import force_names_and_aliases
 from ..web.forms import add_errors, render_form
 from . import mfa, services, sessions
 from .forms import ChangePasswordForm, MfaSetupForm, PasswordCheckForm, ProfileForm
@@ -48,12 +47,11 @@ def index():
 
 @bp.route("/profile", methods=["GET", "POST"])
 def profile():
-    """Change name and force."""
+    """Change name and whether they are listed as their force's HeForShe contact."""
     user = _user()
     form = ProfileForm(
         data={
             "name": user.name,
-            "force": user.force.name,
             "listed_as_contact": user.listed_as_contact,
             "contact_role": user.contact_role,
         }
@@ -63,7 +61,6 @@ def profile():
             services.update_profile(
                 user,
                 form.name.data,
-                form.force.data,
                 listed_as_contact=form.listed_as_contact.data,
                 contact_role=form.contact_role.data,
             )
@@ -72,7 +69,7 @@ def profile():
         else:
             flash("Your details have been updated.", "success")
             return redirect(url_for(".index"), code=303)
-    return render_form("account/profile.html", form, forces=force_names_and_aliases())
+    return render_form("account/profile.html", form, user=user)
 
 
 @bp.route("/password", methods=["GET", "POST"])

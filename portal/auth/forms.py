@@ -108,11 +108,6 @@ class ProfileForm(FlaskForm):
         filters=[_strip],
         validators=[DataRequired("Enter your full name"), Length(max=120)],
     )
-    force = StringField(
-        "Force or organisation",
-        filters=[_strip],
-        validators=[DataRequired("Choose your force from the list")],
-    )
     listed_as_contact = BooleanField("List me as a HeForShe contact on my force's page")
     contact_role = StringField(
         "Your HeForShe role (optional)",
@@ -122,9 +117,6 @@ class ProfileForm(FlaskForm):
 
     def validate_name(self, field):
         validate_person_name(field.data)
-
-    def validate_force(self, field):
-        validate_force_name(field.data)
 
 
 class ConfirmEmailForm(FlaskForm):

@@ -340,19 +340,23 @@ def _set_password(user: User, password: str) -> None:
 def update_profile(
     user: User,
     name: str,
-    force_name: str,
     *,
     listed_as_contact: bool | None = None,
     contact_role: str | None = None,
 ) -> None:
-    """Change the user's name, force and whether they are listed as a HeForShe contact."""
+    """Change the user's name and whether they are listed as a HeForShe contact.
+
+    A user's force is not theirs to change: it decides whose adoptions they may record
+    and whose contact they are listed as, so admins change it (admin.services.set_force).
+    """
     problem = name_problem(name)
     if problem:
         raise FieldErrors({"name": problem})
     role = " ".join((contact_role if contact_role is not None else user.contact_role).split())
     if len(role) > 120:
         raise FieldErrors({"contact_role": "Your role must be 120 characters or fewer"})
-    force = resolve_force(force_name)
+    if not is_clean_text(role, multiline=False):
+        raise FieldErrors({"contact_role": "Remove the control characters from your role"})
     changes = {}
     if listed_as_contact is not None and user.listed_as_contact != listed_as_contact:
         changes["listed_as_contact"] = listed_as_contact
@@ -363,9 +367,6 @@ def update_profile(
     if user.name != name.strip():
         changes["name"] = True
         user.name = name.strip()
-    if user.force_id != force.id:
-        changes["force"] = {"from": user.force.slug, "to": force.slug}
-        user.force = force
     if changes:
         audit.record("account.profile_changed", actor=user, target=user, detail=changes)
     db.session.commit()

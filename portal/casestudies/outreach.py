@@ -29,6 +29,9 @@ bp = Blueprint("outreach", __name__, url_prefix="/case-studies")
 
 #: Enough for a real conversation with several authors; too few to spam them from the portal.
 CONTACT_LIMIT = "5 per hour;20 per day"
+# Every attempt counts here, sent or not: a burst of requests at once can't all slip
+# under the limit above, which is only counted once a message has gone.
+CONTACT_ATTEMPT_LIMIT = "10 per hour"
 
 
 def _user() -> User | None:
@@ -37,6 +40,10 @@ def _user() -> User | None:
 
 def _user_key() -> str:
     return f"contact:{current_user.get_id()}"
+
+
+def _attempt_key() -> str:
+    return f"contact-attempt:{current_user.get_id()}"
 
 
 def _sent(response) -> bool:
@@ -63,6 +70,7 @@ def _contact_revision_or_404(case_study: CaseStudy) -> Revision:
 
 @bp.route("/<id:case_study_id>/contact", methods=["GET", "POST"])
 @limiter.limit(CONTACT_LIMIT, key_func=_user_key, methods=["POST"], deduct_when=_sent)
+@limiter.limit(CONTACT_ATTEMPT_LIMIT, key_func=_attempt_key, methods=["POST"])
 def contact(case_study_id: int):
     """Write to a case study's contact without seeing their address."""
     case_study = _case_study_or_404(case_study_id)

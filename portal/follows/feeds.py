@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 from xml.etree import ElementTree as ET
 
-from flask import Blueprint, Response, abort, current_app, g, request, url_for
+from flask import Blueprint, Response, abort, current_app, g, request
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import selectinload
 
+from ..auth.services import external_url
 from ..extensions import db
 from ..forces.views import SLUG, force_by_slug
 from ..models import CaseStudy, Revision, RevisionState, Theme, revision_theme
@@ -121,11 +122,6 @@ def _tag(specific: str) -> str:
     return f"tag:{host},{TAG_DATE}:{specific}"
 
 
-def _external(endpoint: str, **values) -> str:
-    # From BASE_URL, never the Host header: feed readers keep these links.
-    return current_app.config["BASE_URL"] + url_for(endpoint, **values)
-
-
 def _add(parent: ET.Element, name: str, text: str | None = None, **attributes) -> ET.Element:
     element = ET.SubElement(
         parent, f"{{{ATOM}}}{name}", {k: xml_text(v) for k, v in attributes.items()}
@@ -154,12 +150,12 @@ def build_feed(scope: FeedScope, revisions: list[Revision], updated: datetime) -
         _add(entry, "updated", _rfc3339(revision.published_at or case_study.first_published_at))
         if case_study.first_published_at:
             _add(entry, "published", _rfc3339(case_study.first_published_at))
-        link = _external("casestudies.show", case_study_id=case_study.id, slug=case_study.slug)
+        link = external_url("casestudies.show", case_study_id=case_study.id, slug=case_study.slug)
         _add(entry, "link", rel="alternate", type="text/html", href=link)
         author = _add(entry, "author")
         _add(author, "name", case_study.force.name)  # the force, never a person's email
         _add(entry, "summary", revision.summary, type="text")
-        scheme = _external("library.index")
+        scheme = external_url("library.index")
         for theme in revision.themes:
             _add(entry, "category", term=theme.slug, label=theme.name, scheme=scheme)
     return ET.tostring(feed, encoding="utf-8", xml_declaration=True)
@@ -185,11 +181,11 @@ def feed_response(scope: FeedScope) -> Response:
 def _self_link(endpoint: str, **values) -> str:
     # A private link's feed names itself with its token, so readers keep using it.
     token = g.get("feed_token")
-    return _external(endpoint, **values, **({"token": token} if token else {}))
+    return external_url(endpoint, **values, **({"token": token} if token else {}))
 
 
 def _library_filter(**values) -> str:
-    return _external("library.index", sort="newest", **values)
+    return external_url("library.index", sort="newest", **values)
 
 
 @bp.get("/feed.atom")
@@ -213,7 +209,7 @@ def force(slug: str):
         key=f"feed:force:{found.slug}",
         title=f"{found.name}: new case studies",
         self_url=_self_link("feeds.force", slug=found.slug),
-        alternate_url=url_for("forces.show", slug=found.slug, _external=True),
+        alternate_url=external_url("forces.show", slug=found.slug),
         force_id=found.id,
     )
     return feed_response(scope)

@@ -77,13 +77,13 @@ def digest():
     return redirect(url_for(".following"), code=303)
 
 
-@bp.post(f"/<{KINDS}:kind>/<int:target_id>")
+@bp.post(f"/<{KINDS}:kind>/<id:target_id>")
 def follow(kind: str, target_id: int):
     """Follow a force or a theme."""
     return _change(Kind(kind), target_id, following=True)
 
 
-@bp.post(f"/<{KINDS}:kind>/<int:target_id>/unfollow")
+@bp.post(f"/<{KINDS}:kind>/<id:target_id>/unfollow")
 def unfollow(kind: str, target_id: int):
     """Stop following a force or a theme."""
     return _change(Kind(kind), target_id, following=False)

@@ -15,13 +15,14 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
-from flask import Blueprint, Response, stream_with_context, url_for
+from flask import Blueprint, Response, stream_with_context
 from flask_login import current_user
 from sqlalchemy import select
 
 from .. import audit
+from ..auth.services import external_url
 from ..casestudies.services import is_moderator
-from ..extensions import db
+from ..extensions import db, limiter
 from ..library.views import search_query_from_request
 from ..models import (
     EVIDENCE_LABELS,
@@ -58,15 +59,26 @@ CSV_COLUMNS = (
     "Contact name",
 )
 CONTACT_EMAIL_COLUMN = "Contact email"
+# Each export reads every matching case study: enough for real use, not for a flood.
+EXPORT_LIMIT = "10 per minute;60 per hour"
+
+
+def _user_key() -> str:
+    return f"exports:{current_user.get_id()}"
+
+
+_limited = limiter.shared_limit(EXPORT_LIMIT, scope="exports", key_func=_user_key)
 
 
 @bp.get("/export.csv", endpoint="csv")
+@_limited
 def export_csv() -> Response:
     """Download the library's current results as CSV (UTF-8 with a BOM, for Excel)."""
     return _export("csv", "text/csv; charset=utf-8", _csv_chunks)
 
 
 @bp.get("/export.jsonl", endpoint="jsonl")
+@_limited
 def export_jsonl() -> Response:
     """Download the library's current results as JSON Lines that re-import unchanged."""
     return _export("jsonl", "application/x-ndjson; charset=utf-8", _jsonl_chunks)
@@ -191,11 +203,8 @@ def _csv_chunks(ids: list[int], with_email: bool) -> Iterator[bytes]:
         for row in batch:
             cells = [
                 row["case_study_id"],
-                url_for(
-                    "casestudies.show",
-                    case_study_id=row["case_study_id"],
-                    slug=row["slug"],
-                    _external=True,
+                external_url(
+                    "casestudies.show", case_study_id=row["case_study_id"], slug=row["slug"]
                 ),
                 row["title"],
                 row["summary"],

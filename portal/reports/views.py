@@ -16,10 +16,11 @@ from flask import (
     request,
     url_for,
 )
+from flask_login import current_user
 from sqlalchemy import extract, func, select
 from sqlalchemy.orm import selectinload
 
-from ..extensions import db
+from ..extensions import db, limiter
 from ..forces.views import contacts_of
 from ..models import (
     Adoption,
@@ -36,7 +37,8 @@ from .charts import BarChart
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
-FIRST_YEAR = 2000
+# A PDF takes seconds of CPU: a few a minute per person keeps workers free for others.
+PDF_LIMIT = "3 per minute"
 HIGHLIGHTS_PER_THEME = 3
 # Highlights put what worked first, then what is promising.
 EVIDENCE_ORDER = {
@@ -139,9 +141,10 @@ def annual(year: int):
 
 
 @bp.get("/annual/<int:year>.pdf")
+@limiter.limit(PDF_LIMIT, key_func=lambda: f"user:{current_user.get_id()}")
 def annual_pdf(year: int):
     """Download the year's draft report as a PDF, laid out by its print stylesheet."""
-    if not pdf.available():
+    if not pdf.available() or year not in _years():
         abort(404)
     if figures.total_live(year) > pdf.MAX_CASE_STUDIES:
         flash(

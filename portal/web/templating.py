@@ -4,6 +4,7 @@ from datetime import date, datetime
 
 from flask import Flask
 
+from ..auth.services import external_url
 from ..casestudies.markdown import render_markdown
 from ..models import EVIDENCE_LABELS
 
@@ -20,6 +21,7 @@ def register(app: Flask) -> None:
     app.add_template_filter(format_date, "date")
     app.add_template_filter(render_markdown, "markdown")
     app.add_template_global(EVIDENCE_LABELS, "evidence_labels")
+    app.add_template_global(external_url, "external_url")
 
     @app.context_processor
     def _site():

@@ -76,12 +76,18 @@ def test_admin_changes_a_role_and_it_is_audited(app, admin, make_user):
 def test_admin_moves_a_user_to_another_force_by_alias(app, admin, make_user):
     target = make_user(email="pat.jones@kent.police.uk")
     uid = user_id(app, target.email)
+    with app.app_context():
+        db.session.get(User, uid).listed_as_contact = True
+        db.session.commit()
     response = post_form(
         admin, f"/admin/users/{uid}", f"/admin/users/{uid}/force", {"force": "GMP"}
     )
     assert response.status_code == 303
     with app.app_context():
-        assert db.session.get(User, uid).force.name == "Greater Manchester Police"
+        moved = db.session.get(User, uid)
+        assert moved.force.name == "Greater Manchester Police"
+        # Kent's contact is not Greater Manchester's until they opt in again.
+        assert not moved.listed_as_contact
     assert last_audit(app).action == "admin.user_force_changed"
 
 
@@ -172,7 +178,9 @@ def test_audit_log_shows_events_newest_first(app, admin):
     assert page.index("auth.login") < page.index("user.created")
 
 
-def test_a_user_changes_their_own_name_and_force(app, member):
+def test_a_user_changes_their_own_name_but_not_their_force(app, member):
+    # Their force decides whose adoptions they record and whose contact they are: admins
+    # change it.
     page = member.get("/account/profile").get_data(as_text=True)
     response = member.post(
         "/account/profile",
@@ -181,6 +189,8 @@ def test_a_user_changes_their_own_name_and_force(app, member):
     assert response.status_code == 303
     user = load(app, member.user.email)
     assert user.name == "Alex New"
+    with app.app_context():
+        assert db.session.get(User, user.id).force.name == "Kent Police"
     assert last_audit(app).action == "account.profile_changed"
     bad = member.post(
         "/account/profile", data={"name": "", "force": "Gotham", "csrf_token": csrf_from(page)}

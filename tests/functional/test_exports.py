@@ -160,8 +160,12 @@ def test_csv_has_spreadsheet_columns_a_link_and_a_dated_filename(app, member, pu
         "Contact name",
     ]
     assert row["ID"] == str(case_id)
-    assert row["Link"].startswith("http://localhost/case-studies/")
-    assert member.get(row["Link"]).status_code == 200
+    # From PORTAL_BASE_URL, never the request's Host header.
+    assert row["Link"].startswith(member.application.config["BASE_URL"] + "/case-studies/")
+    assert (
+        member.get(row["Link"].removeprefix(member.application.config["BASE_URL"])).status_code
+        == 200
+    )
     assert row["Title"] == "Café culture in Cwmbrân"
     assert row["Force"] == "Northamptonshire Police"
     assert row["Themes"] == "Night-time economy; Partnership working"
@@ -428,3 +432,11 @@ def test_a_moderators_json_lines_export_reimports_unchanged(
     assert len(by_title) == len(copied) == len(original)
     for case_study in original:
         assert by_title[case_study["title"]] == case_study
+
+
+def test_exports_are_rate_limited_per_user(member, published):
+    published(case_study_line())
+    for n in range(10):
+        path = "/reports/export.csv" if n % 2 else "/reports/export.jsonl"
+        assert member.get(path).status_code == 200
+    assert member.get("/reports/export.csv").status_code == 429

@@ -199,3 +199,10 @@ def test_the_button_shows_nothing_to_anonymous_visitors(app):
         with app.test_request_context("/library"):
             html = render_template("follows/_button.html", follow_kind="theme", follow_target=theme)
     assert html.strip() == ""
+
+
+@pytest.mark.parametrize("target", ["3000000000", "9223372036854775807", "9" * 30])
+def test_following_an_id_beyond_any_row_is_not_found(member, target):
+    token = csrf_from(member.get("/account/following").get_data(as_text=True))
+    response = member.post(f"/account/following/force/{target}", data={"csrf_token": token})
+    assert response.status_code == 404

@@ -477,3 +477,12 @@ def test_the_page_lists_no_adoptions_yet(member, case_id):
     page = page_of(member, case_id)
     assert "No other force has recorded taking this up yet." in page
     assert "Has your force taken this up?" in page
+
+
+def test_failed_attempts_are_limited_too(app, member, case_id):
+    # Ten refused forms in an hour, then even a good message waits: many requests at once
+    # can't slip under the limit on messages sent.
+    for _ in range(10):
+        assert send(member, case_id, message="too short").status_code == 400
+    assert send(member, case_id).status_code == 429
+    assert outbox(app) == []

@@ -109,7 +109,14 @@ def test_library_pages_past_the_end_show_the_last_page(member, published, query)
 
 
 @pytest.mark.parametrize(
-    "path", ["/case-studies/0", "/case-studies/99999999999999999999", "/case-studies/-1"]
+    "path",
+    [
+        "/case-studies/0",
+        "/case-studies/99999999999999999999",
+        "/case-studies/-1",
+        "/case-studies/3000000000",  # beyond PostgreSQL's 32-bit ids
+        "/case-studies/9223372036854775807",
+    ],
 )
 def test_case_study_ids_out_of_range_are_not_found(member, path):
     assert member.get(path).status_code == 404

@@ -356,6 +356,9 @@ def test_annual_report_holds_the_years_practice_only(app, data, member):
 
 
 def test_annual_report_for_a_year_out_of_range_is_not_found(data, member):
+    for huge in ("99999999999999999999999", "3000000000"):
+        assert member.get(f"/reports/annual/{huge}").status_code == 404
+        assert member.get(f"/reports/annual/{huge}.pdf").status_code == 404
     assert member.get("/reports/annual/1999").status_code == 404
     assert member.get(f"/reports/annual/{THIS_YEAR + 1}").status_code == 404
     assert member.get("/reports/annual/abc").status_code == 404
@@ -436,7 +439,7 @@ def test_unknown_force_or_theme_is_not_found(member, path):
 
 def opt_in(client, **data):
     token = csrf_from(client.get("/account/profile").get_data(as_text=True))
-    form = {"name": "Alex Example", "force": "Kent Police", "csrf_token": token, **data}
+    form = {"name": "Alex Example", "csrf_token": token, **data}
     return client.post("/account/profile", data=form)
 
 
@@ -453,13 +456,19 @@ def test_colleague_opts_in_to_be_listed_as_a_contact(app, member, make_user, aut
     assert member.user.email not in member.get("/forces/kent-police").get_data(as_text=True)
 
 
-def test_too_long_a_role_is_refused_and_kept(member):
-    role = "Lead " * 30
+@pytest.mark.parametrize(
+    ("role", "message"),
+    [
+        ("Lead " * 30, "Your role must be 120 characters or fewer"),
+        ("Lead\x00\u202e", "Remove the control characters from your role"),
+    ],
+)
+def test_a_bad_role_is_refused_and_kept(member, role, message):
     response = opt_in(member, listed_as_contact="y", contact_role=role)
     assert response.status_code == 400
     html = response.get_data(as_text=True)
-    assert "Your role must be 120 characters or fewer" in html
-    assert role.strip() in html
+    assert message in html
+    assert role.strip()[:4] in html
     with member.application.app_context():
         user = db.session.scalar(select(User).where(User.email == member.user.email))
         assert not user.listed_as_contact
@@ -520,3 +529,9 @@ def test_a_report_too_long_for_a_pdf_says_to_print_instead(app, data, member, mo
     response = member.get(f"/reports/annual/{year}.pdf", follow_redirects=True)
     assert response.status_code == 200
     assert "too long for the server to make a PDF" in response.text
+
+
+def test_pdfs_are_rate_limited_per_user(member):
+    for _ in range(3):
+        assert member.get("/reports/annual/1999.pdf").status_code == 404
+    assert member.get("/reports/annual/1999.pdf").status_code == 429
