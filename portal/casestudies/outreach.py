@@ -24,6 +24,7 @@ from . import outreach_services as outreach
 from . import services
 from .forms import ActionForm
 from .outreach_forms import AdoptionForm, ContactForm
+from .views import case_study_or_404
 
 bp = Blueprint("outreach", __name__, url_prefix="/case-studies")
 
@@ -51,13 +52,6 @@ def _sent(response) -> bool:
     return response.status_code == 303
 
 
-def _case_study_or_404(case_study_id: int) -> CaseStudy:
-    try:
-        return services.get_case_study(case_study_id)
-    except services.NotFound:
-        abort(404)
-
-
 # Contact the author
 
 
@@ -73,7 +67,7 @@ def _contact_revision_or_404(case_study: CaseStudy) -> Revision:
 @limiter.limit(CONTACT_ATTEMPT_LIMIT, key_func=_attempt_key, methods=["POST"])
 def contact(case_study_id: int):
     """Write to a case study's contact without seeing their address."""
-    case_study = _case_study_or_404(case_study_id)
+    case_study = case_study_or_404(case_study_id)
     revision = _contact_revision_or_404(case_study)
     form = ContactForm()
     if form.validate_on_submit():
@@ -100,7 +94,7 @@ def contact(case_study_id: int):
 @bp.get("/<id:case_study_id>/contact/sent")
 def contact_sent(case_study_id: int):
     """Confirm that the message went, and where the reply will come."""
-    case_study = _case_study_or_404(case_study_id)
+    case_study = case_study_or_404(case_study_id)
     revision = _contact_revision_or_404(case_study)
     return render_template(
         "casestudies/contact_sent.html", case_study=case_study, revision=revision
@@ -175,7 +169,7 @@ def _page_helpers():
 
 
 def _published_or_404(case_study_id: int) -> tuple[CaseStudy, Revision]:
-    case_study = _case_study_or_404(case_study_id)
+    case_study = case_study_or_404(case_study_id)
     revision = services.published(case_study)
     if revision is None or case_study.archived_at is not None:
         abort(404)

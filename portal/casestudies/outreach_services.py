@@ -19,7 +19,7 @@ from ..extensions import db
 from ..mail import send_mail
 from ..models import Adoption, AdoptionKind, CaseStudy, Revision, User, UserStatus
 from . import rules
-from .services import NotAllowed, NotFound, is_moderator, published
+from .services import NotAllowed, NotFound, is_moderator, published, send_quietly
 
 MESSAGE_MIN = 20
 MESSAGE_MAX = 3000
@@ -98,15 +98,7 @@ def contact_author(sender: User, case_study: CaseStudy, message: str) -> None:
     copy = render_template(
         "mail/contact_copy.txt", sender=sender, revision=revision, message=text, link=link
     )
-    _send_quietly(sender.email, f"Your message about: {title[:80]}", copy)
-
-
-def _send_quietly(to: str, subject: str, body: str) -> None:
-    # The work is done and committed: a courtesy email that fails is logged, not shown.
-    try:
-        send_mail(to, subject, body)
-    except Exception:  # noqa: BLE001 - any delivery failure is logged, none is fatal here
-        current_app.logger.exception("could not send %r", subject)
+    send_quietly(sender.email, f"Your message about: {title[:80]}", copy)
 
 
 # Adopted elsewhere
@@ -232,4 +224,4 @@ def _tell_author_of_adoption(adoption: Adoption, case_study: CaseStudy) -> None:
         "mail/adopted.txt", user=author, adoption=adoption, revision=revision, link=link
     )
     title = _one_line(revision.title)[:80]
-    _send_quietly(author.email, f"{adoption.force.name} has {adoption.kind.value}: {title}", body)
+    send_quietly(author.email, f"{adoption.force.name} has {adoption.kind.value}: {title}", body)

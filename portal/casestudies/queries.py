@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..models import CaseStudy, Revision, RevisionState
 
 
-def latest_published(limit: int = 6) -> list[Revision]:
-    """Return the newest published revisions of live case studies, newest first."""
-    query = (
+def live_revisions() -> Select:
+    """Select the published revisions of case studies not archived, with what a card shows."""
+    return (
         select(Revision)
         .join(Revision.case_study)
         .where(Revision.state == RevisionState.PUBLISHED, CaseStudy.archived_at.is_(None))
@@ -19,7 +19,10 @@ def latest_published(limit: int = 6) -> list[Revision]:
             selectinload(Revision.themes),
             selectinload(Revision.case_study).selectinload(CaseStudy.force),
         )
-        .order_by(Revision.published_at.desc(), Revision.id.desc())
-        .limit(limit)
     )
-    return list(db.session.scalars(query))
+
+
+def latest_published(limit: int = 6) -> list[Revision]:
+    """Return the newest published revisions of live case studies, newest first."""
+    query = live_revisions().order_by(Revision.published_at.desc(), Revision.id.desc())
+    return list(db.session.scalars(query.limit(limit)))

@@ -510,10 +510,10 @@ def _tell_moderators(revision: Revision) -> None:
     link = external_url("moderation.review", revision_id=revision.id)
     for moderator in moderators:
         body = render_template("mail/submitted.txt", revision=revision, link=link, user=moderator)
-        _send(moderator.email, f"To moderate: {revision.title}", body)
+        send_quietly(moderator.email, f"To moderate: {revision.title}", body)
 
 
-def _send(to: str, subject: str, body: str) -> None:
+def send_quietly(to: str, subject: str, body: str) -> None:
     # The work is committed already: a mail server's failure must not turn it into an
     # error page, nor stop the other messages. It is logged for the admins.
     try:
@@ -543,4 +543,4 @@ def _tell_author(revision: Revision, action: ModerationAction, comment: str) -> 
         link=link,
         user=author,
     )
-    _send(author.email, SUBJECTS[action].format(title=revision.title[:80]), body)
+    send_quietly(author.email, SUBJECTS[action].format(title=revision.title[:80]), body)

@@ -44,7 +44,7 @@ def _user():
     return current_user._get_current_object() if current_user.is_authenticated else None
 
 
-def _case_study_or_404(case_study_id: int) -> CaseStudy:
+def case_study_or_404(case_study_id: int) -> CaseStudy:
     try:
         return services.get_case_study(case_study_id)
     except services.NotFound:
@@ -191,7 +191,7 @@ def new():
 @bp.route("/<id:case_study_id>/edit", methods=["GET", "POST"])
 def edit(case_study_id: int):
     """Edit the draft, or start a new version of a published case study."""
-    case_study = _case_study_or_404(case_study_id)
+    case_study = case_study_or_404(case_study_id)
     user = _user()
     _visible_revision(case_study)  # 404 for those who may not see it at all
     if not services.editable_by(user, case_study):
@@ -234,7 +234,7 @@ def preview():
 @bp.get("/<id:case_study_id>/<slug>")
 def show(case_study_id: int, slug: str | None = None):
     """Show a case study: its published version, or for its author and moderators the latest."""
-    case_study = _case_study_or_404(case_study_id)
+    case_study = case_study_or_404(case_study_id)
     revision = _visible_revision(case_study)
     if slug != case_study.slug:
         return redirect(
@@ -279,7 +279,7 @@ def related_to(case_study: CaseStudy, limit: int = 4) -> list[Revision]:
 @bp.get("/<id:case_study_id>/history")
 def history(case_study_id: int):
     """Show every revision, every decision with its comment, and what changed."""
-    case_study = _case_study_or_404(case_study_id)
+    case_study = case_study_or_404(case_study_id)
     if not services.may_see_unpublished(_user(), case_study):
         abort(404)
     events = db.session.scalars(
@@ -297,7 +297,7 @@ def history(case_study_id: int):
 
 
 def _act(case_study_id: int, step, done: str):
-    case_study = _case_study_or_404(case_study_id)
+    case_study = case_study_or_404(case_study_id)
     _visible_revision(case_study)
     if not ActionForm().validate_on_submit():
         abort(400)
@@ -325,7 +325,7 @@ def archive(case_study_id: int):
 @bp.get("/<id:case_study_id>/attachments/<id:attachment_id>")
 def attachment(case_study_id: int, attachment_id: int):
     """Download an attachment of a revision this user may read."""
-    case_study = _case_study_or_404(case_study_id)
+    case_study = case_study_or_404(case_study_id)
     found = db.session.get(Attachment, attachment_id)
     if found is None or found.revision.case_study_id != case_study.id:
         abort(404)

@@ -23,9 +23,9 @@ from datetime import datetime, timedelta
 from flask import current_app, has_request_context, render_template
 from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import selectinload
 
 from ..auth.services import external_url
+from ..casestudies.queries import live_revisions
 from ..extensions import db
 from ..mail import send_mail
 from ..models import (
@@ -33,7 +33,6 @@ from ..models import (
     DigestItem,
     Follow,
     Revision,
-    RevisionState,
     User,
     UserStatus,
     revision_theme,
@@ -82,19 +81,12 @@ def due(user: User, since: datetime, until: datetime) -> list[Revision]:
         DigestItem.user_id == user.id, DigestItem.case_study_id == CaseStudy.id
     )
     query = (
-        select(Revision)
-        .join(Revision.case_study)
+        live_revisions()
         .where(
-            Revision.state == RevisionState.PUBLISHED,
-            CaseStudy.archived_at.is_(None),
             CaseStudy.first_published_at >= since,
             CaseStudy.first_published_at <= until,
             or_(CaseStudy.force_id.in_(forces), on_followed_theme),
             ~already_sent,
-        )
-        .options(
-            selectinload(Revision.themes),
-            selectinload(Revision.case_study).selectinload(CaseStudy.force),
         )
         .order_by(CaseStudy.first_published_at, CaseStudy.id)
     )

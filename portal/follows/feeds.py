@@ -16,12 +16,12 @@ from xml.etree import ElementTree as ET
 
 from flask import Blueprint, Response, abort, current_app, g, request
 from sqlalchemy import exists, func, select
-from sqlalchemy.orm import selectinload
 
 from ..auth.services import external_url
+from ..casestudies.queries import live_revisions
 from ..extensions import db
 from ..forces.views import SLUG, force_by_slug
-from ..models import CaseStudy, Revision, RevisionState, Theme, revision_theme
+from ..models import CaseStudy, Revision, Theme, revision_theme
 from .feed_links import user_for_feed_token
 
 bp = Blueprint("feeds", __name__)
@@ -80,17 +80,8 @@ class FeedScope:
 
 def _published(scope: FeedScope) -> list[Revision]:
     query = (
-        select(Revision)
-        .join(Revision.case_study)
-        .where(
-            Revision.state == RevisionState.PUBLISHED,
-            CaseStudy.archived_at.is_(None),
-            *scope.filters(),
-        )
-        .options(
-            selectinload(Revision.themes),
-            selectinload(Revision.case_study).selectinload(CaseStudy.force),
-        )
+        live_revisions()
+        .where(*scope.filters())
         .order_by(CaseStudy.first_published_at.desc(), CaseStudy.id.desc())
         .limit(FEED_SIZE)
     )

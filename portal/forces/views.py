@@ -9,6 +9,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from ..casestudies.queries import live_revisions
 from ..extensions import db
 from ..models import (
     Adoption,
@@ -89,14 +90,8 @@ def show(slug: str):
     """Show one force: its practice, themes, counts by year, contacts and adoptions."""
     force = force_by_slug(slug)
     newest = db.session.scalars(
-        select(Revision)
-        .join(Revision.case_study)
-        .where(
-            CaseStudy.force_id == force.id,
-            Revision.state == RevisionState.PUBLISHED,
-            CaseStudy.archived_at.is_(None),
-        )
-        .options(selectinload(Revision.themes), selectinload(Revision.case_study))
+        live_revisions()
+        .where(CaseStudy.force_id == force.id)
         .order_by(CaseStudy.first_published_at.desc(), CaseStudy.id.desc())
         .limit(NEWEST_SHOWN)
     ).all()

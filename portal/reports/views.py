@@ -20,6 +20,7 @@ from flask_login import current_user
 from sqlalchemy import extract, func, select
 from sqlalchemy.orm import selectinload
 
+from ..casestudies.queries import live_revisions
 from ..extensions import db, limiter
 from ..forces.views import contacts_of
 from ..models import (
@@ -29,7 +30,6 @@ from ..models import (
     Force,
     ModerationAction,
     Revision,
-    RevisionState,
     utcnow,
 )
 from . import figures, pdf
@@ -104,19 +104,10 @@ def _published_in(year: int) -> list[Revision]:
     """Return the live revisions of case studies first published in the year, by force."""
     return list(
         db.session.scalars(
-            select(Revision)
-            .join(Revision.case_study)
+            live_revisions()
             .join(CaseStudy.force)
-            .where(
-                Revision.state == RevisionState.PUBLISHED,
-                CaseStudy.archived_at.is_(None),
-                extract("year", CaseStudy.first_published_at) == year,
-            )
-            .options(
-                selectinload(Revision.themes),
-                selectinload(Revision.partners),
-                selectinload(Revision.case_study).selectinload(CaseStudy.force),
-            )
+            .where(extract("year", CaseStudy.first_published_at) == year)
+            .options(selectinload(Revision.partners))
             .order_by(Force.name, CaseStudy.first_published_at, CaseStudy.id)
         )
     )
