@@ -1,4 +1,8 @@
-"""Valid records to build test data from."""
+"""Valid records to build test data from, and the mail the portal wrote."""
+
+import email
+import email.policy
+from pathlib import Path
 
 
 def case_study_line(**overrides) -> dict:
@@ -32,3 +36,12 @@ def pdf_attachment(data: bytes, filename: str = "plan.pdf"):
         sha256=hashlib.sha256(data).hexdigest(),
         data=data,
     )
+
+
+def outbox(app) -> list[email.message.EmailMessage]:
+    """Return the messages the file mail backend wrote, oldest first, parsed."""
+    folder = Path(app.config["OUTBOX_PATH"])
+    return [
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+        for p in sorted(folder.glob("*.eml"))
+    ]

@@ -2,7 +2,6 @@
 
 import email
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -13,18 +12,10 @@ from portal.follows import services as follows
 from portal.follows.digests import claim
 from portal.models import CaseStudy, DigestItem, Force, Theme, User, UserStatus, utcnow
 
-from ..records import case_study_line
+from ..records import case_study_line, outbox
 
 MISOGYNY = "Challenging misogyny"
 WELLBEING = "Men's health and wellbeing"
-
-
-def outbox(app) -> list[email.message.EmailMessage]:
-    folder = Path(app.config["OUTBOX_PATH"])
-    return [
-        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
-        for p in sorted(folder.glob("*.eml"))
-    ]
 
 
 def digests(app) -> list[email.message.EmailMessage]:

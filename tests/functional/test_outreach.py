@@ -1,7 +1,5 @@
 """Contacting a case study's author without seeing their address; recording adoptions."""
 
-import email
-import email.policy
 import json
 from pathlib import Path
 
@@ -12,18 +10,10 @@ from portal.extensions import db
 from portal.models import Adoption, AuditEvent, CaseStudy, Revision, utcnow
 
 from ..conftest import Auth, csrf_from
-from ..records import case_study_line
+from ..records import case_study_line, outbox
 
 CONTACT = "sarah.khan@northants.police.uk"
 MESSAGE = "Hello Sarah, we would like to run your event in Kent. Who did you work with?"
-
-
-def outbox(app) -> list[email.message.EmailMessage]:
-    folder = Path(app.config["OUTBOX_PATH"])
-    return [
-        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
-        for p in sorted(folder.glob("*.eml"))
-    ]
 
 
 def send(client, case_id, message=MESSAGE, **headers):
