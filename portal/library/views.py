@@ -99,7 +99,7 @@ def _facets(query: SearchQuery, counts: dict[str, dict[str, int]]) -> list[Facet
     ]
 
 
-def _args(query: SearchQuery, **change) -> dict:
+def query_args(query: SearchQuery, **change) -> dict:
     """The query string of this search, changed: for filter tags, pagination and sorting."""
     args = {
         "q": query.text or None,
@@ -153,8 +153,8 @@ def index():
         "items": items,
         "pages": pages,
         "facets": _facets(query, results.facets),
-        "args": lambda **change: _args(query, **change),
-        "suggestion_url": url_for(".index", **_args(query, q=results.suggestion))
+        "args": lambda **change: query_args(query, **change),
+        "suggestion_url": url_for(".index", **query_args(query, q=results.suggestion))
         if results.suggestion
         else None,
     }

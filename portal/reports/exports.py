@@ -23,7 +23,7 @@ from .. import audit
 from ..auth.services import external_url
 from ..casestudies.services import is_moderator
 from ..extensions import db, limiter
-from ..library.views import search_query_from_request
+from ..library.views import query_args, search_query_from_request
 from ..models import (
     EVIDENCE_LABELS,
     CaseStudy,
@@ -36,7 +36,7 @@ from ..models import (
     revision_partner,
     revision_theme,
 )
-from ..search import SearchQuery, get_backend
+from ..search import get_backend
 
 bp = Blueprint("exports", __name__, url_prefix="/reports")
 
@@ -93,7 +93,7 @@ def _export(kind: str, mimetype: str, chunks) -> Response:
         actor=current_user,
         detail={
             "format": kind,
-            "filters": _filters(query),
+            "filters": query_args(query),
             "count": len(ids),
             "contact_email": with_email,
         },
@@ -103,19 +103,6 @@ def _export(kind: str, mimetype: str, chunks) -> Response:
     response = Response(stream_with_context(chunks(ids, with_email)), mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
-
-
-def _filters(query: SearchQuery) -> dict:
-    """The query parameters the export was made with, as the audit log keeps them."""
-    found = {
-        "q": query.text,
-        "force": list(query.force),
-        "theme": list(query.theme),
-        "year": list(query.year),
-        "partner": list(query.partner),
-        "sort": query.sort if query.sort == "newest" else "",
-    }
-    return {k: v for k, v in found.items() if v}
 
 
 # Reading the rows

@@ -57,24 +57,25 @@ def _years() -> list[int]:
     return list(range(this_year, min(first, this_year) - 1, -1))
 
 
-def _chosen_year() -> int:
+def _chosen_year(years: list[int]) -> int:
     """Return the year asked for in ?year=, or this year when it is missing or odd."""
     year = request.args.get("year", type=int)
-    return year if year in _years() else utcnow().year
+    return year if year in years else utcnow().year
 
 
 @bp.get("")
 def dashboard():
     """Show the library's figures: practice by force, theme, year and evidence; moderation;
     coverage of themes by forces; adoptions."""
-    year = _chosen_year()
+    years = _years()
+    year = _chosen_year(years)
     by_force = figures.by_force()
     by_theme = figures.by_theme()
     by_year = figures.by_year()
     return render_template(
         "reports/dashboard.html",
         year=year,
-        years=_years(),
+        years=years,
         total=sum(n for _, n in by_year),
         published_in_year=figures.total_live(year),
         forces_in_year=len(figures.by_force(year)),
