@@ -1,9 +1,22 @@
-"""Compare two versions of a case study, field by field, line by line."""
+"""Compare two versions of a case study, field by field: lines, then words inside them.
+
+Anything an author can send is compared in bounded time. Lines are matched with patience
+diff (lines that occur once on each side anchor the match; the stretches between anchors are
+compared the same way), then words inside each run of changed lines. Every step counts the
+items it looks at against one budget per comparison; past it, what is left is shown as
+removed and added, which is still correct, only less fine. Unchanged stretches fold to a
+count. A field with more lines than a moderator could read is shown whole, before and after,
+marked "too large to compare". difflib is not used: its matcher (and ndiff above it) grows
+faster than the square of the input on repetitive text.
+"""
 
 from __future__ import annotations
 
-import difflib
 import json
+import re
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 FIELDS = (
@@ -21,11 +34,51 @@ FIELDS = (
     ("attachments", "Attachments"),
 )
 
+#: Items (lines or words) the matcher may look at in one comparison of two versions.
+BUDGET = 400_000
+#: Lines shown for one field at most (changes and their context).
+MAX_SHOWN_LINES = 1_500
+#: Unchanged lines kept either side of a change; longer stretches fold to a count.
+CONTEXT = 2
+
+_WORDS = re.compile(r"\n|[^\S\n]+|\w+|[^\w\s]")
+
+
+@dataclass(frozen=True)
+class DiffLine:
+    """One line of a comparison.
+
+    `op` is " " (unchanged), "-" (removed), "+" (added) or "…" (`folded` unchanged lines
+    not shown). `parts` is the line's text in pieces, each marked True where that piece
+    itself changed (the words that differ inside a changed line).
+    """
+
+    op: str
+    parts: tuple[tuple[bool, str], ...] = ()
+    folded: int = 0
+
+    @property
+    def text(self) -> str:
+        return "".join(text for _, text in self.parts)
+
 
 @dataclass(frozen=True)
 class FieldDiff:
     label: str
-    lines: list[tuple[str, str]]  # (" ", "+" or "-", text)
+    lines: tuple[DiffLine, ...]
+    #: Set when the field was too large to compare: both versions are shown whole.
+    too_large: bool = False
+    before: str = ""
+    after: str = ""
+
+
+class _Budget:
+    def __init__(self, items: int) -> None:
+        self.left = items
+
+    def spend(self, items: int) -> bool:
+        self.left -= items
+        return self.left >= 0
 
 
 def _lines(value) -> list[str]:
@@ -36,20 +89,190 @@ def _lines(value) -> list[str]:
     return str(value).splitlines()
 
 
-def compare(old: dict, new: dict) -> list[FieldDiff]:
-    """Return the changed fields, each with its lines kept, removed and added."""
+def compare(
+    old: dict, new: dict, *, budget: int = BUDGET, context: int = CONTEXT
+) -> list[FieldDiff]:
+    """Return the changed fields, each with its removed, added and nearby unchanged lines."""
+    spending = _Budget(budget)
     changes = []
     for name, label in FIELDS:
         before, after = _lines(old.get(name)), _lines(new.get(name))
-        if before == after:
-            continue
-        lines = []
-        for line in difflib.ndiff(before, after):
-            op, text = line[0], line[2:]
-            if op in " +-":
-                lines.append((op, text))
-        changes.append(FieldDiff(label, lines))
+        if before != after:
+            changes.append(_compare_field(label, before, after, spending, context))
     return changes
+
+
+def _compare_field(
+    label: str, before: list[str], after: list[str], budget: _Budget, context: int
+) -> FieldDiff:
+    runs = list(_opcodes(before, after, budget))
+    if sum(len(old) + len(new) for tag, old, new in runs if tag != "=") > MAX_SHOWN_LINES:
+        return FieldDiff(
+            label, (), too_large=True, before="\n".join(before), after="\n".join(after)
+        )
+    lines: list[DiffLine] = []
+    for tag, old, new in runs:
+        if tag == "=":
+            lines.extend(DiffLine(" ", ((False, line),)) for line in old)
+        elif old and new and budget.left > 0:
+            lines.extend(_word_diff(old, new, budget))
+        else:
+            lines.extend(DiffLine("-", ((False, line),)) for line in old)
+            lines.extend(DiffLine("+", ((False, line),)) for line in new)
+    return FieldDiff(label, tuple(_fold(lines, context)))
+
+
+def _opcodes(a: Sequence, b: Sequence, budget: _Budget):
+    """Yield ("=" or "~", a's items, b's items) in order: equal runs and changed runs."""
+    i = j = 0
+    run = 0  # matches seen in a row, not yet yielded
+    for mi, mj in [*_matches(a, b, budget), (len(a), len(b))]:
+        if mi == i + run and mj == j + run and mi < len(a):
+            run += 1
+            continue
+        if run:
+            yield "=", a[i : i + run], b[j : j + run]
+            i, j = i + run, j + run
+        if i < mi or j < mj:
+            yield "~", a[i:mi], b[j:mj]
+        i, j, run = mi, mj, 1
+
+
+def _matches(a: Sequence, b: Sequence, budget: _Budget) -> list[tuple[int, int]]:
+    """Return pairs (i, j) with a[i] == b[j], rising in both: a patience diff."""
+    found: list[tuple[int, int]] = []
+    stack = [(0, len(a), 0, len(b))]
+    while stack:
+        alo, ahi, blo, bhi = stack.pop()
+        while alo < ahi and blo < bhi and a[alo] == b[blo]:
+            found.append((alo, blo))
+            alo, blo = alo + 1, blo + 1
+        while alo < ahi and blo < bhi and a[ahi - 1] == b[bhi - 1]:
+            ahi, bhi = ahi - 1, bhi - 1
+            found.append((ahi, bhi))
+        if alo == ahi or blo == bhi or not budget.spend((ahi - alo) + (bhi - blo)):
+            continue
+        anchors = _unique_common(a, alo, ahi, b, blo, bhi)
+        if not anchors:
+            continue  # nothing to anchor on: the whole stretch is a change
+        found.extend(anchors)
+        edges = [(alo - 1, blo - 1), *anchors, (ahi, bhi)]
+        for (i1, j1), (i2, j2) in zip(edges, edges[1:], strict=False):
+            if i1 + 1 < i2 and j1 + 1 < j2:
+                stack.append((i1 + 1, i2, j1 + 1, j2))
+    found.sort()
+    return found
+
+
+def _unique_common(a, alo, ahi, b, blo, bhi) -> list[tuple[int, int]]:
+    """Return the longest rising chain of items found exactly once on each side."""
+    count_a = Counter(a[alo:ahi])
+    count_b = Counter(b[blo:bhi])
+    where_a = {item: i for i, item in enumerate(a[alo:ahi], alo) if count_a[item] == 1}
+    pairs = [
+        (where_a[item], j)
+        for j, item in enumerate(b[blo:bhi], blo)
+        if count_b[item] == 1 and item in where_a
+    ]
+    # Longest increasing subsequence of a's positions, taken in b's order (patience sorting).
+    tops: list[int] = []
+    top_index: list[int] = []
+    previous: list[int] = []
+    for n, (i, _) in enumerate(pairs):
+        pile = bisect_left(tops, i)
+        previous.append(top_index[pile - 1] if pile else -1)
+        if pile == len(tops):
+            tops.append(i)
+            top_index.append(n)
+        else:
+            tops[pile] = i
+            top_index[pile] = n
+    chain = []
+    n = top_index[-1] if top_index else -1
+    while n >= 0:
+        chain.append(pairs[n])
+        n = previous[n]
+    return chain[::-1]
+
+
+def _word_diff(old: Sequence[str], new: Sequence[str], budget: _Budget) -> list[DiffLine]:
+    """Return the changed lines with the words that differ marked: removed, then added."""
+    a, b = "\n".join(old), "\n".join(new)
+    # The same start and end are found at C speed and never split into words, so a long
+    # paragraph with one word changed costs little; each is cut back to a word boundary.
+    head = _common_prefix(a, b)
+    head = max(a.rfind(" ", 0, head), a.rfind("\n", 0, head)) + 1
+    start = len(a) - _common_prefix(a[head:][::-1], b[head:][::-1])
+    breaks = [x for x in (a.find(" ", start), a.find("\n", start)) if x >= 0]
+    tail = len(a) - min(breaks) if breaks else 0
+    removed: list[list[tuple[bool, str]]] = [[]]
+    added: list[list[tuple[bool, str]]] = [[]]
+    for side in (removed, added):
+        _emit(side, False, a[:head])
+    middle_a, middle_b = a[head : len(a) - tail], b[head : len(b) - tail]
+    for tag, old_words, new_words in _opcodes(
+        _WORDS.findall(middle_a), _WORDS.findall(middle_b), budget
+    ):
+        _emit(removed, tag != "=", "".join(old_words))
+        _emit(added, tag != "=", "".join(new_words))
+    for side in (removed, added):
+        _emit(side, False, a[len(a) - tail :])
+    return [DiffLine("-", _merge(parts)) for parts in removed] + [
+        DiffLine("+", _merge(parts)) for parts in added
+    ]
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """Return how many characters a and b share at the start (a binary search on slices)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _emit(lines: list[list[tuple[bool, str]]], changed: bool, text: str) -> None:
+    """Add `text` to the last line, starting a new line at each line break."""
+    first, *rest = text.split("\n")
+    if first:
+        lines[-1].append((changed, first))
+    for piece in rest:
+        lines.append([(changed, piece)] if piece else [])
+
+
+def _merge(parts: list[tuple[bool, str]]) -> tuple[tuple[bool, str], ...]:
+    """Join neighbouring pieces of the same kind, so the markup stays small."""
+    merged: list[tuple[bool, str]] = []
+    for changed, text in parts:
+        if merged and merged[-1][0] == changed:
+            merged[-1] = (changed, merged[-1][1] + text)
+        else:
+            merged.append((changed, text))
+    return tuple(merged)
+
+
+def _fold(lines: list[DiffLine], context: int) -> list[DiffLine]:
+    """Keep `context` unchanged lines around each change; fold longer stretches to a count."""
+    keep = set()
+    for n, line in enumerate(lines):
+        if line.op != " ":
+            keep.update(range(max(0, n - context), min(len(lines), n + context + 1)))
+    shown: list[DiffLine] = []
+    hidden = 0
+    for n, line in enumerate(lines):
+        if n in keep:
+            if hidden:
+                shown.append(DiffLine("…", folded=hidden))
+                hidden = 0
+            shown.append(line)
+        else:
+            hidden += 1
+    if hidden:
+        shown.append(DiffLine("…", folded=hidden))
+    return shown
 
 
 def snapshot_of(text: str) -> dict:

@@ -1,7 +1,9 @@
 """Writing, submitting, moderating and publishing case studies, and who may see what."""
 
 import email
+import html
 import io
+import re
 import zipfile
 from pathlib import Path
 
@@ -308,10 +310,28 @@ def test_the_author_fixes_and_resubmits_and_sees_what_changed(app, author, moder
     assert states(app, case_id) == [RevisionState.SUBMITTED]
     review = moderator.get(f"/moderation/{revision_id}").get_data(as_text=True)
     assert "Compared with the previous submission" in review
-    assert (
-        "£12,000 raised" in review
-        and "Removed: </span>230 walkers; 41 people asked for support." in review
+    removed, added = diff_lines(review)
+    assert [text_of(line) for line in removed] == [
+        "Removed: 230 walkers; 41 people asked for support."
+    ]
+    assert [text_of(line) for line in added] == [
+        "Added: 230 walkers; 41 asked for support; £12,000 raised."
+    ]
+    # the words that changed are marked inside the lines
+    assert '<strong class="portal-diff__word">people </strong>' in removed[0]
+    assert '<strong class="portal-diff__word">; £12,000 raised</strong>.' in added[0]
+
+
+def diff_lines(page: str) -> tuple[list[str], list[str]]:
+    """Return the markup of the removed and the added lines of a comparison."""
+    return (
+        re.findall(r'<del class="portal-diff">(.*?)</del>', page, re.S),
+        re.findall(r'<ins class="portal-diff">(.*?)</ins>', page, re.S),
     )
+
+
+def text_of(markup: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", markup))
 
 
 def test_rejection_needs_a_reason_and_the_author_sees_it(app, author, moderator):
@@ -762,7 +782,10 @@ def test_after_a_rejected_edit_the_next_edit_is_compared_with_the_rejected_submi
     with app.app_context():
         third = db.session.scalar(select(Revision.id).where(Revision.number == 3))
     review = moderator.get(f"/moderation/{third}").get_data(as_text=True)
-    assert "Compared with the previous submission" in review and "First try" in review
+    assert "Compared with the previous submission" in review
+    removed, added = diff_lines(review)
+    assert "Removed: First try at new outcomes." in [text_of(line) for line in removed]
+    assert "Added: Second try at new outcomes." in [text_of(line) for line in added]
 
 
 def test_deciding_on_a_draft_says_it_is_not_waiting(app, author, moderator):
