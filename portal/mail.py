@@ -14,17 +14,26 @@ from pathlib import Path
 from flask import current_app
 
 from .models import utcnow
+from .web.text import one_line
+
+#: Subjects longer than this are cut (with an ellipsis): mail clients show less anyway.
+SUBJECT_MAX = 150
 
 
 def build_message(to: str, subject: str, body: str, reply_to: str | None = None) -> EmailMessage:
-    """Return a plain-text message from the portal to one recipient."""
+    """Return a plain-text message from the portal to one recipient.
+
+    Every subject passes through one_line(): a title holding U+2028, a bidi control or a
+    line break (whatever a form let through) can never stop a message from being built.
+    """
     message = EmailMessage()
     message["From"] = current_app.config["MAIL_FROM"]
     message["To"] = to
     if reply_to:  # replies go to a person, while the portal stays the sender
         message["Reply-To"] = reply_to
-    # Header injection is impossible: EmailMessage refuses CR/LF in header values.
-    message["Subject"] = subject
+    # Header injection is impossible: EmailMessage refuses CR/LF in header values, and
+    # one_line() leaves nothing it would refuse.
+    message["Subject"] = one_line(subject, SUBJECT_MAX)
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid(domain="heforshe.portal")
     message.set_content(body)

@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 
 from portal import create_app
 from portal.cli import init_db
@@ -59,6 +60,14 @@ def _fresh_state(request):
             db.engine.dispose()
 
 
+class SentClient(FlaskClient):
+    """A test client that reads each response whole and closes it, as a server does once the
+    last byte is sent (work the portal defers until then has run when a request returns)."""
+
+    def open(self, *args, buffered: bool = True, **kwargs):
+        return super().open(*args, buffered=buffered, **kwargs)
+
+
 def make_app(instance: Path, **config):
     """Build an app whose runtime files all live in `instance` (and, in the scale-out run,
     whose database is this run's PostgreSQL database)."""
@@ -66,6 +75,7 @@ def make_app(instance: Path, **config):
     server = {"DATABASE_URL": database, **SERVER_CONFIG} if database else {}
     server = {k: v for k, v in server.items() if v}
     app = create_app({"INSTANCE_PATH": str(instance), "TESTING": True, **server, **config})
+    app.test_client_class = SentClient
     _APPS.append(app)
     return app
 

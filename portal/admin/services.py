@@ -9,10 +9,10 @@ from sqlalchemy.orm import selectinload
 
 from .. import audit
 from ..auth.services import FieldErrors, resolve_force
-from ..casestudies.rules import is_clean_text
 from ..extensions import db
 from ..models import AuditEvent, Role, Synonym, User, UserStatus, utcnow
 from ..pagination import Page, like_pattern, paginate
+from ..web.text import is_clean_text
 
 
 def search_users(text: str = "", page: int = 1, per_page: int = 25) -> Page:

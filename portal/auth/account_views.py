@@ -5,18 +5,19 @@ from __future__ import annotations
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from ..extensions import limiter
+from ..web import attempts
+from ..web.attempts import AttemptLimit
 from ..web.forms import add_errors, render_form
 from . import mfa, services, sessions
 from .forms import ChangePasswordForm, MfaSetupForm, PasswordCheckForm, ProfileForm
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
-PASSWORD_CHECK_LIMIT = "10 per 5 minutes"  # noqa: S105 - a rate, not a password
+PASSWORD_CHECKS = AttemptLimit("password-check", 10, 5 * 60)
 
 
 def _user_key() -> str:
-    return f"user:{current_user.get_id()}"
+    return f"user:{current_user.id}"
 
 
 def _failed(_response) -> bool:
@@ -25,9 +26,7 @@ def _failed(_response) -> bool:
 
 def _limited(view):
     """Limit wrong passwords per user: a stolen session must not become a guessing oracle."""
-    return limiter.limit(
-        PASSWORD_CHECK_LIMIT, key_func=_user_key, methods=["POST"], deduct_when=_failed
-    )(view)
+    return attempts.counted((PASSWORD_CHECKS, _user_key), counts=_failed)(view)
 
 
 def _user():

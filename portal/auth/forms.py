@@ -95,6 +95,28 @@ class NewPasswordForm(FlaskForm):
     password = PasswordField("New password", validators=[DataRequired("Enter a new password")])
 
 
+class FinishRegistrationForm(NewPasswordForm):
+    """A reset link for an address never confirmed: its owner gives their own details, since
+    whoever registered the address may not have been them."""
+
+    name = StringField(
+        "Full name",
+        filters=[_strip],
+        validators=[DataRequired("Enter your full name"), Length(max=120)],
+    )
+    force = StringField(
+        "Force or organisation",
+        filters=[_strip],
+        validators=[DataRequired("Choose your force from the list")],
+    )
+
+    def validate_name(self, field):
+        validate_person_name(field.data)
+
+    def validate_force(self, field):
+        validate_force_name(field.data)
+
+
 class ChangePasswordForm(FlaskForm):
     current_password = PasswordField(
         "Current password", validators=[DataRequired("Enter your current password")]

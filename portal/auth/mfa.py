@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import io
+import re
 import secrets
 import time
 
@@ -15,6 +16,7 @@ from .passwords import hash_password, verify_password
 
 RECOVERY_CODE_COUNT = 10
 ISSUER = "HeForShe Practice Library"
+SIX_DIGITS = re.compile(r"[0-9]{6}")
 
 
 def new_secret() -> str:
@@ -47,7 +49,9 @@ def qr_svg(uri: str) -> Markup:
 def matching_step(secret: str, code: str, *, at: float | None = None) -> int | None:
     """Return the time step `code` is valid for (this one or one either side), if any."""
     code = "".join(code.split())
-    if not (code.isdigit() and len(code) == 6):
+    # ASCII digits only: "١٢٣٤٥٦" and "１２３４５６" pass str.isdigit() but are no code (and
+    # hmac.compare_digest refuses non-ASCII text).
+    if not SIX_DIGITS.fullmatch(code):
         return None
     totp = pyotp.TOTP(secret)
     now = time.time() if at is None else at

@@ -15,11 +15,12 @@ from flask import current_app, render_template, url_for
 from sqlalchemy import func, select, update
 
 from .. import audit
-from ..casestudies.rules import is_clean_text, looks_like_email
+from ..casestudies.rules import looks_like_email
 from ..extensions import db
 from ..mail import send_mail
 from ..models import Force, RecoveryCode, Role, User, UserStatus, utcnow
 from ..reference import find_force
+from ..web.text import is_clean_text
 from . import mfa, tokens
 from .passwords import hash_password, password_problem, verify_password
 
@@ -228,7 +229,8 @@ def verify_second_factor(user: User, code: str) -> bool:
     """Accept a fresh TOTP code or an unused recovery code; audit the outcome.
 
     After 10 wrong codes in a row the second step closes for an hour and the owner is
-    told by email: whoever is guessing already knows the password.
+    told by email: whoever is guessing already knows the password. Every count and claim
+    is one conditional UPDATE, so parallel guesses cannot lose a failure or reuse a code.
     """
     now = utcnow()
     if user.second_factor_locked_until and user.second_factor_locked_until > now:
@@ -236,24 +238,55 @@ def verify_second_factor(user: User, code: str) -> bool:
     step = mfa.matching_step(user.totp_secret or "", code)
     if step is not None and _claim_step(user, step):
         return True
-    if step is None:
-        for recovery in user.recovery_codes:
-            if recovery.used_at is None and mfa.recovery_code_matches(recovery.code_hash, code):
-                recovery.used_at = now
-                user.second_factor_failures = 0
-                audit.record("auth.recovery_code_used", actor=user, target=user)
-                db.session.commit()
-                return True
-    user.second_factor_failures += 1
+    if step is None and _claim_recovery_code(user, code, now):
+        return True
+    failures = db.session.execute(
+        update(User)
+        .where(User.id == user.id)
+        .values(second_factor_failures=User.second_factor_failures + 1)
+        .returning(User.second_factor_failures)
+    ).scalar_one()
     audit.record("auth.second_factor_failed", actor=user, target=user)
-    locked = user.second_factor_failures >= SECOND_FACTOR_MAX_FAILURES
-    if locked:
-        user.second_factor_failures = 0
-        user.second_factor_locked_until = now + SECOND_FACTOR_LOCK
-        audit.record("auth.second_factor_locked", actor=user, target=user)
+    locked = failures >= SECOND_FACTOR_MAX_FAILURES and _lock_second_factor(user, now)
     db.session.commit()
+    db.session.refresh(user)
     if locked:
         _mail(user, "second_factor_locked", "Someone is trying to sign in to your account")
+    return False
+
+
+def _lock_second_factor(user: User, now) -> bool:
+    # Only the request that finds the count at the limit locks (and sends one email).
+    locked = db.session.execute(
+        update(User)
+        .where(User.id == user.id, User.second_factor_failures >= SECOND_FACTOR_MAX_FAILURES)
+        .values(second_factor_failures=0, second_factor_locked_until=now + SECOND_FACTOR_LOCK)
+        .returning(User.id)
+    ).first()
+    if locked is not None:
+        audit.record("auth.second_factor_locked", actor=user, target=user)
+    return locked is not None
+
+
+def _claim_recovery_code(user: User, code: str, now) -> bool:
+    for recovery in user.recovery_codes:
+        if recovery.used_at is None and mfa.recovery_code_matches(recovery.code_hash, code):
+            claimed = db.session.execute(
+                update(RecoveryCode)
+                .where(RecoveryCode.id == recovery.id, RecoveryCode.used_at.is_(None))
+                .values(used_at=now)
+                .returning(RecoveryCode.id)
+            ).first()
+            if claimed is None:  # a parallel request used it first
+                db.session.rollback()
+                return False
+            db.session.execute(
+                update(User).where(User.id == user.id).values(second_factor_failures=0)
+            )
+            audit.record("auth.recovery_code_used", actor=user, target=user)
+            db.session.commit()
+            db.session.refresh(user)
+            return True
     return False
 
 
@@ -292,16 +325,39 @@ def request_password_reset(email: str) -> None:
     _mail(user, "reset", "Reset your password", link=link)
 
 
-def reset_password(token: str, password: str) -> User:
-    """Set a new password from a reset link; every session ends and the link dies."""
+def reset_password(
+    token: str, password: str, *, name: str | None = None, force_name: str | None = None
+) -> User:
+    """Set a new password from a reset link; every session ends and the link dies.
+
+    An account never confirmed may have been registered by someone else with the owner's
+    address: the link proves who owns the address, not who chose the name and force. So
+    the owner gives their own name and force (`name`, `force_name`), which replace the
+    registration's, and only then is the account confirmed.
+    """
     user = tokens.read_token(token, tokens.RESET)
-    problem = password_problem(password, name=user.name, email=user.email)
+    pending = user.status == UserStatus.PENDING
+    errors: dict[str, str] = {}
+    problem = password_problem(password, name=name or user.name, email=user.email)
     if problem:
-        raise FieldErrors({"password": problem})
+        errors["password"] = problem
+    force = None
+    if pending:
+        problem = name_problem(name or "")
+        if problem:
+            errors["name"] = problem
+        force = find_force(force_name) if (force_name or "").strip() else None
+        if force is None:
+            errors["force"] = "Choose your force from the list"
+    if errors:
+        raise FieldErrors(errors)
     _set_password(user, password)
-    if user.status == UserStatus.PENDING:  # the link proves they own the address
+    if pending:
+        changed = {"name": user.name != name.strip(), "force": user.force_id != force.id}
+        user.name, user.force = name.strip(), force
         user.status = UserStatus.ACTIVE
         user.confirmed_at = utcnow()
+        audit.record("auth.registration_finished_by_reset", actor=user, target=user, detail=changed)
     audit.record("auth.password_reset", actor=user, target=user)
     db.session.commit()
     _mail(user, "password_changed", "Your password was changed")

@@ -5,22 +5,39 @@ from __future__ import annotations
 import hashlib
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask_limiter.util import get_remote_address
 from flask_login import current_user
 
 from ..extensions import limiter
 from ..models import UserStatus
 from ..reference import force_names_and_aliases
+from ..web import attempts
+from ..web.attempts import AttemptLimit
+from ..web.deferred import after_response
 from ..web.forms import add_errors, render_form
 from . import services, sessions, tokens
-from .forms import CodeForm, ConfirmEmailForm, EmailForm, LoginForm, NewPasswordForm, RegisterForm
+from .forms import (
+    CodeForm,
+    ConfirmEmailForm,
+    EmailForm,
+    FinishRegistrationForm,
+    LoginForm,
+    NewPasswordForm,
+    RegisterForm,
+)
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
-SIGN_IN_LIMIT = "10 per 5 minutes"
+# Failed sign-ins: per account from anywhere, and per address across accounts. Each attempt
+# holds a slot while its password is checked; a success gives it back.
+SIGN_IN_PER_ACCOUNT = AttemptLimit("sign-in-account", 10, 5 * 60)
+SIGN_IN_PER_ADDRESS = AttemptLimit("sign-in-address", 10, 5 * 60)
+SECOND_FACTOR_GUESSES = AttemptLimit("second-factor", 10, 5 * 60)
 WRONG_CODE = "Enter a correct code from your authenticator app, or a recovery code"
 
 
 def _failed(_response) -> bool:
+    # Only failures keep their slot: people who sign in often never meet the limit.
     return bool(g.get("sign_in_failed"))
 
 
@@ -31,14 +48,16 @@ def _account_key() -> str:
 
 
 def _pending_key() -> str:
+    # The account, not the session: signing in again must not buy a fresh set of guesses.
     pending = session.get(sessions.PENDING_SECOND_FACTOR)
     user = pending.get("user") if isinstance(pending, dict) else ""
-    return f"second-factor:{user}"
+    return f"second-factor:{str(user).partition(':')[0]}"
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(SIGN_IN_LIMIT, key_func=_account_key, methods=["POST"], deduct_when=_failed)
-@limiter.limit(SIGN_IN_LIMIT, methods=["POST"], deduct_when=_failed)
+@attempts.counted(
+    (SIGN_IN_PER_ACCOUNT, _account_key), (SIGN_IN_PER_ADDRESS, get_remote_address), counts=_failed
+)
 def login():
     """Check the email and password, then ask for the second factor when there is one."""
     next_url = sessions.safe_next(request.values.get("next"))
@@ -61,7 +80,7 @@ def login():
 
 
 @bp.route("/two-factor", methods=["GET", "POST"])
-@limiter.limit(SIGN_IN_LIMIT, key_func=_pending_key, methods=["POST"], deduct_when=_failed)
+@attempts.counted((SECOND_FACTOR_GUESSES, _pending_key), counts=_failed)
 def second_factor():
     """Ask for the code from the authenticator app, or a recovery code."""
     pending = sessions.pending_second_factor()
@@ -159,10 +178,15 @@ def _link_invalid(reason: str, purpose: str):
 
 
 def _email_step(template: str, send, reason: str):
-    """Ask for an email address, send what `send` sends, and never say if an account exists."""
+    """Ask for an email address, send what `send` sends, and never say if an account exists.
+
+    The sending happens after the reply has gone, so its timing is the same for a known
+    address (a token, an audit row, an email) and an unknown one (nothing).
+    """
     form = EmailForm()
     if form.validate_on_submit():
-        send(form.email.data)
+        email = form.email.data
+        after_response(lambda: send(email))
         session["check_email"] = reason
         return redirect(url_for(".check_email"), code=303)
     return render_form(template, form)
@@ -185,15 +209,21 @@ def reset_request():
 @bp.route("/reset/<token>", methods=["GET", "POST"])
 @limiter.limit("10 per 15 minutes", methods=["POST"])
 def reset_password(token: str):
-    """Choose a new password from a reset link."""
+    """Choose a new password from a reset link (and, if never confirmed, your own details)."""
     try:
         user = tokens.read_token(token, tokens.RESET)
     except tokens.TokenInvalid as error:
         return _link_invalid(str(error), "reset")
-    form = NewPasswordForm()
+    pending = user.status == UserStatus.PENDING
+    form = FinishRegistrationForm() if pending else NewPasswordForm()
     if form.validate_on_submit():
         try:
-            services.reset_password(token, form.password.data)
+            services.reset_password(
+                token,
+                form.password.data,
+                name=form.name.data if pending else None,
+                force_name=form.force.data if pending else None,
+            )
         except services.FieldErrors as failure:
             add_errors(form, failure.errors)
         except tokens.TokenInvalid as error:
@@ -202,4 +232,10 @@ def reset_password(token: str):
             sessions.end_session()
             flash("Your password has been changed. Sign in with your new password.", "success")
             return redirect(url_for(".login"), code=303)
-    return render_form("auth/reset_password.html", form, email=user.email)
+    return render_form(
+        "auth/reset_password.html",
+        form,
+        email=user.email,
+        pending=pending,
+        forces=force_names_and_aliases() if pending else (),
+    )

@@ -21,6 +21,7 @@ from wtforms.validators import Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..models import EVIDENCE_LABELS, Evidence
+from ..web.text import is_clean_text
 from . import rules
 from .services import Content
 
@@ -32,13 +33,13 @@ def _strip(value):
 
 
 def _clean(form, field):
-    if field.data and not rules.is_clean_text(field.data, multiline=True):
+    if field.data and not is_clean_text(field.data, multiline=True):
         raise ValidationError("Remove the control characters from this text")
 
 
 def _one_line(form, field):
     # Titles and names go into email subjects and feed titles: one line only.
-    if field.data and not rules.is_clean_text(field.data, multiline=False):
+    if field.data and not is_clean_text(field.data, multiline=False):
         raise ValidationError("Remove the line breaks and control characters from this text")
 
 
@@ -65,7 +66,7 @@ class CaseStudyForm(FlaskForm):
             _clean,
         ],
     )
-    body = TextAreaField("What you did", validators=[Length(max=100_000), _clean])
+    body = TextAreaField("What you did", validators=[Length(max=rules.BODY_MAX), _clean])
     themes = SelectMultipleField(
         "Themes",
         coerce=int,
@@ -79,14 +80,14 @@ class CaseStudyForm(FlaskForm):
             filters=[_strip],
             validators=[Length(max=rules.PARTNER_MAX, message=PARTNER_TOO_LONG), _one_line],
         ),
-        min_entries=4,
-        max_entries=20,
+        min_entries=rules.PARTNERS_MAX,
+        max_entries=20,  # read at most this many; more than PARTNERS_MAX named is an error
     )
     event_day = StringField("Day", filters=[_strip], validators=[Length(max=2)])
     event_month = StringField("Month", filters=[_strip], validators=[Length(max=2)])
     event_year = StringField("Year", filters=[_strip], validators=[Length(max=4)])
-    outcomes = TextAreaField("Outcomes", validators=[Length(max=20_000), _clean])
-    lessons = TextAreaField("Lessons learned", validators=[Length(max=20_000), _clean])
+    outcomes = TextAreaField("Outcomes", validators=[Length(max=rules.OUTCOMES_MAX), _clean])
+    lessons = TextAreaField("Lessons learned", validators=[Length(max=rules.LESSONS_MAX), _clean])
     evidence = RadioField(
         "Evidence of impact",
         choices=[SelectChoice(e.value, EVIDENCE_LABELS[e]) for e in Evidence],
@@ -111,6 +112,14 @@ class CaseStudyForm(FlaskForm):
     def validate_themes(self, field):
         if len(field.data or []) > rules.THEMES_MAX:
             raise ValidationError(f"Choose at most {rules.THEMES_MAX} themes")
+
+    def validate_partners(self, field):
+        named = [entry for entry in field.entries if entry.data]
+        if len(named) > rules.PARTNERS_MAX:
+            # Shown beside the first name past the limit (a list has no place of its own).
+            message = f"Name at most {rules.PARTNERS_MAX} partner organisations"
+            named[rules.PARTNERS_MAX].errors = [*named[rules.PARTNERS_MAX].errors, message]
+            raise ValidationError(message)
 
     def validate_contact_email(self, field):
         if field.data and not rules.looks_like_email(field.data):
@@ -185,7 +194,9 @@ class CaseStudyForm(FlaskForm):
 
 class DecisionForm(FlaskForm):
     comment = TextAreaField(
-        "Comment for the author", filters=[_strip], validators=[Length(max=5000), _clean]
+        "Comment for the author",
+        filters=[_strip],
+        validators=[Length(max=rules.COMMENT_MAX), _clean],
     )
 
 

@@ -29,6 +29,7 @@ from ..models import (
 )
 from ..reference import ensure_partners, force_lookup, key, slugify, theme_lookup
 from ..search.sync import queue_change
+from ..web.text import is_clean_text
 from . import rules
 
 REQUIRED = (
@@ -102,7 +103,7 @@ def _text(data: dict, name: str, *, required: bool, max_length: int | None = Non
         return ""
     if not isinstance(value, str):
         raise _Invalid(f"'{name}' must be text")
-    if not rules.is_clean_text(value, multiline=name in MULTILINE):
+    if not is_clean_text(value, multiline=name in MULTILINE):
         raise _Invalid(f"'{name}' contains control characters or invalid Unicode")
     value = value.strip()
     if required and not value:
@@ -116,7 +117,7 @@ def _string_list(data: dict, name: str) -> list[str]:
     value = data.get(name, [])
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise _Invalid(f"'{name}' must be a list of text")
-    if not all(rules.is_clean_text(v, multiline=False) for v in value):
+    if not all(is_clean_text(v, multiline=False) for v in value):
         raise _Invalid(f"'{name}' contains control characters or invalid Unicode")
     return [" ".join(v.split()) for v in value if v.strip()]
 
@@ -143,7 +144,7 @@ def _parse_record(line_number: int, raw: str, lookups: _Lookups) -> ImportRecord
 
     title = _text(data, "title", required=True, max_length=rules.TITLE_MAX)
     summary = _text(data, "summary", required=True, max_length=rules.SUMMARY_MAX)
-    body = _text(data, "body", required=True)
+    body = _text(data, "body", required=True, max_length=rules.BODY_MAX)
 
     force_name = _text(data, "force", required=True)
     force_id = lookups.forces.get(key(force_name))
@@ -160,7 +161,9 @@ def _parse_record(line_number: int, raw: str, lookups: _Lookups) -> ImportRecord
     if not rules.THEMES_MIN <= len(theme_ids) <= rules.THEMES_MAX:
         raise _Invalid(f"'themes' must name {rules.THEMES_MIN} to {rules.THEMES_MAX} themes")
 
-    partners = _string_list(data, "partners")
+    partners = _unique_by_key(_string_list(data, "partners"))
+    if len(partners) > rules.PARTNERS_MAX:
+        raise _Invalid(f"'partners' names more than {rules.PARTNERS_MAX} organisations")
     if any(len(p) > rules.PARTNER_MAX for p in partners):
         raise _Invalid(f"a partner name is longer than {rules.PARTNER_MAX} characters")
 
@@ -201,10 +204,10 @@ def _parse_record(line_number: int, raw: str, lookups: _Lookups) -> ImportRecord
         body=body,
         force_id=force_id,
         theme_ids=tuple(theme_ids),
-        partners=tuple(_unique_by_key(partners)),
+        partners=tuple(partners),
         event_date=event_date,
-        outcomes=_text(data, "outcomes", required=True),
-        lessons=_text(data, "lessons", required=False),
+        outcomes=_text(data, "outcomes", required=True, max_length=rules.OUTCOMES_MAX),
+        lessons=_text(data, "lessons", required=False, max_length=rules.LESSONS_MAX),
         evidence=evidence,
         contact_name=_text(data, "contact_name", required=True, max_length=rules.CONTACT_NAME_MAX),
         contact_email=contact_email,

@@ -18,6 +18,8 @@ from flask_login import current_user
 from ..auth.services import FieldErrors
 from ..extensions import limiter
 from ..models import Adoption, AdoptionKind, CaseStudy, Revision, User
+from ..web import attempts
+from ..web.attempts import AttemptLimit
 from ..web.forms import add_errors, render_form
 from ..web.htmx import is_partial, vary_on_htmx
 from . import outreach_services as outreach
@@ -29,9 +31,10 @@ from .views import case_study_or_404
 bp = Blueprint("outreach", __name__, url_prefix="/case-studies")
 
 #: Enough for a real conversation with several authors; too few to spam them from the portal.
-CONTACT_LIMIT = "5 per hour;20 per day"
-# Every attempt counts here, sent or not: a burst of requests at once can't all slip
-# under the limit above, which is only counted once a message has gone.
+#: Each message holds a slot while it is checked and sent; one that is not sent gives it back.
+CONTACT_PER_HOUR = AttemptLimit("contact-hour", 5, 3600)
+CONTACT_PER_DAY = AttemptLimit("contact-day", 20, 24 * 3600)
+# Every attempt counts here, sent or not: refused forms cost little, but not nothing.
 CONTACT_ATTEMPT_LIMIT = "10 per hour"
 
 
@@ -40,11 +43,11 @@ def _user() -> User | None:
 
 
 def _user_key() -> str:
-    return f"contact:{current_user.get_id()}"
+    return f"contact:{current_user.id}"
 
 
 def _attempt_key() -> str:
-    return f"contact-attempt:{current_user.get_id()}"
+    return f"contact-attempt:{current_user.id}"
 
 
 def _sent(response) -> bool:
@@ -63,8 +66,8 @@ def _contact_revision_or_404(case_study: CaseStudy) -> Revision:
 
 
 @bp.route("/<id:case_study_id>/contact", methods=["GET", "POST"])
-@limiter.limit(CONTACT_LIMIT, key_func=_user_key, methods=["POST"], deduct_when=_sent)
 @limiter.limit(CONTACT_ATTEMPT_LIMIT, key_func=_attempt_key, methods=["POST"])
+@attempts.counted((CONTACT_PER_HOUR, _user_key), (CONTACT_PER_DAY, _user_key), counts=_sent)
 def contact(case_study_id: int):
     """Write to a case study's contact without seeing their address."""
     case_study = case_study_or_404(case_study_id)

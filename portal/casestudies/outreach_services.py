@@ -18,7 +18,7 @@ from ..auth.services import FieldErrors, external_url
 from ..extensions import db
 from ..mail import send_mail
 from ..models import Adoption, AdoptionKind, CaseStudy, Revision, User, UserStatus
-from . import rules
+from ..web.text import is_clean_text, one_line
 from .services import NotAllowed, NotFound, is_moderator, published, send_quietly
 
 MESSAGE_MIN = 20
@@ -28,11 +28,6 @@ NOTE_MAX = 500
 
 class DeliveryFailed(Exception):
     """The mail server did not take the message; nothing was recorded."""
-
-
-def _one_line(text: str) -> str:
-    # Titles and names go into headers, where a line break would be refused.
-    return " ".join(text.split())
 
 
 def _live(case_study: CaseStudy) -> Revision | None:
@@ -60,7 +55,7 @@ def message_problems(message: str) -> dict[str, str]:
         return {"message": f"Enter a message of at least {MESSAGE_MIN} characters"}
     if len(text) > MESSAGE_MAX:
         return {"message": f"Enter a message of {MESSAGE_MAX} characters or fewer"}
-    if not rules.is_clean_text(text, multiline=True):
+    if not is_clean_text(text, multiline=True):
         return {"message": "Remove the control characters from your message"}
     return {}
 
@@ -72,7 +67,7 @@ def contact_author(sender: User, case_study: CaseStudy, message: str) -> None:
     if problems:
         raise FieldErrors(problems)
     text = message.strip()
-    title = _one_line(revision.title)
+    title = one_line(revision.title)
     link = external_url("casestudies.show", case_study_id=case_study.id, slug=case_study.slug)
     body = render_template(
         "mail/contact.txt", sender=sender, revision=revision, message=text, link=link
@@ -82,7 +77,7 @@ def contact_author(sender: User, case_study: CaseStudy, message: str) -> None:
             revision.contact_email,
             f"A message about your case study: {title[:80]}",
             body,
-            reply_to=formataddr((_one_line(sender.name), sender.email)),
+            reply_to=formataddr((one_line(sender.name), sender.email)),
         )
     except Exception as error:  # noqa: BLE001 - any delivery failure is the same to the sender
         current_app.logger.exception("could not send a message to a case study's contact")
@@ -139,7 +134,7 @@ def note_problems(note: str) -> dict[str, str]:
     """Return what is wrong with an adoption's note."""
     if len(note.strip()) > NOTE_MAX:
         return {"note": f"Enter a note of {NOTE_MAX} characters or fewer"}
-    if not rules.is_clean_text(note, multiline=True):
+    if not is_clean_text(note, multiline=True):
         return {"note": "Remove the control characters from your note"}
     return {}
 
@@ -223,5 +218,5 @@ def _tell_author_of_adoption(adoption: Adoption, case_study: CaseStudy) -> None:
     body = render_template(
         "mail/adopted.txt", user=author, adoption=adoption, revision=revision, link=link
     )
-    title = _one_line(revision.title)[:80]
+    title = one_line(revision.title, 80)
     send_quietly(author.email, f"{adoption.force.name} has {adoption.kind.value}: {title}", body)

@@ -1,15 +1,19 @@
 """The limits a case study's content must keep, shared by the form and the importer."""
 
 import re
-import unicodedata
 from datetime import date
 
 TITLE_MAX = 200
 SUMMARY_MAX = 300
+BODY_MAX = 100_000
+OUTCOMES_MAX = 20_000
+LESSONS_MAX = 20_000
 THEMES_MIN = 1
 THEMES_MAX = 3
+PARTNERS_MAX = 4
 PARTNER_MAX = 160
 CONTACT_NAME_MAX = 120
+COMMENT_MAX = 5_000  # a moderator's comment or reason
 EMAIL_MAX = 254
 
 EARLIEST_YEAR = 1990
@@ -35,15 +39,3 @@ def parse_event_date(value: str) -> date | None:
     except ValueError:
         return None
     return parsed if EARLIEST_YEAR <= parsed.year <= LATEST_YEAR else None
-
-
-def is_clean_text(value: str, *, multiline: bool) -> bool:
-    """Return False for text holding control characters or lone surrogates."""
-    allowed = {"\n", "\r", "\t"} if multiline else {"\t"}
-    for ch in value:
-        if ch in allowed:
-            continue
-        category = unicodedata.category(ch)
-        if category == "Cc" or category == "Cs":
-            return False
-    return True

@@ -36,6 +36,7 @@ from ..models import (
 )
 from ..reference import ensure_partners, key, slugify
 from ..search.sync import queue_change
+from ..web.text import is_clean_text
 from . import rules
 from .diff import compare, snapshot_of
 
@@ -97,6 +98,34 @@ class Content:
             contact_name=revision.contact_name,
             contact_email=revision.contact_email,
         )
+
+
+def content_problems(content: Content) -> dict[str, str]:
+    """Return which documented limit the content breaks, whoever sends it (form, import...)."""
+    problems = {}
+    for name, label, most, multiline in (
+        ("title", "a title", rules.TITLE_MAX, False),
+        ("summary", "a summary", rules.SUMMARY_MAX, True),
+        ("body", "a description", rules.BODY_MAX, True),
+        ("outcomes", "outcomes", rules.OUTCOMES_MAX, True),
+        ("lessons", "lessons learned", rules.LESSONS_MAX, True),
+        ("contact_name", "a contact name", rules.CONTACT_NAME_MAX, False),
+    ):
+        value = getattr(content, name)
+        if len(value) > most:
+            problems[name] = f"Enter {label} of {most:,} characters or fewer"
+        elif not is_clean_text(value, multiline=multiline):
+            problems[name] = "Remove the line breaks and control characters from this text"
+    if content.contact_email and not rules.looks_like_email(content.contact_email):
+        problems["contact_email"] = "Enter an email address in the correct format"
+    if len(content.theme_ids) > rules.THEMES_MAX:
+        problems["themes"] = f"Choose at most {rules.THEMES_MAX} themes"
+    partners = [p for p in content.partners if p.strip()]
+    if len(partners) > rules.PARTNERS_MAX:
+        problems["partners"] = f"Name at most {rules.PARTNERS_MAX} partner organisations"
+    elif any(len(p) > rules.PARTNER_MAX or not is_clean_text(p, multiline=False) for p in partners):
+        problems["partners"] = f"Enter partner names of {rules.PARTNER_MAX} characters or fewer"
+    return problems
 
 
 def submission_problems(content: Content) -> dict[str, str]:
@@ -251,6 +280,9 @@ def save(
     checklist: bool = False,
 ) -> CaseStudy:
     """Save the author's work as a draft, and submit it when asked: one transaction."""
+    problems = content_problems(content)
+    if problems:
+        raise FieldErrors(problems)
     copies: dict[int, Attachment] = {}
     if case_study is None:
         case_study = CaseStudy(
@@ -429,9 +461,19 @@ def _decided_since_submission(revision: Revision) -> bool:
     return last is not None and last not in (ModerationAction.SUBMITTED, ModerationAction.WITHDRAWN)
 
 
+def _check_comment(comment: str) -> None:
+    if len(comment.strip()) > rules.COMMENT_MAX:
+        raise FieldErrors(
+            {"comment": f"Enter a comment of {rules.COMMENT_MAX:,} characters or fewer"}
+        )
+    if not is_clean_text(comment, multiline=True):
+        raise FieldErrors({"comment": "Remove the control characters from this text"})
+
+
 def approve(moderator: User, revision: Revision, comment: str = "") -> None:
     """Publish a submitted revision; the one it replaces stays on record as superseded."""
     _decidable(moderator, revision)
+    _check_comment(comment)
     case_study = revision.case_study
     previous = published(case_study)
     now = utcnow()
@@ -453,6 +495,7 @@ def approve(moderator: User, revision: Revision, comment: str = "") -> None:
 def request_changes(moderator: User, revision: Revision, comment: str) -> None:
     """Send a submitted revision back to its author with a comment (required)."""
     _decidable(moderator, revision)
+    _check_comment(comment)
     if not comment.strip():
         raise FieldErrors({"comment": "Say what needs to change"})
     if not _move(revision, RevisionState.SUBMITTED, RevisionState.DRAFT):
@@ -466,6 +509,7 @@ def request_changes(moderator: User, revision: Revision, comment: str) -> None:
 def reject(moderator: User, revision: Revision, reason: str) -> None:
     """Refuse a submitted revision with a reason (required); a published version stays live."""
     _decidable(moderator, revision)
+    _check_comment(reason)
     if not reason.strip():
         raise FieldErrors({"comment": "Give the reason for rejecting it"})
     if not _move(revision, RevisionState.SUBMITTED, RevisionState.REJECTED):

@@ -64,7 +64,7 @@ EXPORT_LIMIT = "10 per minute;60 per hour"
 
 
 def _user_key() -> str:
-    return f"exports:{current_user.get_id()}"
+    return f"exports:{current_user.id}"
 
 
 _limited = limiter.shared_limit(EXPORT_LIMIT, scope="exports", key_func=_user_key)

@@ -133,7 +133,7 @@ def annual(year: int):
 
 
 @bp.get("/annual/<int:year>.pdf")
-@limiter.limit(PDF_LIMIT, key_func=lambda: f"user:{current_user.get_id()}")
+@limiter.limit(PDF_LIMIT, key_func=lambda: f"pdf:{current_user.id}")
 def annual_pdf(year: int):
     """Download the year's draft report as a PDF, laid out by its print stylesheet."""
     if not pdf.available() or year not in _years():
