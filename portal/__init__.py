@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 def configure(app: Flask, overrides: dict[str, Any]) -> None:
     """Layer defaults, environment, instance/config.py and the caller's overrides."""
+    # Every file the portal writes (database, index, outbox, uploads, backups) is private to
+    # the account it runs as; the folder is checked at each start and put right.
+    os.umask(0o077)
     instance = Path(app.instance_path)
-    instance.mkdir(parents=True, exist_ok=True)
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for note in portal_config.make_private(instance):
+        app.logger.warning(note)
     app.config.update(portal_config.DEFAULTS)
     app.config.update(portal_config.from_environment())
     app.config.from_pyfile("config.py", silent=True)

@@ -85,6 +85,35 @@ CHOICES = {
 }
 
 
+def make_private(instance_path: Path) -> list[str]:
+    """Make the instance folder 0700 and what it holds 0600 (folders 0700); say what changed.
+
+    It holds TOTP secrets and password hashes (portal.db), the signing key, reset links
+    (outbox/) and uploads: nobody else on the machine may read them. Only the folder and
+    its direct contents are checked (a private folder shuts everything below it), so a
+    start stays quick however many files the index and outbox hold.
+    """
+    notes = []
+    for path in (instance_path, *sorted(instance_path.iterdir())):
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode & 0o777
+        wanted = 0o700 if path.is_dir() else 0o600
+        if mode & 0o077 == 0:
+            continue
+        try:
+            path.chmod(mode & wanted)
+        except OSError as error:
+            notes.append(
+                f"{path} can be read by other users and could not be made private: {error}"
+            )
+        else:
+            notes.append(
+                f"{path} could be read by other users: made private ({oct(mode & wanted)})"
+            )
+    return notes
+
+
 def ensure_secret_key(instance_path: Path) -> str:
     """Return the key stored in the instance folder, generating it the first time."""
     key_file = instance_path / "secret_key"

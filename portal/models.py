@@ -171,6 +171,9 @@ class User(UserMixin, db.Model):
         Boolean, default=False, server_default=db.false()
     )
     contact_role: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    # Part of every private feed link: bumped when the account is disabled, so links die
+    # then and stay dead if it is enabled again (a password change kills them too).
+    feed_links_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # The weekly digest of what they follow; unticking it keeps the follows.
     wants_digest: Mapped[bool] = mapped_column(Boolean, default=True, server_default=db.true())
 

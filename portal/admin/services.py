@@ -60,6 +60,8 @@ def set_status(admin: User, user: User, status: UserStatus) -> None:
     before = user.status
     user.status = status
     user.session_version += 1
+    if status == UserStatus.DISABLED:
+        user.feed_links_version += 1
     if status == UserStatus.ACTIVE and user.confirmed_at is None:
         user.confirmed_at = utcnow()
     audit.record(

@@ -52,6 +52,9 @@ STATUSES = {
 }
 BATCH_SIZE = 1000
 MAX_REPORTED_ERRORS = 20
+#: The longest line read: room for every field at its limit, escaped as JSON (non-ASCII
+#: text escaped as \\uXXXX takes six bytes a character). A longer line is refused unread.
+MAX_LINE_BYTES = 2 * 1024 * 1024
 
 
 class ImportFailed(Exception):
@@ -219,25 +222,39 @@ def _parse_record(line_number: int, raw: str, lookups: _Lookups) -> ImportRecord
 Source = Path | list[str]
 
 
-def _lines(source: Source) -> Iterator[str | None]:
-    """Yield each line as text, or None for a line that is not UTF-8."""
+class _Unreadable(str):
+    """What stands for a line that could not be read; the text says why."""
+
+
+def _lines(source: Source) -> Iterator[str]:
+    """Yield each line as text, or _Unreadable for one that is too long or not UTF-8."""
     if isinstance(source, list):
         yield from source
         return
     with source.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        number = 0
+        while raw := handle.readline(MAX_LINE_BYTES + 1):
+            number += 1
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                while (rest := handle.readline(1024 * 1024)) and not rest.endswith(b"\n"):
+                    pass  # skip the rest of the line without holding it
+                yield _Unreadable(
+                    f"the line is longer than {MAX_LINE_BYTES // (1024 * 1024)} MB"
+                    " (one case study per line)"
+                )
+                continue
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):  # Excel and Notepad add a BOM
                 raw = raw[3:]
             try:
                 yield raw.decode("utf-8")
             except UnicodeDecodeError:
-                yield None
+                yield _Unreadable("the line is not UTF-8 text")
 
 
 def _read_records(source: Source, lookups: _Lookups) -> Iterator[ImportRecord | tuple[int, str]]:
     for line_number, raw in enumerate(_lines(source), start=1):
-        if raw is None:
-            yield (line_number, "the line is not UTF-8 text")
+        if isinstance(raw, _Unreadable):
+            yield (line_number, str(raw))
             continue
         if not raw.strip():
             continue

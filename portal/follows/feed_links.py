@@ -1,8 +1,9 @@
 """Private feed links: feed readers cannot sign in, so a signed token in the URL stands in.
 
 A token names one user and works only for the Atom feeds, only while the user is active,
-and only until their password changes (a change or a reset ends every old link). It does
-not sign anyone in. Every sign-out in this portal ends all of the user's sessions, so tying
+and only until their password changes (a change or a reset ends every old link) or the
+account is disabled (the links stay dead if it is enabled again). It does not sign anyone
+in. Every sign-out in this portal ends all of the user's sessions, so tying
 the links to the session version would break a reader's subscription at each sign-out; the
 password is the key the user can turn to revoke them instead.
 """
@@ -25,7 +26,8 @@ def _serializer() -> URLSafeSerializer:
 
 
 def _fingerprint(user: User) -> str:
-    return hashlib.sha256(f"{user.id}:{user.password_hash or ''}".encode()).hexdigest()[:20]
+    state = f"{user.id}:{user.feed_links_version}:{user.password_hash or ''}"
+    return hashlib.sha256(state.encode()).hexdigest()[:20]
 
 
 def make_feed_token(user: User) -> str:

@@ -41,8 +41,10 @@ from ..search import get_backend
 bp = Blueprint("exports", __name__, url_prefix="/reports")
 
 BATCH_SIZE = 500
-# A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection), also
+# after leading spaces or line breaks, which spreadsheets skip.
+FORMULA_STARTS = ("=", "+", "-", "@")
+BREAKS = ("\t", "\r", "\n")
 CSV_COLUMNS = (
     "ID",
     "Link",
@@ -84,7 +86,7 @@ def export_jsonl() -> Response:
     return _export("jsonl", "application/x-ndjson; charset=utf-8", _jsonl_chunks)
 
 
-def _export(kind: str, mimetype: str, chunks) -> Response:
+def _export(kind: str, content_type: str, chunks) -> Response:
     query = search_query_from_request()
     ids = get_backend().ranked_ids(query)
     with_email = is_moderator(current_user)
@@ -100,7 +102,8 @@ def _export(kind: str, mimetype: str, chunks) -> Response:
     )
     db.session.commit()
     filename = f"case-studies-{datetime.now(UTC).date().isoformat()}.{kind}"
-    response = Response(stream_with_context(chunks(ids, with_email)), mimetype=mimetype)
+    # content_type, not mimetype: Werkzeug adds "; charset=utf-8" to a mimetype a second time.
+    response = Response(stream_with_context(chunks(ids, with_email)), content_type=content_type)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
@@ -254,4 +257,6 @@ def _iso(value: date | datetime | None) -> str:
 def _inert(cell) -> str:
     """Return the cell as text that no spreadsheet will run as a formula."""
     value = "" if cell is None else str(cell)
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
+    if value.startswith(BREAKS) or value.lstrip().startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
