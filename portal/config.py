@@ -162,6 +162,8 @@ def finalise(config: dict[str, Any], instance_path: Path) -> dict[str, Any]:
     derived["UPLOADS_PATH"] = str(instance_path / "uploads")
     derived["RATELIMIT_STORAGE_URI"] = config.get("RATELIMIT_STORAGE_URL") or "memory://"
     derived["RATELIMIT_HEADERS_ENABLED"] = True
+    # Always explicit: Flask-Limiter would otherwise take the last app's setting as default.
+    derived["RATELIMIT_ENABLED"] = bool(config.get("RATELIMIT_ENABLED", True))
     derived["RATELIMIT_STRATEGY"] = "moving-window"  # no double allowance at a window's edge
     production = config.get("ENV", "production") == "production" and not config.get("TESTING")
     derived["SESSION_COOKIE_SECURE"] = production

@@ -321,3 +321,39 @@ def member(client, auth, make_user):
     assert response.status_code == 303, response.get_data(as_text=True)
     client.user = user
     return client
+
+
+# People at work on case studies, each signed in on a client of their own
+
+
+@pytest.fixture
+def author(app, make_user):
+    client = app.test_client()
+    user = make_user("contributor", email="ali.khan@kent.police.uk", name="Ali Khan")
+    Auth(client).login(user)
+    client.user = user
+    return client
+
+
+@pytest.fixture
+def moderator(app, make_user):
+    client = app.test_client()
+    user = make_user("moderator", email="mo.derator@npcc.police.uk", name="Mo Derator")
+    assert Auth(client).login(user).status_code == 303
+    client.user = user
+    return client
+
+
+@pytest.fixture
+def second_moderator(app, make_user):
+    client = app.test_client()
+    user = make_user("moderator", email="sec.ond@npcc.police.uk", name="Sec Ond")
+    Auth(client).login(user)
+    return client
+
+
+@pytest.fixture
+def colleague(app, make_user):
+    client = app.test_client()
+    Auth(client).login(make_user("contributor", email="other@kent.police.uk"))
+    return client

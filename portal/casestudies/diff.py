@@ -2,12 +2,14 @@
 
 Anything an author can send is compared in bounded time. Lines are matched with patience
 diff (lines that occur once on each side anchor the match; the stretches between anchors are
-compared the same way), then words inside each run of changed lines. Every step counts the
-items it looks at against one budget per comparison; past it, what is left is shown as
-removed and added, which is still correct, only less fine. Unchanged stretches fold to a
-count. A field with more lines than a moderator could read is shown whole, before and after,
-marked "too large to compare". difflib is not used: its matcher (and ndiff above it) grows
-faster than the square of the input on repetitive text.
+compared the same way; a stretch with no such line gets a longest common subsequence, by
+Hunt and Szymanski, when its matching pairs are few enough), then words inside each run of
+changed lines. Every step counts what it looks at against one budget per comparison; past
+it, what is left is shown as removed and added, which is still correct, only less fine.
+Unchanged stretches fold to a count. A field with more changed lines than a moderator could
+read is shown whole, before and after, marked "too large to compare". difflib is not used:
+its matcher (and ndiff above it) grows faster than the square of the input on repetitive
+text.
 """
 
 from __future__ import annotations
@@ -35,13 +37,14 @@ FIELDS = (
 )
 
 #: Items (lines or words) the matcher may look at in one comparison of two versions.
-BUDGET = 400_000
+BUDGET = 250_000
 #: Lines shown for one field at most (changes and their context).
 MAX_SHOWN_LINES = 1_500
 #: Unchanged lines kept either side of a change; longer stretches fold to a count.
 CONTEXT = 2
 
-_WORDS = re.compile(r"\n|[^\S\n]+|\w+|[^\w\s]")
+# A word or a sign with the spaces after it, so spaces never anchor a match on their own.
+_WORDS = re.compile(r"\n|\w+[^\S\n]*|[^\w\s][^\S\n]*|[^\S\n]+")
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,10 @@ def _matches(a: Sequence, b: Sequence, budget: _Budget) -> list[tuple[int, int]]
             continue
         anchors = _unique_common(a, alo, ahi, b, blo, bhi)
         if not anchors:
-            continue  # nothing to anchor on: the whole stretch is a change
+            # Nothing occurs once on each side: the longest common subsequence, if it is
+            # affordable, else the whole stretch is a change.
+            found.extend(_common_subsequence(a, alo, ahi, b, blo, bhi, budget))
+            continue
         found.extend(anchors)
         edges = [(alo - 1, blo - 1), *anchors, (ahi, bhi)]
         for (i1, j1), (i2, j2) in zip(edges, edges[1:], strict=False):
@@ -169,12 +175,28 @@ def _unique_common(a, alo, ahi, b, blo, bhi) -> list[tuple[int, int]]:
     count_a = Counter(a[alo:ahi])
     count_b = Counter(b[blo:bhi])
     where_a = {item: i for i, item in enumerate(a[alo:ahi], alo) if count_a[item] == 1}
-    pairs = [
+    return _rising_chain(
         (where_a[item], j)
         for j, item in enumerate(b[blo:bhi], blo)
         if count_b[item] == 1 and item in where_a
-    ]
-    # Longest increasing subsequence of a's positions, taken in b's order (patience sorting).
+    )
+
+
+def _common_subsequence(a, alo, ahi, b, blo, bhi, budget: _Budget) -> list[tuple[int, int]]:
+    """Return a longest common subsequence (Hunt-Szymanski), or nothing past the budget."""
+    where: dict = {}
+    for i in range(alo, ahi):
+        where.setdefault(a[i], []).append(i)
+    pairs = sum(len(where.get(b[j], ())) for j in range(blo, bhi))
+    if not budget.spend(pairs):
+        return []
+    # Within one j, a's positions from last to first: no chain can take two of them.
+    return _rising_chain((i, j) for j in range(blo, bhi) for i in reversed(where.get(b[j], ())))
+
+
+def _rising_chain(pairs) -> list[tuple[int, int]]:
+    """Return the longest chain of pairs (taken in b's order) rising in a (patience sorting)."""
+    pairs = list(pairs)
     tops: list[int] = []
     top_index: list[int] = []
     previous: list[int] = []
@@ -244,9 +266,14 @@ def _emit(lines: list[list[tuple[bool, str]]], changed: bool, text: str) -> None
 
 
 def _merge(parts: list[tuple[bool, str]]) -> tuple[tuple[bool, str], ...]:
-    """Join neighbouring pieces of the same kind, so the markup stays small."""
-    merged: list[tuple[bool, str]] = []
+    """Join neighbouring pieces of the same kind; spaces after a changed word are unmarked."""
+    split: list[tuple[bool, str]] = []
     for changed, text in parts:
+        word = text.rstrip() if changed else text
+        split += [(changed, word)] if word else []
+        split += [(False, text[len(word) :])] if len(word) < len(text) else []
+    merged: list[tuple[bool, str]] = []
+    for changed, text in split:
         if merged and merged[-1][0] == changed:
             merged[-1] = (changed, merged[-1][1] + text)
         else:

@@ -69,6 +69,8 @@ class Attempt:
 def take(*limits: tuple[AttemptLimit, str]) -> Attempt:
     """Take a slot in each (limit, key), or raise TooManyAttempts and take none."""
     slots: list[_Slot] = []
+    if not current_app.config["RATELIMIT_ENABLED"]:
+        return Attempt(slots)
     for limit, key in limits:
         slot, retry_after = _take_one(limit, key)
         if slot is None:

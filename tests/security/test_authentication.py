@@ -1,0 +1,402 @@
+"""Attacks on accounts: guessing in parallel, odd codes, timing, takeovers, dead links."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import pyotp
+import pytest
+from sqlalchemy import select
+
+from portal.auth import tokens
+from portal.extensions import db
+from portal.models import Force, Role, User, UserStatus
+
+from ..conftest import PASSWORD, Auth, csrf_from
+from ..records import outbox
+from .conftest import LIMITS_OFF, audited, is_weakened, weakened_or_not
+
+
+def user_row(app, email: str) -> User:
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == email))
+        db.session.expunge_all()
+        return user
+
+
+# Guessing in parallel (review finding 2)
+
+
+@weakened_or_not(LIMITS_OFF)
+def test_thirty_wrong_passwords_at_once_for_one_account_are_not_all_tried(app, visitor, make_user):
+    victim = make_user()
+    token = visitor.csrf("/auth/login")
+    statuses = visitor.burst(
+        30,
+        "/auth/login",
+        lambda n: {"email": victim.email, "password": f"guess number {n:03d}", "csrf_token": token},
+    )
+    tried = audited(app, "auth.login_failed")
+    if is_weakened(app):
+        assert tried == 30  # the attack reaches the password check when nothing limits it
+        return
+    assert tried == 10 and statuses.count(429) == 20 and statuses.count(400) == 10
+
+
+@weakened_or_not(LIMITS_OFF)
+def test_thirty_second_factor_codes_at_once_pause_the_account_once(app, visitor, make_user):
+    moderator = make_user("moderator")
+    response = visitor.sign_in(moderator, second_factor=False)
+    assert "two-factor" in response.headers["Location"]
+    token = visitor.csrf("/auth/two-factor")
+    right = moderator.totp()
+    wrong = [code for code in (f"{n:06d}" for n in range(100)) if code != right][:30]
+    statuses = visitor.burst(
+        30, "/auth/two-factor", lambda n: {"code": wrong[n], "csrf_token": token}
+    )
+    tried = audited(app, "auth.second_factor_failed")
+    if is_weakened(app):
+        assert tried > 10
+        return
+    account = user_row(app, moderator.email)
+    assert tried == 10 and statuses.count(429) == 20
+    # every failure counted (none lost), the account paused once, its owner told once
+    assert audited(app, "auth.second_factor_locked") == 1
+    assert account.second_factor_locked_until is not None and account.second_factor_failures == 0
+    warnings = [m for m in outbox(app) if "trying to sign in" in m["Subject"]]
+    assert len(warnings) == 1
+
+
+def test_a_recovery_code_sent_twice_at_once_works_once(app, visitor, make_user):
+    from portal.auth import services
+
+    user = make_user("moderator")
+    with app.app_context():
+        row = db.session.scalar(select(User).where(User.email == user.email))
+        code = services.regenerate_recovery_codes(row, PASSWORD)[0]
+    visitor.sign_in(user, second_factor=False)
+    token = visitor.csrf("/auth/two-factor")
+    statuses = visitor.burst(8, "/auth/two-factor", lambda n: {"code": code, "csrf_token": token})
+    assert statuses.count(303) == 1
+    assert audited(app, "auth.recovery_code_used") == 1
+
+
+@weakened_or_not(LIMITS_OFF)
+def test_twelve_contact_messages_at_once_send_five(app, published, make_user, visitor):
+    (case_id,) = published()
+    visitor.sign_in(make_user())
+    token = visitor.csrf(f"/case-studies/{case_id}/contact")
+    statuses = visitor.burst(
+        12,
+        f"/case-studies/{case_id}/contact",
+        lambda n: {
+            "message": f"Hello, could we talk about your scheme? ({n})",
+            "csrf_token": token,
+        },
+    )
+    sent = [m for m in outbox(app) if m["To"] == "sarah.khan@northants.police.uk"]
+    if is_weakened(app):
+        assert len(sent) == 12
+        return
+    assert len(sent) == 5 and statuses.count(303) == 5 and statuses.count(429) == 7
+
+
+def test_a_message_refused_by_validation_does_not_use_up_the_limit(member, published):
+    (case_id,) = published()
+    path = f"/case-studies/{case_id}/contact"
+    for _ in range(6):
+        token = csrf_from(member.get(path).get_data(as_text=True))
+        assert (
+            member.post(path, data={"message": "too short", "csrf_token": token}).status_code == 400
+        )
+    token = csrf_from(member.get(path).get_data(as_text=True))
+    sent = member.post(
+        path, data={"message": "Hello, could we talk about your scheme?", "csrf_token": token}
+    )
+    assert sent.status_code == 303
+
+
+def test_a_refused_attempt_says_when_to_try_again(client, auth, make_user):
+    user = make_user()
+    for _ in range(10):
+        client.post(
+            "/auth/login",
+            data={"email": user.email, "password": "not the password", "csrf_token": auth.csrf()},
+        )
+    refused = client.post(
+        "/auth/login", data={"email": user.email, "password": "x", "csrf_token": auth.csrf()}
+    )
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["Retry-After"]) <= 300
+
+
+def test_signing_out_and_in_again_does_not_reset_a_users_limits(app, member, published):
+    (case_id,) = published()
+    path = f"/case-studies/{case_id}/contact"
+    for n in range(5):
+        token = csrf_from(member.get(path).get_data(as_text=True))
+        member.post(
+            path, data={"message": f"Hello there, about your scheme {n}", "csrf_token": token}
+        )
+    auth = Auth(member)
+    auth.logout()
+    auth.login(member.user)
+    token = csrf_from(member.get(path).get_data(as_text=True))
+    sixth = member.post(path, data={"message": "Hello there, one more time", "csrf_token": token})
+    assert sixth.status_code == 429
+
+
+# Odd digits in a code (review finding 3)
+
+
+@pytest.mark.parametrize("code", ["١٢٣٤٥٦", "１２３４５６", "۱۲۳۴۵۶", "¹²³⁴⁵⁶", "12345６"])
+def test_non_ascii_digits_in_a_code_are_refused_without_an_error(client, auth, make_user, code):
+    assert code.isdigit() or not code.isascii()  # what a str.isdigit() check would let through
+    moderator = make_user("moderator")
+    client.post(
+        "/auth/login",
+        data={"email": moderator.email, "password": PASSWORD, "csrf_token": auth.csrf()},
+    )
+    response = client.post(
+        "/auth/two-factor", data={"code": code, "csrf_token": auth.csrf("/auth/two-factor")}
+    )
+    assert response.status_code == 400
+    assert "Enter a correct code" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("code", ["١٢٣٤٥٦", "１２３４５６"])
+def test_non_ascii_digits_are_refused_when_turning_two_factor_on(member, code):
+    page = member.get("/account/two-factor").get_data(as_text=True)
+    response = member.post(
+        "/account/two-factor",
+        data={"code": code, "password": PASSWORD, "csrf_token": csrf_from(page)},
+    )
+    assert response.status_code == 400
+
+
+# Timing on password reset (review finding 4)
+
+
+def test_a_reset_reply_goes_before_any_work_for_a_known_address(app, client, make_user):
+    user = make_user()
+    token = csrf_from(client.get("/auth/reset").get_data(as_text=True))
+    # A server sends the reply, then closes it; the test closes it by hand to look between.
+    response = client.post(
+        "/auth/reset", data={"email": user.email, "csrf_token": token}, buffered=False
+    )
+    assert response.status_code == 303
+    assert outbox(app) == [] and audited(app, "auth.password_reset_requested") == 0
+    response.close()
+    assert audited(app, "auth.password_reset_requested") == 1
+    assert [m["Subject"] for m in outbox(app)] == ["Reset your password"]
+
+
+def test_known_and_unknown_addresses_get_the_same_reply(client, make_user):
+    user = make_user()
+    replies = []
+    for email in (user.email, "nobody.here@kent.police.uk"):
+        token = csrf_from(client.get("/auth/reset").get_data(as_text=True))
+        response = client.post("/auth/reset", data={"email": email, "csrf_token": token})
+        replies.append((response.status_code, response.location, sorted(response.headers.keys())))
+    assert replies[0] == replies[1]
+
+
+def test_a_mail_failure_after_the_reply_is_logged_not_shown(app, client, make_user, caplog):
+    user = make_user()
+    app.config.update(MAIL_BACKEND="smtp", SMTP_HOST="127.0.0.1", SMTP_PORT=9)  # nothing there
+    token = csrf_from(client.get("/auth/reset").get_data(as_text=True))
+    response = client.post("/auth/reset", data={"email": user.email, "csrf_token": token})
+    assert response.status_code == 303
+    assert "Work after the response failed" in caplog.text
+
+
+# Registering someone else's address first (review finding 5)
+
+
+def register(client, name, email, force, password):
+    token = csrf_from(client.get("/auth/register").get_data(as_text=True))
+    return client.post(
+        "/auth/register",
+        data={
+            "name": name,
+            "email": email,
+            "force": force,
+            "password": password,
+            "csrf_token": token,
+        },
+    )
+
+
+def reset_link(app, email) -> str:
+    mail = [m for m in outbox(app) if m["To"] == email and "Reset" in m["Subject"]][-1]
+    return urlsplit(re.search(r"http\S+/auth/reset/\S+", mail.get_content()).group(0)).path
+
+
+def test_a_reset_never_activates_an_attackers_registration_of_your_address(app, client):
+    owner = "jo.owner@kent.police.uk"
+    assert (
+        register(client, "Mallory Mallet", owner, "Cumbria", "the attacker's own words").status_code
+        == 303
+    )
+    token = csrf_from(client.get("/auth/reset").get_data(as_text=True))
+    client.post("/auth/reset", data={"email": owner, "csrf_token": token})
+    link = reset_link(app, owner)
+
+    page = client.get(link).get_data(as_text=True)
+    assert "Finish creating your account" in page and "Mallory" not in page  # nothing pre-filled
+    token = csrf_from(page)
+    # the owner must give their own details: a password alone is not enough
+    refused = client.post(
+        link, data={"password": "the owner's new passphrase", "csrf_token": token}
+    )
+    assert refused.status_code == 400
+    assert user_row(app, owner).status == UserStatus.PENDING
+    done = client.post(
+        link,
+        data={
+            "name": "Jo Owner",
+            "force": "Kent",
+            "password": "the owner's new passphrase",
+            "csrf_token": token,
+        },
+    )
+    assert done.status_code == 303
+    account = user_row(app, owner)
+    with app.app_context():
+        force = db.session.get(Force, account.force_id).name
+    assert (account.status, account.name, force) == (UserStatus.ACTIVE, "Jo Owner", "Kent Police")
+    assert audited(app, "auth.registration_finished_by_reset") == 1
+
+
+def test_a_reset_for_a_confirmed_account_asks_for_the_password_only(app, client, make_user):
+    user = make_user()
+    token = csrf_from(client.get("/auth/reset").get_data(as_text=True))
+    client.post("/auth/reset", data={"email": user.email, "csrf_token": token})
+    page = client.get(reset_link(app, user.email)).get_data(as_text=True)
+    assert "Choose a new password" in page and 'name="force"' not in page
+
+
+# Feed links (review finding 9)
+
+
+def test_feed_links_stay_dead_when_a_disabled_account_is_enabled_again(app, client, make_user):
+    from portal.admin import services as admin
+    from portal.follows.feed_links import make_feed_token
+
+    user = make_user()
+    with app.app_context():
+        row = db.session.scalar(select(User).where(User.email == user.email))
+        link = f"/feed.atom?token={make_feed_token(row)}"
+    assert client.get(link).status_code == 200  # the link works before
+    admin_user = make_user("admin")
+    with app.app_context():
+        row = db.session.scalar(select(User).where(User.email == user.email))
+        boss = db.session.scalar(select(User).where(User.email == admin_user.email))
+        admin.set_status(boss, row, UserStatus.DISABLED)
+        assert client.get(link).status_code == 403
+        admin.set_status(boss, row, UserStatus.ACTIVE)
+    assert client.get(link).status_code == 403
+
+
+# Held: sessions, CSRF, links, redirects
+
+
+@weakened_or_not({"WTF_CSRF_ENABLED": False})
+def test_a_password_change_without_the_forms_token_is_refused(app, member):
+    response = member.post(
+        "/account/password",
+        data={"current_password": PASSWORD, "new_password": "a brand new passphrase here"},
+    )
+    if is_weakened(app):
+        assert response.status_code == 303  # the request is a real one: it works without CSRF
+        return
+    assert response.status_code == 400
+
+
+def test_signing_in_starts_a_new_session(client, auth, make_user):
+    client.get("/auth/login")
+    before = client.get_cookie("session").value
+    auth.login(make_user())
+    assert client.get_cookie("session").value != before
+
+
+def test_a_session_cookie_replayed_after_sign_out_opens_nothing(app, client, auth, make_user):
+    auth.login(make_user())
+    stolen = client.get_cookie("session").value
+    auth.logout()
+    thief = app.test_client()
+    thief.set_cookie("session", stolen)
+    assert thief.get("/account").status_code == 302
+
+
+@pytest.mark.parametrize(
+    "target", ["//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"]
+)
+def test_next_never_leads_off_the_site(client, auth, make_user, target):
+    user = make_user()
+    response = client.post(
+        "/auth/login",
+        query_string={"next": target},
+        data={"email": user.email, "password": user.password, "csrf_token": auth.csrf()},
+    )
+    assert response.status_code == 303 and response.location == "/"
+
+
+def test_an_unknown_email_and_a_wrong_password_read_the_same(client, auth, make_user):
+    user = make_user()
+    pages = []
+    for email in (user.email, "nobody.at.all@kent.police.uk"):
+        response = client.post(
+            "/auth/login", data={"email": email, "password": "wrong!", "csrf_token": auth.csrf()}
+        )
+        pages.append((response.status_code, response.get_data(as_text=True).replace(email, "")))
+    assert pages[0] == pages[1]
+
+
+def test_a_used_totp_code_cannot_be_used_again(app, make_user):
+    moderator = make_user("moderator")
+    code = moderator.totp()
+    first, second = app.test_client(), app.test_client()
+    assert Auth(first).login(moderator, code=code).status_code == 303
+    response = Auth(second).login(moderator, code=code)
+    assert response.status_code == 400
+
+
+def test_a_reset_link_works_once(app, client, make_user):
+    user = make_user()
+    with app.app_context():
+        row = db.session.scalar(select(User).where(User.email == user.email))
+        link = f"/auth/reset/{tokens.make_token(row, tokens.RESET)}"
+    token = csrf_from(client.get(link).get_data(as_text=True))
+    data = {"password": "my first new passphrase", "csrf_token": token}
+    assert client.post(link, data=data).status_code == 303
+    assert client.get(link).status_code == 400
+
+
+def test_a_disabled_users_open_session_ends(app, member, make_user):
+    from portal.admin import services as admin
+
+    admin_user = make_user("admin")
+    with app.app_context():
+        boss = db.session.scalar(select(User).where(User.email == admin_user.email))
+        row = db.session.scalar(select(User).where(User.email == member.user.email))
+        admin.set_status(boss, row, UserStatus.DISABLED)
+    assert member.get("/account").status_code == 302
+
+
+def test_a_contributor_cannot_make_themselves_admin(app, member):
+    page = member.get("/account/profile").get_data(as_text=True)
+    member.post(
+        "/account/profile",
+        data={"name": "Still Me", "role": "admin", "force_id": "1", "csrf_token": csrf_from(page)},
+    )
+    assert user_row(app, member.user.email).role == Role.CONTRIBUTOR
+
+
+def test_a_second_factor_page_without_a_password_step_opens_nothing(client):
+    response = client.post(
+        "/auth/two-factor", data={"code": pyotp.TOTP(pyotp.random_base32()).now()}
+    )
+    assert response.status_code in (302, 303, 400)
+    assert client.get("/account").status_code == 302
