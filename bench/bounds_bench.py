@@ -84,6 +84,36 @@ def bench_diff(repeat: int) -> None:
         print(f"{name:45} {ours:8.1f} ms {ndiff_time(old, new, 250):>12}")
 
 
+def markdown_inputs() -> dict[str, str]:
+    n = 100_000  # the body's limit; outcomes and lessons allow 20,000
+    return {
+        "realistic (headings, lists, links, emphasis)": (
+            "## What we did\n\nWe ran **events** with [partners](https://example.org) and "
+            "*allies*.\n\n- one\n- two\n\n"
+        )
+        * 1200,
+        "a table of 16,000 rows": "|a|b|\n|-|-|\n" + "|x|y|\n" * 16_000,
+        "100,000 opening brackets": "[" * n,
+        "unclosed links": "[a](" * (n // 4),
+        "alternating emphasis": "*a_" * (n // 3),
+        "nested block quotes": "> " * (n // 2),
+        "25,000 headings": "# x\n" * (n // 4),
+        "entities": "&#" * (n // 2),
+        "3,000 link references": "".join(f"[l{i}]: http://x/{i}\n" for i in range(3000))
+        + "[l1] " * 3000,
+    }
+
+
+def bench_markdown(repeat: int) -> None:
+    from portal.casestudies.markdown import _render
+
+    print()
+    print("Rendering Markdown (a case-study page, the preview), 100,000 characters, uncached:")
+    for name, text in markdown_inputs().items():
+        text = text[:100_000]
+        print(f"{name:45} {slowest(repeat, lambda t=text: _render(t, 2)):8.1f} ms")
+
+
 def ndiff_time(old: str, new: str, limit_lines: int = 200) -> str:
     """Time difflib.ndiff, but only where it can finish (it grows with the cube of the lines)."""
     a, b = old.splitlines(), new.splitlines()
@@ -101,6 +131,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     bench_diff(args.repeat)
+    bench_markdown(args.repeat)
 
 
 if __name__ == "__main__":

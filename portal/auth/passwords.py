@@ -7,26 +7,42 @@ import unicodedata
 from functools import lru_cache
 from importlib import resources
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app, has_app_context
 
 MIN_LENGTH = 12
 MAX_LENGTH = 256  # long passphrases welcome; the cap only stops hashing megabytes
 PORTAL_WORDS = ("heforshe", "practice", "library", "portal", "police", "password")
 
-_hasher = PasswordHasher()  # argon2id with the library's recommended parameters
-_DUMMY_HASH = _hasher.hash("a password nobody has, used to spend equal time")
+_STRONG = PasswordHasher()  # argon2id with the library's recommended parameters (~0.1 s)
+# The test suite hashes thousands of passwords: argon2's cheapest parameters, under TESTING
+# only. A hash carries its own parameters, so verifying works across both.
+_CHEAPEST = PasswordHasher.from_parameters(profiles.CHEAPEST)
+_DUMMY_HASHES: dict[int, str] = {}
+
+
+def _hasher() -> PasswordHasher:
+    testing = has_app_context() and current_app.config.get("TESTING")
+    return _CHEAPEST if testing else _STRONG
+
+
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    if id(hasher) not in _DUMMY_HASHES:
+        _DUMMY_HASHES[id(hasher)] = hasher.hash("a password nobody has, used to spend equal time")
+    return _DUMMY_HASHES[id(hasher)]
 
 
 def hash_password(password: str) -> str:
     """Return an argon2id hash of `password`, exactly as typed."""
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     """Return True when `password` matches; spend the same time when there is no hash."""
+    hasher = _hasher()
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+        return hasher.verify(password_hash or _dummy_hash(hasher), password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False
 

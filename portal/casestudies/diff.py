@@ -125,11 +125,15 @@ def _compare_field(
     return FieldDiff(label, tuple(_fold(lines, context)))
 
 
-def _opcodes(a: Sequence, b: Sequence, budget: _Budget):
-    """Yield ("=" or "~", a's items, b's items) in order: equal runs and changed runs."""
+def _opcodes(a: Sequence, b: Sequence, budget: _Budget, key=None):
+    """Yield ("=" or "~", a's items, b's items) in order: equal runs and changed runs.
+
+    Items are compared by `key(item)` when a key is given.
+    """
     i = j = 0
     run = 0  # matches seen in a row, not yet yielded
-    for mi, mj in [*_matches(a, b, budget), (len(a), len(b))]:
+    matches = _matches([*map(key, a)], [*map(key, b)], budget) if key else _matches(a, b, budget)
+    for mi, mj in [*matches, (len(a), len(b))]:
         if mi == i + run and mj == j + run and mi < len(a):
             run += 1
             continue
@@ -232,8 +236,9 @@ def _word_diff(old: Sequence[str], new: Sequence[str], budget: _Budget) -> list[
     for side in (removed, added):
         _emit(side, False, a[:head])
     middle_a, middle_b = a[head : len(a) - tail], b[head : len(b) - tail]
+    # A word is the same word whatever follows it: "20." and "20 and" share "20".
     for tag, old_words, new_words in _opcodes(
-        _WORDS.findall(middle_a), _WORDS.findall(middle_b), budget
+        _WORDS.findall(middle_a), _WORDS.findall(middle_b), budget, key=_bare
     ):
         _emit(removed, tag != "=", "".join(old_words))
         _emit(added, tag != "=", "".join(new_words))
@@ -242,6 +247,10 @@ def _word_diff(old: Sequence[str], new: Sequence[str], budget: _Budget) -> list[
     return [DiffLine("-", _merge(parts)) for parts in removed] + [
         DiffLine("+", _merge(parts)) for parts in added
     ]
+
+
+def _bare(word: str) -> str:
+    return word.rstrip(" \t") or word
 
 
 def _common_prefix(a: str, b: str) -> int:

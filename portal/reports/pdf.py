@@ -7,9 +7,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 #: Above this many case studies the server doesn't make the PDF: at about 12 a second
-#: (bench/reports_bench.py) it would hold a worker past gunicorn's 30 s timeout. The
-#: browser's own print to PDF has no such limit.
-MAX_CASE_STUDIES = 250
+#: (bench/reports_bench.py) a request must not hold a worker for more than a few seconds
+#: (docs/security.md). The browser's own print to PDF has no such limit; the job queue
+#: will make longer ones away from the request.
+MAX_CASE_STUDIES = 50
 
 
 @functools.cache

@@ -131,3 +131,15 @@ def audited(app, action: str) -> int:
         return db.session.scalar(
             select(func.count()).select_from(AuditEvent).where(AuditEvent.action == action)
         )
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say how many fuzzed requests were sent and what came back (500s must be none)."""
+    from .test_fuzz import SEEN
+
+    if SEEN:
+        statuses = ", ".join(f"{code}: {count}" for code, count in sorted(SEEN.items()))
+        terminalreporter.write_line(
+            f"fuzz pass: {sum(SEEN.values())} requests; statuses {statuses}; "
+            f"500s: {SEEN.get(500, 0)}"
+        )
