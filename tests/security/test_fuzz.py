@@ -94,7 +94,13 @@ ODD = st.sampled_from(
         "😀" * 300,
     ]
 )
-TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=80) | ODD
+TEXT = (
+    st.text(
+        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+        max_size=80,
+    )
+    | ODD
+)
 VALUE = TEXT | st.lists(TEXT, min_size=2, max_size=4)
 
 
