@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
+from werkzeug.serving import make_server
 
 from portal import create_app
 from portal.cli import init_db
@@ -66,6 +69,19 @@ class SentClient(FlaskClient):
 
     def open(self, *args, buffered: bool = True, **kwargs):
         return super().open(*args, buffered=buffered, **kwargs)
+
+
+@contextmanager
+def served(app):
+    """Serve `app` on a free port of 127.0.0.1, each request in a thread; yield its address."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
 
 
 def make_app(instance: Path, **config):
@@ -326,34 +342,31 @@ def member(client, auth, make_user):
 # People at work on case studies, each signed in on a client of their own
 
 
-@pytest.fixture
-def author(app, make_user):
+def signed_in(app, user):
+    """Return a new test client signed in as `user` (its second factor too)."""
     client = app.test_client()
-    user = make_user("contributor", email="ali.khan@kent.police.uk", name="Ali Khan")
-    Auth(client).login(user)
-    client.user = user
-    return client
-
-
-@pytest.fixture
-def moderator(app, make_user):
-    client = app.test_client()
-    user = make_user("moderator", email="mo.derator@npcc.police.uk", name="Mo Derator")
     assert Auth(client).login(user).status_code == 303
     client.user = user
     return client
 
 
 @pytest.fixture
+def author(app, make_user):
+    return signed_in(app, make_user(email="ali.khan@kent.police.uk", name="Ali Khan"))
+
+
+@pytest.fixture
+def moderator(app, make_user):
+    return signed_in(
+        app, make_user("moderator", email="mo.derator@npcc.police.uk", name="Mo Derator")
+    )
+
+
+@pytest.fixture
 def second_moderator(app, make_user):
-    client = app.test_client()
-    user = make_user("moderator", email="sec.ond@npcc.police.uk", name="Sec Ond")
-    Auth(client).login(user)
-    return client
+    return signed_in(app, make_user("moderator", email="sec.ond@npcc.police.uk", name="Sec Ond"))
 
 
 @pytest.fixture
 def colleague(app, make_user):
-    client = app.test_client()
-    Auth(client).login(make_user("contributor", email="other@kent.police.uk"))
-    return client
+    return signed_in(app, make_user(email="other@kent.police.uk"))

@@ -27,6 +27,29 @@ def validate_person_name(name: str | None) -> None:
         raise ValidationError(problem)
 
 
+def _person_name_field() -> StringField:
+    return StringField(
+        "Full name",
+        filters=[_strip],
+        validators=[
+            DataRequired("Enter your full name"),
+            Length(max=120),
+            lambda _form, field: validate_person_name(field.data),
+        ],
+    )
+
+
+def _force_field() -> StringField:
+    return StringField(
+        "Force or organisation",
+        filters=[_strip],
+        validators=[
+            DataRequired("Choose your force from the list"),
+            lambda _form, field: validate_force_name(field.data),
+        ],
+    )
+
+
 class LoginForm(FlaskForm):
     email = EmailField(
         "Email address",
@@ -37,11 +60,7 @@ class LoginForm(FlaskForm):
 
 
 class RegisterForm(FlaskForm):
-    name = StringField(
-        "Full name",
-        filters=[_strip],
-        validators=[DataRequired("Enter your full name"), Length(max=120)],
-    )
+    name = _person_name_field()
     email = EmailField(
         "Work email address",
         filters=[_strip],
@@ -50,11 +69,7 @@ class RegisterForm(FlaskForm):
             Length(max=rules.EMAIL_MAX, message="Enter a shorter email address"),
         ],
     )
-    force = StringField(
-        "Force or organisation",
-        filters=[_strip],
-        validators=[DataRequired("Choose your force from the list")],
-    )
+    force = _force_field()
     password = PasswordField("Create a password", validators=[DataRequired("Create a password")])
 
     # The same rules the service enforces, checked here too so every mistake shows at once.
@@ -68,12 +83,6 @@ class RegisterForm(FlaskForm):
         problem = services.email_domain_problem(field.data)
         if problem:
             raise ValidationError(problem)
-
-    def validate_name(self, field):
-        validate_person_name(field.data)
-
-    def validate_force(self, field):
-        validate_force_name(field.data)
 
     def validate_password(self, field):
         problem = password_problem(
@@ -99,22 +108,8 @@ class FinishRegistrationForm(NewPasswordForm):
     """A reset link for an address never confirmed: its owner gives their own details, since
     whoever registered the address may not have been them."""
 
-    name = StringField(
-        "Full name",
-        filters=[_strip],
-        validators=[DataRequired("Enter your full name"), Length(max=120)],
-    )
-    force = StringField(
-        "Force or organisation",
-        filters=[_strip],
-        validators=[DataRequired("Choose your force from the list")],
-    )
-
-    def validate_name(self, field):
-        validate_person_name(field.data)
-
-    def validate_force(self, field):
-        validate_force_name(field.data)
+    name = _person_name_field()
+    force = _force_field()
 
 
 class ChangePasswordForm(FlaskForm):
@@ -125,20 +120,13 @@ class ChangePasswordForm(FlaskForm):
 
 
 class ProfileForm(FlaskForm):
-    name = StringField(
-        "Full name",
-        filters=[_strip],
-        validators=[DataRequired("Enter your full name"), Length(max=120)],
-    )
+    name = _person_name_field()
     listed_as_contact = BooleanField("List me as a HeForShe contact on my force's page")
     contact_role = StringField(
         "Your HeForShe role (optional)",
         filters=[_strip],
         validators=[Length(max=120, message="Your role must be 120 characters or fewer")],
     )
-
-    def validate_name(self, field):
-        validate_person_name(field.data)
 
 
 class ConfirmEmailForm(FlaskForm):

@@ -7,19 +7,17 @@ Console errors (a Content-Security-Policy violation, a failed script) fail it to
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from werkzeug.serving import make_server
 
 from portal.cli import init_db
 from portal.demo import seed_demo
 from portal.extensions import db
 from portal.search.sync import apply_all
 
-from ..conftest import make_app
+from ..conftest import make_app, served
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -74,12 +72,8 @@ def live_app(tmp_path_factory):
 @pytest.fixture(scope="session")
 def live_server(live_app):
     """Serve the app on 127.0.0.1 on a free port in a background thread."""
-    server = make_server("127.0.0.1", 0, live_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
+    with served(live_app) as address:
+        yield address
 
 
 @pytest.fixture(scope="session")

@@ -15,12 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 from portal.extensions import db
 from portal.models import AuditEvent
 
-from ..conftest import csrf_from, make_app
+from ..conftest import csrf_from, make_app, served
 
 #: The settings the portal ships with, and ones weakened on purpose to show an attack lands.
 AS_SHIPPED: dict = {}
@@ -54,12 +53,8 @@ def is_weakened(app) -> bool:
 @pytest.fixture
 def live(app):
     """Serve this test's app on a free local port, each request in a thread of its own."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
+    with served(app) as address:
+        yield address
 
 
 class Visitor:
