@@ -312,6 +312,22 @@ def test_odd_requests_are_answered_never_a_500(member, path):
     assert member.get(path).status_code < 500
 
 
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/auth/login", "email"),
+        ("/auth/register", "force"),
+        ("/auth/reset", "email"),
+        ("/case-studies/new", "title"),
+    ],
+)
+def test_a_nul_character_in_a_form_is_refused_before_any_lookup(app, member, path, field):
+    visitor = app.test_client() if path.startswith("/auth") else member
+    token = csrf_from(visitor.get(path).get_data(as_text=True))
+    response = visitor.post(path, data={field: "Kent\x00Police", "csrf_token": token})
+    assert response.status_code == 400
+
+
 def test_a_lone_surrogate_in_a_form_never_reaches_the_database(app, author):
     token = csrf_from(author.get("/case-studies/new").get_data(as_text=True))
     response = author.post(
