@@ -105,8 +105,12 @@ VALUE = TEXT | st.lists(TEXT, min_size=2, max_size=4)
 
 
 @pytest.fixture
-def fuzz(app, make_user, published):
-    """A signed-in admin (who reaches every page), and real ids to aim at."""
+def fuzz(app, make_user, published, request):
+    """The right visitor for the endpoint, its CSRF token, and real ids to aim at.
+
+    Account pages (sign-in, registration, reset...) are fuzzed by someone not signed in, who
+    is the only one they serve; every other page by a signed-in admin, who reaches them all.
+    """
     admin = app.test_client()
     admin_user = make_user("admin")
     assert Auth(admin).login(admin_user).status_code == 303
@@ -118,8 +122,10 @@ def fuzz(app, make_user, published):
     ids = {"case_study_id": [1, 2, live, 999_999], "revision_id": [1, 2, 3, 2**31 - 1]}
     ids |= {"user_id": [1, 2, 3, 999], "synonym_id": [1, 2, 999], "target_id": [1, 2, 43, 999]}
     ids |= {"attachment_id": [1, 999], "adoption_id": [1, 999]}
-    token = csrf_from(admin.get("/account").get_data(as_text=True))
-    return admin, ids, token
+    if request.node.callspec.params["endpoint"].startswith("auth."):
+        visitor = app.test_client()
+        return visitor, ids, csrf_from(visitor.get("/auth/login").get_data(as_text=True))
+    return admin, ids, csrf_from(admin.get("/account").get_data(as_text=True))
 
 
 def snapshot(app) -> str:
