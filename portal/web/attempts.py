@@ -21,7 +21,7 @@ from functools import wraps
 from math import ceil
 
 from flask import current_app, request
-from werkzeug.exceptions import ServiceUnavailable, TooManyRequests
+from werkzeug.exceptions import HTTPException, ServiceUnavailable, TooManyRequests
 
 from ..extensions import limiter
 
@@ -91,7 +91,11 @@ def counted(
             if request.method != "POST":
                 return view(*args, **kwargs)
             attempt = take(*((limit, key()) for limit, key in limits))
-            response = current_app.make_response(view(*args, **kwargs))
+            try:
+                response = current_app.make_response(view(*args, **kwargs))
+            except HTTPException:  # refused before it was tried (a 404, say): not an attempt
+                attempt.give_back()
+                raise
             if not counts(response):
                 attempt.give_back()
             return response

@@ -116,6 +116,15 @@ def test_a_message_refused_by_validation_does_not_use_up_the_limit(member, publi
     assert sent.status_code == 303
 
 
+def test_messages_to_case_studies_that_do_not_exist_do_not_use_up_the_limit(member, published):
+    (case_id,) = published()
+    token = csrf_from(member.get(f"/case-studies/{case_id}/contact").get_data(as_text=True))
+    data = {"message": "Hello, could we talk about your scheme?", "csrf_token": token}
+    for missing in range(999_990, 999_996):
+        assert member.post(f"/case-studies/{missing}/contact", data=data).status_code == 404
+    assert member.post(f"/case-studies/{case_id}/contact", data=data).status_code == 303
+
+
 def test_a_refused_attempt_says_when_to_try_again(client, auth, make_user):
     user = make_user()
     for _ in range(10):
