@@ -122,11 +122,11 @@ def configure_blueprints(app: Flask) -> None:
 def configure_web(app: Flask) -> None:
     """Install error pages, security headers and template helpers."""
     from .search import sync
-    from .web import access, errors, headers, logs, nul_guard, templating
+    from .web import access, errors, headers, logs, request_guard, templating
 
     sync.register(app)
     logs.register(app)
-    nul_guard.register(app)
+    request_guard.register(app)
     access.register(app)
     errors.register(app)
     headers.register(app)

@@ -68,7 +68,10 @@ class SentClient(FlaskClient):
     last byte is sent (work the portal defers until then has run when a request returns)."""
 
     def open(self, *args, buffered: bool = True, **kwargs):
-        return super().open(*args, buffered=buffered, **kwargs)
+        response = super().open(*args, buffered=buffered, **kwargs)
+        if buffered:  # the request is over: its body (a temporary file when large) too
+            response.request.input_stream.close()
+        return response
 
 
 @contextmanager

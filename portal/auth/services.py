@@ -156,14 +156,26 @@ def confirm_email(token: str, password: str) -> User:
     user = tokens.read_token(token, tokens.CONFIRM)
     if user.status != UserStatus.PENDING:
         raise tokens.TokenInvalid("used")
-    if not verify_password(user.password_hash, password):
+    checked = user.password_hash
+    if not verify_password(checked, password):
         audit.record("auth.confirm_password_failed", target=user)
         db.session.commit()
         raise FieldErrors({"password": "Enter the password you chose when you registered"})
-    user.status = UserStatus.ACTIVE
-    user.confirmed_at = utcnow()
+    # Only the registration whose password was just checked: a newer registration of this
+    # address, made while the password was being checked, replaced the name, force and
+    # password, and must not be confirmed by this link.
+    confirmed = db.session.execute(
+        update(User)
+        .where(User.id == user.id, User.status == UserStatus.PENDING, User.password_hash == checked)
+        .values(status=UserStatus.ACTIVE, confirmed_at=utcnow())
+        .returning(User.id)
+    ).first()
+    if confirmed is None:
+        db.session.rollback()
+        raise tokens.TokenInvalid("used")
     audit.record("auth.email_confirmed", actor=user, target=user)
     db.session.commit()
+    db.session.refresh(user)
     return user
 
 

@@ -37,6 +37,10 @@ def _clean(form, field):
         raise ValidationError("Remove the control characters from this text")
 
 
+def _at_most(most: int) -> Length:
+    return Length(max=most, message=f"Enter {most:,} characters or fewer")
+
+
 def _one_line(form, field):
     # Titles and names go into email subjects and feed titles: one line only.
     if field.data and not is_clean_text(field.data, multiline=False):
@@ -66,7 +70,7 @@ class CaseStudyForm(FlaskForm):
             _clean,
         ],
     )
-    body = TextAreaField("What you did", validators=[Length(max=rules.BODY_MAX), _clean])
+    body = TextAreaField("What you did", validators=[_at_most(rules.BODY_MAX), _clean])
     themes = SelectMultipleField(
         "Themes",
         coerce=int,
@@ -86,8 +90,8 @@ class CaseStudyForm(FlaskForm):
     event_day = StringField("Day", filters=[_strip], validators=[Length(max=2)])
     event_month = StringField("Month", filters=[_strip], validators=[Length(max=2)])
     event_year = StringField("Year", filters=[_strip], validators=[Length(max=4)])
-    outcomes = TextAreaField("Outcomes", validators=[Length(max=rules.OUTCOMES_MAX), _clean])
-    lessons = TextAreaField("Lessons learned", validators=[Length(max=rules.LESSONS_MAX), _clean])
+    outcomes = TextAreaField("Outcomes", validators=[_at_most(rules.OUTCOMES_MAX), _clean])
+    lessons = TextAreaField("Lessons learned", validators=[_at_most(rules.LESSONS_MAX), _clean])
     evidence = RadioField(
         "Evidence of impact",
         choices=[SelectChoice(e.value, EVIDENCE_LABELS[e]) for e in Evidence],

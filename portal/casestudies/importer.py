@@ -143,7 +143,7 @@ def _parse_record(line_number: int, raw: str, lookups: _Lookups) -> ImportRecord
         raise _Invalid("each line must be a JSON object")
     unknown = sorted(set(data) - set(REQUIRED) - set(OPTIONAL))
     if unknown:
-        raise _Invalid(f"unknown field '{unknown[0]}'")
+        raise _Invalid(f"unknown field {unknown[0]!r}")  # repr: no escape codes reach a terminal
 
     title = _text(data, "title", required=True, max_length=rules.TITLE_MAX)
     summary = _text(data, "summary", required=True, max_length=rules.SUMMARY_MAX)

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from ..extensions import db
+from ..extensions import db, limiter
 from ..models import (
     Attachment,
     CaseStudy,
@@ -33,11 +33,15 @@ from ..models import (
 from ..web.forms import add_errors, render_form
 from ..web.htmx import vary_on_htmx
 from . import attachments as files
-from . import services
+from . import rules, services
 from .forms import ActionForm, CaseStudyForm
 from .markdown import render_markdown
 
 bp = Blueprint("casestudies", __name__, url_prefix="/case-studies")
+
+#: The live preview follows typing (a request after each pause); a script could ask for a
+#: 100,000-character render many times a second.
+PREVIEW_LIMIT = "60 per minute"
 
 
 def _user():
@@ -132,7 +136,9 @@ def _write(case_study: CaseStudy | None):
     action = request.form.get("action", "save")
     if action == "preview":  # without JavaScript: show the preview, keep everything typed
         form.validate()
-        return _form_page(form, case_study, revision, preview=render_markdown(form.body.data))
+        # Past its limit the body is not rendered (its error says why): bounded cost.
+        shown = None if form.body.errors else render_markdown(form.body.data)
+        return _form_page(form, case_study, revision, preview=shown)
     if not form.validate_on_submit():
         return _form_page(form, case_study, revision)
     removing = {
@@ -224,9 +230,10 @@ def validate():
 
 
 @bp.post("/preview")
+@limiter.limit(PREVIEW_LIMIT, key_func=lambda: f"preview:{current_user.id}")
 def preview():
     """Render Markdown exactly as the case study page will show it (an htmx fragment)."""
-    html = render_markdown(request.form.get("body", "")[:100_000])
+    html = render_markdown(request.form.get("body", "")[: rules.BODY_MAX])
     return vary_on_htmx(make_response(render_template("casestudies/_preview.html", preview=html)))
 
 

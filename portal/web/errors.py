@@ -11,6 +11,7 @@ MESSAGES = {
     404: ("Page not found", "If you typed the web address, check it is correct."),
     405: ("That action is not allowed here", "Go back and use the page's own buttons."),
     413: ("That file is too large", "Go back and choose a smaller file."),
+    415: ("Something was wrong with that request", "Go back and use the page's own form."),
     429: ("Too many attempts", "Wait a few minutes, then try again."),
     500: (
         "Sorry, there is a problem with the service",

@@ -7,8 +7,9 @@ from urllib.parse import urlsplit
 
 import pyotp
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 
+from portal.auth.passwords import hash_password
 from portal.extensions import db
 from portal.models import Force, User, UserStatus
 
@@ -275,6 +276,42 @@ def test_a_reset_never_activates_an_attackers_registration_of_your_address(app, 
         force = db.session.get(Force, account.force_id).name
     assert (account.status, account.name, force) == (UserStatus.ACTIVE, "Jo Owner", "Kent Police")
     assert audited(app, "auth.registration_finished_by_reset") == 1
+
+
+def test_a_registration_replaced_while_its_owner_confirms_is_not_confirmed(app, client):
+    """The race: the owner's confirmation checks their password; meanwhile the attacker
+    registers the address again (their name, force and password). The confirmation must
+    not then activate the attacker's registration."""
+    owner = "sam.race@kent.police.uk"
+    register(client, "Sam Race", owner, "Kent", "the owner's own passphrase")
+    mail = [m for m in outbox(app) if m["To"] == owner][-1]
+    link = urlsplit(re.search(r"http\S+/auth/confirm/\S+", mail.get_content()).group(0)).path
+    token = csrf_from(client.get(link).get_data(as_text=True))
+
+    with app.app_context():
+        engine = db.engine
+    raced = []
+
+    def attacker_registers_first(conn, cursor, statement, parameters, context, many):
+        if statement.startswith("UPDATE") and "confirmed_at" in statement and not raced:
+            raced.append(statement)
+            with engine.connect() as other, other.begin():
+                other.execute(
+                    update(User)
+                    .where(User.email == owner)
+                    .values(name="Mallory Mallet", password_hash=hash_password("mallory's"))
+                )
+
+    event.listen(engine, "before_cursor_execute", attacker_registers_first)
+    try:
+        data = {"password": "the owner's own passphrase", "csrf_token": token}
+        response = client.post(link, data=data)
+    finally:
+        event.remove(engine, "before_cursor_execute", attacker_registers_first)
+    assert raced  # the attacker's write did land between the check and the update
+    assert response.status_code == 400  # the link is used up: nothing was confirmed
+    account = user_row(app, owner)
+    assert (account.status, account.name) == (UserStatus.PENDING, "Mallory Mallet")
 
 
 def test_a_reset_for_a_confirmed_account_asks_for_the_password_only(app, client, make_user):

@@ -328,6 +328,57 @@ def test_a_nul_character_in_a_form_is_refused_before_any_lookup(app, member, pat
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/auth/login", "/auth/register", "/auth/reset", "/case-studies/new", "/account/profile"],
+)
+@pytest.mark.parametrize(
+    "body", [{"email": 5, "name": {"a": 1}}, {"email": "x@kent.police.uk", "password": "\ud800"}]
+)
+def test_a_json_body_is_refused_on_every_form(app, member, path, body):
+    visitor = app.test_client() if path.startswith("/auth") else member
+    token = csrf_from(visitor.get(path).get_data(as_text=True))
+    before = audited_rows(app)
+    response = visitor.post(
+        path, json={**body, "csrf_token": token}, headers={"X-CSRFToken": token}
+    )
+    assert response.status_code == 415
+    assert audited_rows(app) == before  # not even a failed sign-in was evaluated
+
+
+def audited_rows(app) -> int:
+    from portal.models import AuditEvent
+
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(AuditEvent))
+
+
+def test_a_preview_past_the_body_limit_is_not_rendered(app, author):
+    body = "|a|b|\n|-|-|\n" + "|x|y|\n" * 300_000  # 1.8 MB: a 13 MB table, 25 s to render
+    started = time.perf_counter()
+    response = post_case_study(author, complete(app, body=body), action="preview")
+    assert time.perf_counter() - started < 5
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400 and "<table>" not in page
+    assert "characters or fewer" in page
+
+
+def test_the_live_preview_is_limited_per_person(author):
+    token = csrf_from(author.get("/case-studies/new").get_data(as_text=True))
+    headers = {"HX-Request": "true", "X-CSRFToken": token}
+    statuses = [
+        author.post("/case-studies/preview", data={"body": "**hi**"}, headers=headers).status_code
+        for _ in range(61)
+    ]
+    assert statuses[:60] == [200] * 60 and statuses[60] == 429
+
+
+def test_an_import_error_never_writes_escape_codes_to_the_terminal(app, jsonl):
+    with app.app_context(), pytest.raises(ImportFailed) as failure:
+        import_case_studies(jsonl([{**case_study_line(), "\x1b[2Jx": "y"}]))
+    assert "\x1b" not in str(failure.value) and "\\x1b" in str(failure.value)
+
+
 def test_a_lone_surrogate_in_a_form_never_reaches_the_database(app, author):
     token = csrf_from(author.get("/case-studies/new").get_data(as_text=True))
     response = author.post(
