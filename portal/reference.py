@@ -105,6 +105,8 @@ def force_names_and_aliases() -> list[str]:
 
 def find_force(name: str) -> Force | None:
     """Return the force called `name` (name, slug or alias, any case), if there is one."""
+    if "\x00" in name:  # no force has one, and PostgreSQL refuses it in a query
+        return None
     wanted = key(name)
     force = db.session.scalar(
         select(Force).where((func.lower(Force.name) == wanted) | (Force.slug == wanted))

@@ -38,6 +38,8 @@ def normalise_email(email: str) -> str:
 
 
 def find_user_by_email(email: str) -> User | None:
+    if "\x00" in email:  # no address has one, and PostgreSQL refuses it in a query
+        return None
     return db.session.scalar(select(User).where(func.lower(User.email) == normalise_email(email)))
 
 
