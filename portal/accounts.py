@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from .auth.passwords import hash_password, password_problem
-from .casestudies.rules import looks_like_email
+from .core.text import looks_like_email
 from .extensions import db
 from .models import AuditEvent, Role, User, UserStatus, utcnow
 from .reference import find_force

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from flask import current_app
 
+from .core.text import one_line
 from .models import utcnow
-from .web.text import one_line
 
 #: Subjects longer than this are cut (with an ellipsis): mail clients show less anyway.
 SUBJECT_MAX = 150

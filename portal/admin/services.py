@@ -8,11 +8,12 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
 from .. import audit
-from ..auth.services import FieldErrors, resolve_force
+from ..auth.services import resolve_force
+from ..core.errors import FieldErrors
+from ..core.text import is_clean_text
 from ..extensions import db
 from ..models import AuditEvent, Role, Synonym, User, UserStatus, utcnow
 from ..pagination import Page, like_pattern, paginate
-from ..web.text import is_clean_text
 
 
 def search_users(text: str = "", page: int = 1, per_page: int = 25) -> Page:

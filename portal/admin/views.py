@@ -6,12 +6,12 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 
 from ..auth.permissions import require_role
-from ..auth.services import FieldErrors
+from ..core.errors import FieldErrors
+from ..core.text import clean_query
 from ..extensions import db
 from ..models import Role, Synonym, User, UserStatus
 from ..reference import force_names_and_aliases
 from ..web.forms import add_errors, render_form
-from ..web.text import clean_query
 from . import services
 from .forms import ConfirmUserForm, ForceForm, RoleForm, StatusForm, SynonymForm
 

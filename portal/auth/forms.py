@@ -4,7 +4,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField, ValidationError
 from wtforms.validators import DataRequired, Length
 
-from ..casestudies import rules
+from ..core.text import EMAIL_MAX, looks_like_email
 from ..reference import find_force
 from .passwords import password_problem
 
@@ -66,7 +66,7 @@ class RegisterForm(FlaskForm):
         filters=[_strip],
         validators=[
             DataRequired("Enter your work email address"),
-            Length(max=rules.EMAIL_MAX, message="Enter a shorter email address"),
+            Length(max=EMAIL_MAX, message="Enter a shorter email address"),
         ],
     )
     force = _force_field()
@@ -76,7 +76,7 @@ class RegisterForm(FlaskForm):
     def validate_email(self, field):
         from . import services
 
-        if not rules.looks_like_email(field.data or ""):
+        if not looks_like_email(field.data or ""):
             raise ValidationError(
                 "Enter an email address in the correct format, like name@force.police.uk"
             )

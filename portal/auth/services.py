@@ -11,26 +11,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
 
-from flask import current_app, render_template, url_for
+from flask import current_app, render_template
 from sqlalchemy import func, select, update
 
 from .. import audit
-from ..casestudies.rules import looks_like_email
+from ..core.errors import FieldErrors
+from ..core.links import external_url
+from ..core.text import is_clean_text, looks_like_email
 from ..extensions import db
 from ..mail import send_mail
 from ..models import Force, RecoveryCode, Role, User, UserStatus, utcnow
 from ..reference import find_force
-from ..web.text import is_clean_text
 from . import mfa, tokens
 from .passwords import hash_password, password_problem, verify_password
-
-
-class FieldErrors(Exception):
-    """The input breaks a rule; `errors` maps field names to messages for the form."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__(errors)
-        self.errors = errors
 
 
 def normalise_email(email: str) -> str:
@@ -50,11 +43,6 @@ def email_domain_problem(email: str) -> str | None:
     if any(domain == suffix or domain.endswith("." + suffix) for suffix in suffixes):
         return None
     return f"Enter your work email address: it must end in {' or '.join(suffixes)}"
-
-
-def external_url(endpoint: str, **values) -> str:
-    """Return an absolute link for an email, from BASE_URL, never the Host header."""
-    return current_app.config["BASE_URL"] + url_for(endpoint, **values)
 
 
 def _mail(user: User | str, template: str, subject: str, **context) -> None:

@@ -20,12 +20,10 @@ from wtforms import (
 from wtforms.validators import Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from ..core import rules
+from ..core.rules import Content
+from ..core.text import EMAIL_MAX, is_clean_text, looks_like_email
 from ..models import EVIDENCE_LABELS, Evidence
-from ..web.text import is_clean_text
-from . import rules
-from .services import Content
-
-PARTNER_TOO_LONG = f"Enter a partner name of {rules.PARTNER_MAX} characters or fewer"
 
 
 def _strip(value):
@@ -34,43 +32,25 @@ def _strip(value):
 
 def _clean(form, field):
     if field.data and not is_clean_text(field.data, multiline=True):
-        raise ValidationError("Remove the control characters from this text")
-
-
-def _at_most(most: int) -> Length:
-    return Length(max=most, message=f"Enter {most:,} characters or fewer")
+        raise ValidationError(rules.CONTROL_PROBLEM)
 
 
 def _one_line(form, field):
     # Titles and names go into email subjects and feed titles: one line only.
     if field.data and not is_clean_text(field.data, multiline=False):
-        raise ValidationError("Remove the line breaks and control characters from this text")
+        raise ValidationError(rules.ONE_LINE_PROBLEM)
+
+
+def _text_rules(name: str) -> list:
+    """The validators of one text field: its limit and its characters, with the shared messages."""
+    most, _, multiline = rules.TEXT_FIELDS[name]
+    return [Length(max=most, message=rules.too_long(name)), _clean if multiline else _one_line]
 
 
 class CaseStudyForm(FlaskForm):
-    title = StringField(
-        "Title",
-        filters=[_strip],
-        validators=[
-            Length(
-                max=rules.TITLE_MAX,
-                message=f"Enter a title of {rules.TITLE_MAX} characters or fewer",
-            ),
-            _one_line,
-        ],
-    )
-    summary = TextAreaField(
-        "Summary",
-        filters=[_strip],
-        validators=[
-            Length(
-                max=rules.SUMMARY_MAX,
-                message=f"Enter a summary of {rules.SUMMARY_MAX} characters or fewer",
-            ),
-            _clean,
-        ],
-    )
-    body = TextAreaField("What you did", validators=[_at_most(rules.BODY_MAX), _clean])
+    title = StringField("Title", filters=[_strip], validators=_text_rules("title"))
+    summary = TextAreaField("Summary", filters=[_strip], validators=_text_rules("summary"))
+    body = TextAreaField("What you did", validators=_text_rules("body"))
     themes = SelectMultipleField(
         "Themes",
         coerce=int,
@@ -82,7 +62,7 @@ class CaseStudyForm(FlaskForm):
         StringField(
             "Partner organisation",
             filters=[_strip],
-            validators=[Length(max=rules.PARTNER_MAX, message=PARTNER_TOO_LONG), _one_line],
+            validators=[Length(max=rules.PARTNER_MAX, message=rules.PARTNER_TOO_LONG), _one_line],
         ),
         min_entries=rules.PARTNERS_MAX,
         max_entries=20,  # read at most this many; more than PARTNERS_MAX named is an error
@@ -90,20 +70,18 @@ class CaseStudyForm(FlaskForm):
     event_day = StringField("Day", filters=[_strip], validators=[Length(max=2)])
     event_month = StringField("Month", filters=[_strip], validators=[Length(max=2)])
     event_year = StringField("Year", filters=[_strip], validators=[Length(max=4)])
-    outcomes = TextAreaField("Outcomes", validators=[_at_most(rules.OUTCOMES_MAX), _clean])
-    lessons = TextAreaField("Lessons learned", validators=[_at_most(rules.LESSONS_MAX), _clean])
+    outcomes = TextAreaField("Outcomes", validators=_text_rules("outcomes"))
+    lessons = TextAreaField("Lessons learned", validators=_text_rules("lessons"))
     evidence = RadioField(
         "Evidence of impact",
         choices=[SelectChoice(e.value, EVIDENCE_LABELS[e]) for e in Evidence],
         validators=[Optional()],
     )
     contact_name = StringField(
-        "Contact name",
-        filters=[_strip],
-        validators=[Length(max=rules.CONTACT_NAME_MAX), _one_line],
+        "Contact name", filters=[_strip], validators=_text_rules("contact_name")
     )
     contact_email = EmailField(
-        "Contact email address", filters=[_strip], validators=[Length(max=rules.EMAIL_MAX)]
+        "Contact email address", filters=[_strip], validators=[Length(max=EMAIL_MAX)]
     )
     attachments = MultipleFileField("Attachments")
     no_personal_data = BooleanField("There is no victim or personal data in it")
@@ -115,21 +93,19 @@ class CaseStudyForm(FlaskForm):
 
     def validate_themes(self, field):
         if len(field.data or []) > rules.THEMES_MAX:
-            raise ValidationError(f"Choose at most {rules.THEMES_MAX} themes")
+            raise ValidationError(rules.TOO_MANY_THEMES)
 
     def validate_partners(self, field):
         named = [entry for entry in field.entries if entry.data]
         if len(named) > rules.PARTNERS_MAX:
             # Shown beside the first name past the limit (a list has no place of its own).
-            message = f"Name at most {rules.PARTNERS_MAX} partner organisations"
-            named[rules.PARTNERS_MAX].errors = [*named[rules.PARTNERS_MAX].errors, message]
-            raise ValidationError(message)
+            extra = named[rules.PARTNERS_MAX]
+            extra.errors = [*extra.errors, rules.TOO_MANY_PARTNERS]
+            raise ValidationError(rules.TOO_MANY_PARTNERS)
 
     def validate_contact_email(self, field):
-        if field.data and not rules.looks_like_email(field.data):
-            raise ValidationError(
-                "Enter an email address in the correct format, like name@force.police.uk"
-            )
+        if field.data and not looks_like_email(field.data):
+            raise ValidationError(rules.EMAIL_PROBLEM)
 
     def validate_event_year(self, field):
         parts = (self.event_day.data, self.event_month.data, self.event_year.data)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from sqlalchemy import insert, select
 
+from ..core import rules
+from ..core.text import is_clean_text, looks_like_email
 from ..extensions import db
 from ..models import (
     AuditEvent,
@@ -29,22 +31,11 @@ from ..models import (
 )
 from ..reference import ensure_partners, force_lookup, key, slugify, theme_lookup
 from ..search.sync import queue_change
-from ..web.text import is_clean_text
-from . import rules
 
-REQUIRED = (
-    "title",
-    "summary",
-    "body",
-    "force",
-    "themes",
-    "event_date",
-    "outcomes",
-    "contact_name",
-    "contact_email",
-)
+# What a submission needs (core.rules.REQUIRED), and the force it comes from. Evidence of
+# impact stays optional here: practice written up before the portal often does not say.
+REQUIRED = (*(name for name in rules.REQUIRED if name != "evidence"), "force")
 OPTIONAL = ("partners", "author_email", "status", "evidence", "lessons")
-MULTILINE = {"body", "outcomes", "lessons", "summary"}
 STATUSES = {
     "published": RevisionState.PUBLISHED,
     "submitted": RevisionState.SUBMITTED,
@@ -106,7 +97,8 @@ def _text(data: dict, name: str, *, required: bool, max_length: int | None = Non
         return ""
     if not isinstance(value, str):
         raise _Invalid(f"'{name}' must be text")
-    if not is_clean_text(value, multiline=name in MULTILINE):
+    multiline = rules.TEXT_FIELDS[name][2] if name in rules.TEXT_FIELDS else False
+    if not is_clean_text(value, multiline=multiline):
         raise _Invalid(f"'{name}' contains control characters or invalid Unicode")
     value = value.strip()
     if required and not value:
@@ -114,6 +106,11 @@ def _text(data: dict, name: str, *, required: bool, max_length: int | None = Non
     if max_length is not None and len(value) > max_length:
         raise _Invalid(f"'{name}' is longer than {max_length} characters")
     return value
+
+
+def _limited(data: dict, name: str) -> str:
+    """Read a text field of the case-study rules: required as a submission is, within its limit."""
+    return _text(data, name, required=name in REQUIRED, max_length=rules.TEXT_FIELDS[name][0])
 
 
 def _string_list(data: dict, name: str) -> list[str]:
@@ -145,9 +142,7 @@ def _parse_record(line_number: int, raw: str, lookups: _Lookups) -> ImportRecord
     if unknown:
         raise _Invalid(f"unknown field {unknown[0]!r}")  # repr: no escape codes reach a terminal
 
-    title = _text(data, "title", required=True, max_length=rules.TITLE_MAX)
-    summary = _text(data, "summary", required=True, max_length=rules.SUMMARY_MAX)
-    body = _text(data, "body", required=True, max_length=rules.BODY_MAX)
+    title, summary, body = (_limited(data, name) for name in ("title", "summary", "body"))
 
     force_name = _text(data, "force", required=True)
     force_id = lookups.forces.get(key(force_name))
@@ -179,7 +174,7 @@ def _parse_record(line_number: int, raw: str, lookups: _Lookups) -> ImportRecord
         )
 
     contact_email = _text(data, "contact_email", required=True)
-    if not rules.looks_like_email(contact_email):
+    if not looks_like_email(contact_email):
         raise _Invalid(f"'contact_email' {contact_email!r} is not an email address")
 
     author_id = None
@@ -209,10 +204,10 @@ def _parse_record(line_number: int, raw: str, lookups: _Lookups) -> ImportRecord
         theme_ids=tuple(theme_ids),
         partners=tuple(partners),
         event_date=event_date,
-        outcomes=_text(data, "outcomes", required=True, max_length=rules.OUTCOMES_MAX),
-        lessons=_text(data, "lessons", required=False, max_length=rules.LESSONS_MAX),
+        outcomes=_limited(data, "outcomes"),
+        lessons=_limited(data, "lessons"),
         evidence=evidence,
-        contact_name=_text(data, "contact_name", required=True, max_length=rules.CONTACT_NAME_MAX),
+        contact_name=_limited(data, "contact_name"),
         contact_email=contact_email,
         author_id=author_id,
         state=STATUSES[status],

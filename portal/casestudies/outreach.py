@@ -15,7 +15,7 @@ from flask import (
 )
 from flask_login import current_user
 
-from ..auth.services import FieldErrors
+from ..core.errors import FieldErrors
 from ..extensions import limiter
 from ..models import Adoption, AdoptionKind, CaseStudy, Revision, User
 from ..web import attempts

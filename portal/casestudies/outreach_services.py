@@ -14,11 +14,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from .. import audit
-from ..auth.services import FieldErrors, external_url
+from ..core.errors import FieldErrors
+from ..core.links import external_url
+from ..core.text import is_clean_text, one_line
 from ..extensions import db
 from ..mail import send_mail
 from ..models import Adoption, AdoptionKind, CaseStudy, Revision, User, UserStatus
-from ..web.text import is_clean_text, one_line
 from .services import NotAllowed, NotFound, is_moderator, published, send_quietly
 
 MESSAGE_MIN = 20

@@ -8,21 +8,23 @@ after the commit sends its emails.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from datetime import date
+from dataclasses import asdict
 
 from flask import current_app, render_template
 from sqlalchemy import select, update
 
 from .. import audit
-from ..auth.services import FieldErrors, external_url
+from ..core import rules
+from ..core.errors import FieldErrors
+from ..core.links import external_url
+from ..core.rules import Content, content_problems, submission_problems
+from ..core.text import is_clean_text
 from ..extensions import db
 from ..mail import send_mail
 from ..models import (
     WORKING_STATES,
     Attachment,
     CaseStudy,
-    Evidence,
     ModerationAction,
     ModerationEvent,
     Partner,
@@ -36,8 +38,6 @@ from ..models import (
 )
 from ..reference import ensure_partners, key, slugify
 from ..search.sync import queue_change
-from ..web.text import is_clean_text
-from . import rules
 from .diff import compare, snapshot_of
 
 
@@ -65,90 +65,6 @@ class SubmitRefused(FieldErrors):
     def __init__(self, errors: dict[str, str], case_study: CaseStudy) -> None:
         super().__init__(errors)
         self.case_study = case_study
-
-
-@dataclass
-class Content:
-    """What an author writes; the same fields for a draft and a submission."""
-
-    title: str = ""
-    summary: str = ""
-    body: str = ""
-    theme_ids: list[int] = field(default_factory=list)
-    partners: list[str] = field(default_factory=list)
-    event_date: date | None = None
-    outcomes: str = ""
-    lessons: str = ""
-    evidence: Evidence | None = None
-    contact_name: str = ""
-    contact_email: str = ""
-
-    @classmethod
-    def of(cls, revision: Revision) -> Content:
-        return cls(
-            title=revision.title,
-            summary=revision.summary,
-            body=revision.body,
-            theme_ids=[t.id for t in revision.themes],
-            partners=[p.name for p in revision.partners],
-            event_date=revision.event_date,
-            outcomes=revision.outcomes,
-            lessons=revision.lessons,
-            evidence=revision.evidence,
-            contact_name=revision.contact_name,
-            contact_email=revision.contact_email,
-        )
-
-
-def content_problems(content: Content) -> dict[str, str]:
-    """Return which documented limit the content breaks, whoever sends it (form, import...)."""
-    problems = {}
-    for name, label, most, multiline in (
-        ("title", "a title", rules.TITLE_MAX, False),
-        ("summary", "a summary", rules.SUMMARY_MAX, True),
-        ("body", "a description", rules.BODY_MAX, True),
-        ("outcomes", "outcomes", rules.OUTCOMES_MAX, True),
-        ("lessons", "lessons learned", rules.LESSONS_MAX, True),
-        ("contact_name", "a contact name", rules.CONTACT_NAME_MAX, False),
-    ):
-        value = getattr(content, name)
-        if len(value) > most:
-            problems[name] = f"Enter {label} of {most:,} characters or fewer"
-        elif not is_clean_text(value, multiline=multiline):
-            problems[name] = "Remove the line breaks and control characters from this text"
-    if content.contact_email and not rules.looks_like_email(content.contact_email):
-        problems["contact_email"] = "Enter an email address in the correct format"
-    if len(content.theme_ids) > rules.THEMES_MAX:
-        problems["themes"] = f"Choose at most {rules.THEMES_MAX} themes"
-    partners = [p for p in content.partners if p.strip()]
-    if len(partners) > rules.PARTNERS_MAX:
-        problems["partners"] = f"Name at most {rules.PARTNERS_MAX} partner organisations"
-    elif any(len(p) > rules.PARTNER_MAX or not is_clean_text(p, multiline=False) for p in partners):
-        problems["partners"] = f"Enter partner names of {rules.PARTNER_MAX} characters or fewer"
-    return problems
-
-
-def submission_problems(content: Content) -> dict[str, str]:
-    """Return what is missing before a case study can go to moderation."""
-    problems = {}
-    required = {
-        "title": "Enter a title",
-        "summary": "Enter a summary",
-        "body": "Describe what you did",
-        "outcomes": "Describe the outcomes",
-        "contact_name": "Enter a contact name",
-        "contact_email": "Enter a contact email address",
-    }
-    for name, message in required.items():
-        if not getattr(content, name).strip():
-            problems[name] = message
-    if not rules.THEMES_MIN <= len(content.theme_ids) <= rules.THEMES_MAX:
-        problems["themes"] = f"Choose {rules.THEMES_MIN} to {rules.THEMES_MAX} themes"
-    if content.event_date is None:
-        problems["event_date"] = "Enter the date of the event or when the scheme started"
-    if content.evidence is None:
-        problems["evidence"] = "Say what evidence of impact there is"
-    return problems
 
 
 # Who may see and do what

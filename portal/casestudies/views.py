@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
+from ..core import rules
 from ..extensions import db, limiter
 from ..models import (
     Attachment,
@@ -33,7 +34,7 @@ from ..models import (
 from ..web.forms import add_errors, render_form
 from ..web.htmx import vary_on_htmx
 from . import attachments as files
-from . import rules, services
+from . import services
 from .forms import ActionForm, CaseStudyForm
 from .markdown import render_markdown
 

@@ -17,8 +17,8 @@ from xml.etree import ElementTree as ET
 from flask import Blueprint, Response, abort, current_app, g, request
 from sqlalchemy import exists, func, select
 
-from ..auth.services import external_url
 from ..casestudies.queries import live_revisions
+from ..core.links import external_url
 from ..extensions import db
 from ..forces.views import SLUG, force_by_slug
 from ..models import CaseStudy, Revision, Theme, revision_theme

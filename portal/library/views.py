@@ -10,11 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import load_only, selectinload
 
 from ..casestudies.queries import latest_published
+from ..core.text import clean_query
 from ..extensions import db
 from ..models import CaseStudy, Force, Revision, RevisionState, Theme
 from ..search import SearchQuery, get_backend
 from ..web.htmx import is_partial, vary_on_htmx
-from ..web.text import clean_query
 
 bp = Blueprint("library", __name__)
 

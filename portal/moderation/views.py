@@ -17,9 +17,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from ..auth.permissions import require_role
-from ..auth.services import FieldErrors
 from ..casestudies import services
 from ..casestudies.forms import CaseStudyForm, DecisionForm
+from ..core.errors import FieldErrors
 from ..extensions import db
 from ..models import (
     CaseStudy,

@@ -20,8 +20,8 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from .. import audit
-from ..auth.services import external_url
 from ..casestudies.services import is_moderator
+from ..core.links import external_url
 from ..extensions import db, limiter
 from ..library.views import query_args, search_query_from_request
 from ..models import (

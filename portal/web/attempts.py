@@ -9,7 +9,8 @@ hold the same slot. When the view is done, the slot is given back unless the att
 that counts (a wrong password, a message sent).
 
 Windows slide: the count is the current fixed window's plus the previous window's, weighted
-by how much of it still overlaps the last `seconds` (as limits' sliding-window counter).
+by how much of it still overlaps the last `seconds` and rounded up (limits' sliding-window
+counter rounds down, which lets a burst across the windows' edge have one attempt more).
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ def _take_one(limit: AttemptLimit, key: str) -> tuple[_Slot | None, int]:
     count = _storage_call(storage.incr, current, expiry, amount=1)
     previous = max(0, _storage_call(storage.get, f"{base}/{window - 1}"))
     overlap = 1 - (now - window * limit.seconds) / limit.seconds
-    if int(previous * overlap) + count <= limit.amount:
+    # Rounded up: a burst that straddles the windows' edge gets no extra attempt.
+    if ceil(previous * overlap) + count <= limit.amount:
         return _Slot(current, expiry), 0
     _storage_call(storage.incr, current, expiry, amount=-1)
     return None, ceil((window + 1) * limit.seconds - now)

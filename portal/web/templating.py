@@ -4,8 +4,8 @@ from datetime import date, datetime
 
 from flask import Flask
 
-from ..auth.services import external_url
 from ..casestudies.markdown import render_markdown
+from ..core.links import external_url
 from ..models import EVIDENCE_LABELS
 
 

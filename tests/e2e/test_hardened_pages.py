@@ -17,6 +17,7 @@ from portal.accounts import create_user
 from portal.auth import services as auth_services
 from portal.auth import tokens
 from portal.casestudies import services
+from portal.core import rules
 from portal.extensions import db
 from portal.models import CaseStudy, Evidence, Revision, RevisionState, Role, Theme, User
 
@@ -47,7 +48,7 @@ def edited_case_study(live_app) -> int:
             "a long and quiet river",
         )
         theme = db.session.scalar(select(Theme))
-        content = services.Content(
+        content = rules.Content(
             title="Rugby allies for the women's team",
             summary="Men's rugby players stood up as allies of the force's women's team.",
             body=body,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from portal.casestudies import rules
 from portal.casestudies.importer import MAX_LINE_BYTES, ImportFailed, import_case_studies
+from portal.core import rules
 from portal.extensions import db
 from portal.models import Partner, Revision
 from portal.reports.exports import _inert
@@ -157,8 +157,8 @@ def test_four_partners_are_accepted(app, author):
 
 
 def test_the_service_enforces_every_limit_whoever_calls_it(app, make_user):
-    from portal.auth.services import FieldErrors
     from portal.casestudies import services
+    from portal.core.errors import FieldErrors
     from portal.models import User
 
     user = make_user()
@@ -177,7 +177,7 @@ def test_the_service_enforces_every_limit_whoever_calls_it(app, make_user):
         author = db.session.scalar(select(User).where(User.email == user.email))
         for name, value in too_much.items():
             with pytest.raises(FieldErrors) as refused:
-                services.save(author, None, services.Content(**{name: value}))
+                services.save(author, None, rules.Content(**{name: value}))
             assert set(refused.value.errors) == {"themes" if name == "theme_ids" else name}
         assert db.session.scalar(select(func.count()).select_from(Revision)) == 0
 

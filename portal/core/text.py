@@ -1,8 +1,13 @@
-"""Text rules shared by every area: what one-line text may hold, tidy search boxes."""
+"""Text rules shared by every area: clean text, one-line text, email shape, search boxes."""
 
+import re
 import unicodedata
 
 MAX_QUERY = 200
+EMAIL_MAX = 254
+# The addresses people really use; nothing that could add recipients or break out of a
+# mailto: link (no ?, &, quotes, angle brackets, commas or spaces).
+EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 
 #: Bidirectional embeddings, overrides and isolates. They reorder the text after them, so a
 #: title or a name could read differently from what it holds ("Trojan Source").
@@ -28,6 +33,11 @@ def is_clean_text(value: str, *, multiline: bool) -> bool:
         if not multiline and (category in ("Zl", "Zp") or ch in BIDI_CONTROLS):
             return False
     return True
+
+
+def looks_like_email(value: str) -> bool:
+    """Return True when `value` has the shape of an email address."""
+    return len(value) <= EMAIL_MAX and bool(EMAIL_PATTERN.match(value))
 
 
 def one_line(text: str, limit: int | None = None) -> str:

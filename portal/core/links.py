@@ -1,0 +1,10 @@
+"""Absolute links to the portal's pages, for emails and feeds."""
+
+from __future__ import annotations
+
+from flask import current_app, url_for
+
+
+def external_url(endpoint: str, **values) -> str:
+    """Return an absolute link for an email, from BASE_URL, never the Host header."""
+    return current_app.config["BASE_URL"] + url_for(endpoint, **values)
