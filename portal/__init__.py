@@ -87,19 +87,19 @@ def configure_blueprints(app: Flask) -> None:
             super().__init__(url_map, min=1, max=2**31 - 1)
 
     app.url_map.converters["id"] = IdConverter
+    from .account.views import bp as account_bp
     from .admin.views import bp as admin_bp
-    from .auth.account_views import bp as account_bp
     from .auth.views import bp as auth_bp
-    from .casestudies.outreach import bp as outreach_bp
     from .casestudies.views import bp as casestudies_bp
-    from .follows.feeds import bp as feeds_bp
+    from .exports.views import bp as exports_bp
+    from .feeds.views import bp as feeds_bp
     from .follows.views import bp as follows_bp
     from .forces.views import bp as forces_bp
+    from .health.views import bp as health_bp
     from .library.views import bp as library_bp
     from .moderation.views import bp as moderation_bp
-    from .reports.exports import bp as exports_bp
+    from .outreach.views import bp as outreach_bp
     from .reports.views import bp as reports_bp
-    from .web.health import bp as health_bp
 
     for blueprint in (
         library_bp,
@@ -121,8 +121,9 @@ def configure_blueprints(app: Flask) -> None:
 
 def configure_web(app: Flask) -> None:
     """Install error pages, security headers and template helpers."""
+    from .auth import access
     from .search import sync
-    from .web import access, errors, headers, logs, request_guard, templating
+    from .web import errors, headers, logs, request_guard, templating
 
     sync.register(app)
     logs.register(app)

@@ -1,16 +1,13 @@
 """Forms for accounts. Passwords are never stripped or changed: they are used as typed."""
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, StringField, ValidationError
+from wtforms import EmailField, PasswordField, StringField, ValidationError
 from wtforms.validators import DataRequired, Length
 
 from ..core.text import EMAIL_MAX, looks_like_email
 from ..reference import find_force
+from ..web.forms import stripped
 from .passwords import password_problem
-
-
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value
 
 
 def validate_force_name(name: str | None) -> None:
@@ -27,10 +24,10 @@ def validate_person_name(name: str | None) -> None:
         raise ValidationError(problem)
 
 
-def _person_name_field() -> StringField:
+def person_name_field() -> StringField:
     return StringField(
         "Full name",
-        filters=[_strip],
+        filters=[stripped],
         validators=[
             DataRequired("Enter your full name"),
             Length(max=120),
@@ -42,7 +39,7 @@ def _person_name_field() -> StringField:
 def _force_field() -> StringField:
     return StringField(
         "Force or organisation",
-        filters=[_strip],
+        filters=[stripped],
         validators=[
             DataRequired("Choose your force from the list"),
             lambda _form, field: validate_force_name(field.data),
@@ -53,17 +50,17 @@ def _force_field() -> StringField:
 class LoginForm(FlaskForm):
     email = EmailField(
         "Email address",
-        filters=[_strip],
+        filters=[stripped],
         validators=[DataRequired("Enter your email address"), Length(max=254)],
     )
     password = PasswordField("Password", validators=[DataRequired("Enter your password")])
 
 
 class RegisterForm(FlaskForm):
-    name = _person_name_field()
+    name = person_name_field()
     email = EmailField(
         "Work email address",
-        filters=[_strip],
+        filters=[stripped],
         validators=[
             DataRequired("Enter your work email address"),
             Length(max=EMAIL_MAX, message="Enter a shorter email address"),
@@ -95,7 +92,7 @@ class RegisterForm(FlaskForm):
 class EmailForm(FlaskForm):
     email = EmailField(
         "Email address",
-        filters=[_strip],
+        filters=[stripped],
         validators=[DataRequired("Enter your email address"), Length(max=254)],
     )
 
@@ -108,43 +105,15 @@ class FinishRegistrationForm(NewPasswordForm):
     """A reset link for an address never confirmed: its owner gives their own details, since
     whoever registered the address may not have been them."""
 
-    name = _person_name_field()
+    name = person_name_field()
     force = _force_field()
-
-
-class ChangePasswordForm(FlaskForm):
-    current_password = PasswordField(
-        "Current password", validators=[DataRequired("Enter your current password")]
-    )
-    new_password = PasswordField("New password", validators=[DataRequired("Enter a new password")])
-
-
-class ProfileForm(FlaskForm):
-    name = _person_name_field()
-    listed_as_contact = BooleanField("List me as a HeForShe contact on my force's page")
-    contact_role = StringField(
-        "Your HeForShe role (optional)",
-        filters=[_strip],
-        validators=[Length(max=120, message="Your role must be 120 characters or fewer")],
-    )
 
 
 class ConfirmEmailForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired("Enter the password you chose")])
 
 
-class MfaSetupForm(FlaskForm):
-    code = StringField(
-        "Code", filters=[_strip], validators=[DataRequired("Enter the code"), Length(max=20)]
-    )
-    password = PasswordField("Your password", validators=[DataRequired("Enter your password")])
-
-
 class CodeForm(FlaskForm):
     code = StringField(
-        "Code", filters=[_strip], validators=[DataRequired("Enter the code"), Length(max=20)]
+        "Code", filters=[stripped], validators=[DataRequired("Enter the code"), Length(max=20)]
     )
-
-
-class PasswordCheckForm(FlaskForm):
-    password = PasswordField("Password", validators=[DataRequired("Enter your password")])

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import abort, current_app, flash, redirect, url_for
+from flask import abort, flash, url_for
 from flask_login import current_user
 
 from ..models import Role
-from ..web.htmx import is_partial
+from ..web.htmx import send_to
 
 
 def require_role(*roles: Role) -> Callable[[], object]:
@@ -21,12 +21,7 @@ def require_role(*roles: Role) -> Callable[[], object]:
             abort(403)
         if current_user.needs_mfa and not current_user.mfa_enabled:
             flash("Set up two-factor authentication before you use moderation or admin pages.")
-            target = url_for("account.mfa_setup")
-            if is_partial():
-                response = current_app.response_class(status=403)
-                response.headers["HX-Redirect"] = target
-                return response
-            return redirect(target)
+            return send_to(url_for("account.mfa_setup"), htmx_status=403)
         return None
 
     return check

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
 
@@ -14,7 +14,7 @@ from ..reference import force_names_and_aliases
 from ..web import attempts
 from ..web.attempts import AttemptLimit
 from ..web.deferred import after_response
-from ..web.forms import add_errors, render_form
+from ..web.forms import add_errors, carry_out, render_form
 from . import services, sessions, tokens
 from .forms import (
     CodeForm,
@@ -36,11 +36,6 @@ SECOND_FACTOR_GUESSES = AttemptLimit("second-factor", 10, 5 * 60)
 WRONG_CODE = "Enter a correct code from your authenticator app, or a recovery code"
 
 
-def _failed(_response) -> bool:
-    # Only failures keep their slot: people who sign in often never meet the limit.
-    return bool(g.get("sign_in_failed"))
-
-
 def _account_key() -> str:
     # Hashed, so what was typed never reaches the limiter's storage or its log lines.
     typed = services.normalise_email(request.form.get("email", ""))
@@ -56,7 +51,9 @@ def _pending_key() -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 @attempts.counted(
-    (SIGN_IN_PER_ACCOUNT, _account_key), (SIGN_IN_PER_ADDRESS, get_remote_address), counts=_failed
+    (SIGN_IN_PER_ACCOUNT, _account_key),
+    (SIGN_IN_PER_ADDRESS, get_remote_address),
+    counts=attempts.refused,  # only failures keep their slot: people signing in often never wait
 )
 def login():
     """Check the email and password, then ask for the second factor when there is one."""
@@ -74,13 +71,11 @@ def login():
             services.record_sign_in(result.user, method="password")
             return redirect(next_url or url_for("library.home"), code=303)
         form.form_errors.append(result.error)
-    if request.method == "POST":
-        g.sign_in_failed = True
     return render_form("auth/login.html", form, next_url=next_url)
 
 
 @bp.route("/two-factor", methods=["GET", "POST"])
-@attempts.counted((SECOND_FACTOR_GUESSES, _pending_key), counts=_failed)
+@attempts.counted((SECOND_FACTOR_GUESSES, _pending_key), counts=attempts.refused)
 def second_factor():
     """Ask for the code from the authenticator app, or a recovery code."""
     pending = sessions.pending_second_factor()
@@ -105,8 +100,6 @@ def second_factor():
             sessions.start_session(user)
             services.record_sign_in(user, method="password+totp")
             return redirect(next_url or url_for("library.home"), code=303)
-    if request.method == "POST":
-        g.sign_in_failed = True
     return render_form("auth/second_factor.html", form)
 
 
@@ -127,14 +120,15 @@ def register():
     if current_user.is_authenticated:
         return redirect(url_for("library.home"))
     form = RegisterForm()
-    if form.validate_on_submit():
-        try:
-            services.register(form.name.data, form.email.data, form.force.data, form.password.data)
-        except services.FieldErrors as failure:
-            add_errors(form, failure.errors)
-        else:
-            session["check_email"] = "registered"
-            return redirect(url_for(".check_email"), code=303)
+    step = carry_out(
+        form,
+        lambda: services.register(
+            form.name.data, form.email.data, form.force.data, form.password.data
+        ),
+    )
+    if step.done:
+        session["check_email"] = "registered"
+        return redirect(url_for(".check_email"), code=303)
     return render_form("auth/register.html", form, forces=force_names_and_aliases())
 
 
@@ -160,16 +154,13 @@ def confirm(token: str):
     if user.status != UserStatus.PENDING:
         return _link_invalid("used", "confirm")
     form = ConfirmEmailForm()
-    if form.validate_on_submit():
-        try:
-            services.confirm_email(token, form.password.data)
-        except tokens.TokenInvalid as error:
-            return _link_invalid(str(error), "confirm")
-        except services.FieldErrors as failure:
-            add_errors(form, failure.errors)
-        else:
-            flash("Your email address is confirmed. You can now sign in.", "success")
-            return redirect(url_for(".login"), code=303)
+    try:
+        step = carry_out(form, lambda: services.confirm_email(token, form.password.data))
+    except tokens.TokenInvalid as error:
+        return _link_invalid(str(error), "confirm")
+    if step.done:
+        flash("Your email address is confirmed. You can now sign in.", "success")
+        return redirect(url_for(".login"), code=303)
     return render_form("auth/confirm.html", form, email=user.email)
 
 
@@ -216,22 +207,22 @@ def reset_password(token: str):
         return _link_invalid(str(error), "reset")
     pending = user.status == UserStatus.PENDING
     form = FinishRegistrationForm() if pending else NewPasswordForm()
-    if form.validate_on_submit():
-        try:
-            services.reset_password(
+    try:
+        step = carry_out(
+            form,
+            lambda: services.reset_password(
                 token,
                 form.password.data,
                 name=form.name.data if pending else None,
                 force_name=form.force.data if pending else None,
-            )
-        except services.FieldErrors as failure:
-            add_errors(form, failure.errors)
-        except tokens.TokenInvalid as error:
-            return _link_invalid(str(error), "reset")
-        else:
-            sessions.end_session()
-            flash("Your password has been changed. Sign in with your new password.", "success")
-            return redirect(url_for(".login"), code=303)
+            ),
+        )
+    except tokens.TokenInvalid as error:
+        return _link_invalid(str(error), "reset")
+    if step.done:
+        sessions.end_session()
+        flash("Your password has been changed. Sign in with your new password.", "success")
+        return redirect(url_for(".login"), code=303)
     return render_form(
         "auth/reset_password.html",
         form,

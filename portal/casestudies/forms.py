@@ -24,10 +24,7 @@ from ..core import rules
 from ..core.rules import Content
 from ..core.text import EMAIL_MAX, is_clean_text, looks_like_email
 from ..models import EVIDENCE_LABELS, Evidence
-
-
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value
+from ..web.forms import stripped
 
 
 def _clean(form, field):
@@ -48,8 +45,8 @@ def _text_rules(name: str) -> list:
 
 
 class CaseStudyForm(FlaskForm):
-    title = StringField("Title", filters=[_strip], validators=_text_rules("title"))
-    summary = TextAreaField("Summary", filters=[_strip], validators=_text_rules("summary"))
+    title = StringField("Title", filters=[stripped], validators=_text_rules("title"))
+    summary = TextAreaField("Summary", filters=[stripped], validators=_text_rules("summary"))
     body = TextAreaField("What you did", validators=_text_rules("body"))
     themes = SelectMultipleField(
         "Themes",
@@ -61,15 +58,15 @@ class CaseStudyForm(FlaskForm):
     partners = FieldList(
         StringField(
             "Partner organisation",
-            filters=[_strip],
+            filters=[stripped],
             validators=[Length(max=rules.PARTNER_MAX, message=rules.PARTNER_TOO_LONG), _one_line],
         ),
         min_entries=rules.PARTNERS_MAX,
         max_entries=20,  # read at most this many; more than PARTNERS_MAX named is an error
     )
-    event_day = StringField("Day", filters=[_strip], validators=[Length(max=2)])
-    event_month = StringField("Month", filters=[_strip], validators=[Length(max=2)])
-    event_year = StringField("Year", filters=[_strip], validators=[Length(max=4)])
+    event_day = StringField("Day", filters=[stripped], validators=[Length(max=2)])
+    event_month = StringField("Month", filters=[stripped], validators=[Length(max=2)])
+    event_year = StringField("Year", filters=[stripped], validators=[Length(max=4)])
     outcomes = TextAreaField("Outcomes", validators=_text_rules("outcomes"))
     lessons = TextAreaField("Lessons learned", validators=_text_rules("lessons"))
     evidence = RadioField(
@@ -78,10 +75,10 @@ class CaseStudyForm(FlaskForm):
         validators=[Optional()],
     )
     contact_name = StringField(
-        "Contact name", filters=[_strip], validators=_text_rules("contact_name")
+        "Contact name", filters=[stripped], validators=_text_rules("contact_name")
     )
     contact_email = EmailField(
-        "Contact email address", filters=[_strip], validators=[Length(max=EMAIL_MAX)]
+        "Contact email address", filters=[stripped], validators=[Length(max=EMAIL_MAX)]
     )
     attachments = MultipleFileField("Attachments")
     no_personal_data = BooleanField("There is no victim or personal data in it")
@@ -175,7 +172,7 @@ class CaseStudyForm(FlaskForm):
 class DecisionForm(FlaskForm):
     comment = TextAreaField(
         "Comment for the author",
-        filters=[_strip],
+        filters=[stripped],
         validators=[Length(max=rules.COMMENT_MAX), _clean],
     )
 

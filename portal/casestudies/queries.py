@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, select
-from sqlalchemy.orm import selectinload
-
+from ..core.live import live_revisions
 from ..extensions import db
-from ..models import CaseStudy, Revision, RevisionState
-
-
-def live_revisions() -> Select:
-    """Select the published revisions of case studies not archived, with what a card shows."""
-    return (
-        select(Revision)
-        .join(Revision.case_study)
-        .where(Revision.state == RevisionState.PUBLISHED, CaseStudy.archived_at.is_(None))
-        .options(
-            selectinload(Revision.themes),
-            selectinload(Revision.case_study).selectinload(CaseStudy.force),
-        )
-    )
+from ..models import Revision
 
 
 def latest_published(limit: int = 6) -> list[Revision]:

@@ -33,20 +33,19 @@ from ..models import (
 )
 from ..web.forms import add_errors, render_form
 from ..web.htmx import vary_on_htmx
+from ..web.people import signed_in_user
 from . import attachments as files
 from . import services
 from .forms import ActionForm, CaseStudyForm
 from .markdown import render_markdown
 
 bp = Blueprint("casestudies", __name__, url_prefix="/case-studies")
+# Every page that shows a case study's Markdown renders it the same way.
+bp.add_app_template_filter(render_markdown, "markdown")
 
 #: The live preview follows typing (a request after each pause); a script could ask for a
 #: 100,000-character render many times a second.
 PREVIEW_LIMIT = "60 per minute"
-
-
-def _user():
-    return current_user._get_current_object() if current_user.is_authenticated else None
 
 
 def case_study_or_404(case_study_id: int) -> CaseStudy:
@@ -61,7 +60,7 @@ def _visible_revision(case_study: CaseStudy) -> Revision:
     live = services.published(case_study)
     if live is not None:
         return live
-    if services.may_see_unpublished(_user(), case_study):
+    if services.may_see_unpublished(signed_in_user(), case_study):
         return services.latest(case_study)
     abort(404)
 
@@ -121,7 +120,7 @@ def _uploads(form, revision, removing):
 
 def _write(case_study: CaseStudy | None):
     """Handle the writing form, for a new case study or the working copy of one."""
-    user = _user()
+    user = signed_in_user()
     revision = None
     if case_study is not None:
         revision = services.working(case_study) or services.published(case_study)
@@ -199,7 +198,7 @@ def new():
 def edit(case_study_id: int):
     """Edit the draft, or start a new version of a published case study."""
     case_study = case_study_or_404(case_study_id)
-    user = _user()
+    user = signed_in_user()
     _visible_revision(case_study)  # 404 for those who may not see it at all
     if not services.editable_by(user, case_study):
         if services.is_author(user, case_study) and services.revision_in(
@@ -248,7 +247,7 @@ def show(case_study_id: int, slug: str | None = None):
         return redirect(
             url_for(".show", case_study_id=case_study.id, slug=case_study.slug), code=301
         )
-    user = _user()
+    user = signed_in_user()
     return render_template(
         "casestudies/show.html",
         case_study=case_study,
@@ -288,7 +287,7 @@ def related_to(case_study: CaseStudy, limit: int = 4) -> list[Revision]:
 def history(case_study_id: int):
     """Show every revision, every decision with its comment, and what changed."""
     case_study = case_study_or_404(case_study_id)
-    if not services.may_see_unpublished(_user(), case_study):
+    if not services.may_see_unpublished(signed_in_user(), case_study):
         abort(404)
     events = db.session.scalars(
         select(ModerationEvent)
@@ -310,7 +309,7 @@ def _act(case_study_id: int, step, done: str):
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
-        step(_user(), case_study)
+        step(signed_in_user(), case_study)
     except services.NotAllowed as error:
         flash(str(error))
     else:
@@ -338,6 +337,6 @@ def attachment(case_study_id: int, attachment_id: int):
     if found is None or found.revision.case_study_id != case_study.id:
         abort(404)
     readable = found.revision.state == RevisionState.PUBLISHED and case_study.archived_at is None
-    if not readable and not services.may_see_unpublished(_user(), case_study):
+    if not readable and not services.may_see_unpublished(signed_in_user(), case_study):
         abort(404)
     return files.download(found)

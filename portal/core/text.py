@@ -5,6 +5,7 @@ import unicodedata
 
 MAX_QUERY = 200
 EMAIL_MAX = 254
+SLUG = re.compile(r"[a-z0-9-]{1,120}")
 # The addresses people really use; nothing that could add recipients or break out of a
 # mailto: link (no ?, &, quotes, angle brackets, commas or spaces).
 EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
@@ -33,6 +34,11 @@ def is_clean_text(value: str, *, multiline: bool) -> bool:
         if not multiline and (category in ("Zl", "Zp") or ch in BIDI_CONTROLS):
             return False
     return True
+
+
+def looks_like_slug(value: str) -> bool:
+    """Return True for a slug's shape: lower-case letters, digits and hyphens, up to 120."""
+    return bool(SLUG.fullmatch(value))
 
 
 def looks_like_email(value: str) -> bool:

@@ -24,8 +24,8 @@ from flask import current_app, has_request_context, render_template
 from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..casestudies.queries import live_revisions
 from ..core.links import external_url
+from ..core.live import live_revisions
 from ..extensions import db
 from ..mail import send_mail
 from ..models import (

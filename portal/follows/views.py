@@ -16,10 +16,11 @@ from flask import (
 from flask_login import current_user
 
 from ..auth.sessions import safe_next
+from ..feeds.links import make_feed_token
 from ..web.forms import render_form
 from ..web.htmx import is_partial, vary_on_htmx
+from ..web.people import signed_in_user
 from . import services
-from .feed_links import make_feed_token
 from .forms import DigestForm
 from .services import Kind
 
@@ -28,20 +29,16 @@ bp = Blueprint("follows", __name__, url_prefix="/account/following")
 KINDS = "any(force, theme)"
 
 
-def _user():
-    return current_user._get_current_object()
-
-
 @bp.app_template_global()
 def is_following(kind: str, target_id: int) -> bool:
     """Return whether the signed-in user follows this force or theme (one query a request)."""
     if not current_user.is_authenticated:
         return False
-    return (kind, target_id) in services.followed_by_request_user(_user())
+    return (kind, target_id) in services.followed_by_request_user(signed_in_user())
 
 
 def _render_page(form: DigestForm):
-    user = _user()
+    user = signed_in_user()
     forces, themes = services.following(user)
     return render_form(
         "follows/following.html",
@@ -58,7 +55,7 @@ def _render_page(form: DigestForm):
 @bp.get("")
 def following():
     """Show what the signed-in user follows, every theme, the digest setting and the feeds."""
-    form = DigestForm(data={"digest": "yes" if _user().wants_digest else "no"})
+    form = DigestForm(data={"digest": "yes" if signed_in_user().wants_digest else "no"})
     return _render_page(form)
 
 
@@ -69,7 +66,7 @@ def digest():
     if not form.validate_on_submit():
         return _render_page(form)
     wanted = form.digest.data == "yes"
-    services.set_wants_digest(_user(), wanted)
+    services.set_wants_digest(signed_in_user(), wanted)
     flash(
         "You will get a weekly digest." if wanted else "You will not get a weekly digest.",
         "success",
@@ -94,7 +91,7 @@ def _change(kind: Kind, target_id: int, *, following: bool):
     if target is None:
         abort(404)
     step = services.follow if following else services.unfollow
-    step(_user(), target)
+    step(signed_in_user(), target)
     message = (
         f"You are now following {target.name}."
         if following

@@ -2,53 +2,26 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 
-from flask import Blueprint, make_response, render_template, request, url_for
+from flask import Blueprint, make_response, render_template, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import load_only, selectinload
 
 from ..casestudies.queries import latest_published
-from ..core.text import clean_query
 from ..extensions import db
 from ..models import CaseStudy, Force, Revision, RevisionState, Theme
 from ..search import SearchQuery, get_backend
 from ..web.htmx import is_partial, vary_on_htmx
+from .query_string import PER_PAGE, query_args, search_query_from_request
 
 bp = Blueprint("library", __name__)
-
-PER_PAGE = 20
-MAX_FILTER_VALUES = 20
 
 
 @bp.get("/")
 def home():
     """Show what the library is, a search box and the latest case studies."""
     return render_template("library/home.html", latest=latest_published(limit=6))
-
-
-def _values(name: str, pattern: str = r"[a-z0-9-]{1,120}") -> tuple[str, ...]:
-    wanted = [v for v in request.args.getlist(name) if re.fullmatch(pattern, v)]
-    return tuple(dict.fromkeys(wanted))[:MAX_FILTER_VALUES]
-
-
-def search_query_from_request() -> SearchQuery:
-    """Read the library's query string; anything odd is dropped, never an error."""
-    page = request.args.get("page", 1, type=int) or 1
-    partners = tuple(
-        dict.fromkeys(clean_query(p) for p in request.args.getlist("partner") if p.strip())
-    )
-    return SearchQuery(
-        text=clean_query(request.args.get("q", "", type=str)),
-        force=_values("force"),
-        theme=_values("theme"),
-        year=tuple(int(y) for y in _values("year", r"(19|20)[0-9]{2}")),
-        partner=partners[:MAX_FILTER_VALUES],
-        sort="newest" if request.args.get("sort") == "newest" else "relevance",
-        page=min(max(1, page), 10_000),
-        per_page=PER_PAGE,
-    )
 
 
 @dataclass(frozen=True)
@@ -97,20 +70,6 @@ def _facets(query: SearchQuery, counts: dict[str, dict[str, int]]) -> list[Facet
             "partner", "Partner", options(counts.get("partner", {}), {}, set(query.partner))[:15]
         ),
     ]
-
-
-def query_args(query: SearchQuery, **change) -> dict:
-    """The query string of this search, changed: for filter tags, pagination and sorting."""
-    args = {
-        "q": query.text or None,
-        "force": list(query.force),
-        "theme": list(query.theme),
-        "year": [str(y) for y in query.year],
-        "partner": list(query.partner),
-        "sort": "newest" if query.sort == "newest" else None,
-    }
-    args.update(change)
-    return {k: v for k, v in args.items() if v}
 
 
 @bp.get("/library")

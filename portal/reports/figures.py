@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import extract, func, select
 
+from ..core.live import is_live
 from ..extensions import db
 from ..models import (
     Adoption,
@@ -42,7 +43,7 @@ def _year(column):
 
 def _live(query, year: int | None = None, force_id: int | None = None):
     """Limit a query over Revision to live case studies, optionally of one year or force."""
-    query = query.where(Revision.state == RevisionState.PUBLISHED, CaseStudy.archived_at.is_(None))
+    query = query.where(is_live())
     if year is not None:
         query = query.where(_year(CaseStudy.first_published_at) == year)
     if force_id is not None:
@@ -227,11 +228,8 @@ def adoptions(year: int | None = None, limit: int = 10) -> Adoptions:
     base = (
         select(Adoption)
         .join(Adoption.case_study)
-        .join(
-            Revision,
-            (Revision.case_study_id == CaseStudy.id) & (Revision.state == RevisionState.PUBLISHED),
-        )
-        .where(CaseStudy.archived_at.is_(None))
+        .join(Revision, Revision.case_study_id == CaseStudy.id)
+        .where(is_live())
     )
     if year is not None:
         base = base.where(_year(Adoption.created_at) == year)

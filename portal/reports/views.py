@@ -20,9 +20,9 @@ from flask_login import current_user
 from sqlalchemy import extract, func, select
 from sqlalchemy.orm import selectinload
 
-from ..casestudies.queries import live_revisions
+from ..core.live import live_revisions
 from ..extensions import db, limiter
-from ..forces.views import contacts_of
+from ..forces.queries import contacts_of
 from ..models import (
     Adoption,
     CaseStudy,

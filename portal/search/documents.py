@@ -8,8 +8,9 @@ from markdown_it import MarkdownIt
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from ..core.live import is_live
 from ..extensions import db
-from ..models import CaseStudy, Force, Revision, RevisionState
+from ..models import CaseStudy, Force, Revision
 from .contract import SearchDocument
 
 _markdown = MarkdownIt("commonmark", {"html": False})
@@ -52,7 +53,7 @@ def _published_revisions():
     return (
         select(Revision)
         .join(Revision.case_study)
-        .where(Revision.state == RevisionState.PUBLISHED, CaseStudy.archived_at.is_(None))
+        .where(is_live())
         .options(
             selectinload(Revision.themes),
             selectinload(Revision.partners),
@@ -90,8 +91,6 @@ def all_documents(batch: int = 500):
 def published_versions() -> dict[int, int]:
     """Return {case study id: published revision id} from the database, the truth."""
     rows = db.session.execute(
-        select(Revision.case_study_id, Revision.id)
-        .join(Revision.case_study)
-        .where(Revision.state == RevisionState.PUBLISHED, CaseStudy.archived_at.is_(None))
+        select(Revision.case_study_id, Revision.id).join(Revision.case_study).where(is_live())
     )
     return dict(rows.all())

@@ -81,6 +81,11 @@ def take(*limits: tuple[AttemptLimit, str]) -> Attempt:
     return Attempt(slots)
 
 
+def refused(response) -> bool:
+    """The usual `counts`: a form refused (400) keeps its slot, anything else gives it back."""
+    return response.status_code == 400
+
+
 def counted(
     *limits: tuple[AttemptLimit, Callable[[], str]], counts: Callable[[object], bool]
 ) -> Callable:

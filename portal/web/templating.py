@@ -1,10 +1,9 @@
-"""Give templates the few helpers they share: site name, dates, evidence labels."""
+"""Give templates the few helpers they share: site name, dates, evidence labels, links."""
 
 from datetime import date, datetime
 
 from flask import Flask
 
-from ..casestudies.markdown import render_markdown
 from ..core.links import external_url
 from ..models import EVIDENCE_LABELS
 
@@ -19,7 +18,6 @@ def format_date(value: date | datetime | None) -> str:
 def register(app: Flask) -> None:
     """Install filters and globals."""
     app.add_template_filter(format_date, "date")
-    app.add_template_filter(render_markdown, "markdown")
     app.add_template_global(EVIDENCE_LABELS, "evidence_labels")
     app.add_template_global(external_url, "external_url")
 

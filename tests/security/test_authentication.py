@@ -327,7 +327,7 @@ def test_a_reset_for_a_confirmed_account_asks_for_the_password_only(app, client,
 
 def test_feed_links_stay_dead_when_a_disabled_account_is_enabled_again(app, client, make_user):
     from portal.admin import services as admin
-    from portal.follows.feed_links import make_feed_token
+    from portal.feeds.links import make_feed_token
 
     user = make_user()
     with app.app_context():

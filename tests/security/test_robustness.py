@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 
 from portal.casestudies.importer import MAX_LINE_BYTES, ImportFailed, import_case_studies
 from portal.core import rules
+from portal.exports.rows import inert
 from portal.extensions import db
 from portal.models import Partner, Revision
-from portal.reports.exports import _inert
 
 from ..backends import embedded_only
 from ..conftest import csrf_from, make_app
@@ -245,13 +245,13 @@ def test_the_instance_folder_and_its_files_are_private(tmp_path, caplog):
         " \n -3",
     ],
 )
-def test_a_cell_a_spreadsheet_would_run_is_made_inert(cell):
-    assert _inert(cell) == "'" + cell
+def test_a_cell_a_spreadsheet_would_run_is_madeinert(cell):
+    assert inert(cell) == "'" + cell
 
 
 @pytest.mark.parametrize("cell", ["plain", "A=B", "1 - 2", "name@force.police.uk"])
 def test_ordinary_cells_are_left_alone(cell):
-    assert _inert(cell) == cell
+    assert inert(cell) == cell
 
 
 def test_the_csv_export_says_its_charset_once(member, published):

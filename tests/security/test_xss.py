@@ -137,7 +137,7 @@ def test_payloads_in_a_case_study_are_shown_as_text_everywhere(member, hostile, 
 def test_payloads_reach_the_feed_as_text(app, hostile, make_user):
     import feedparser
 
-    from portal.follows.feed_links import make_feed_token
+    from portal.feeds.links import make_feed_token
     from portal.models import User
 
     user = make_user()

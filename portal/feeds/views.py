@@ -17,12 +17,13 @@ from xml.etree import ElementTree as ET
 from flask import Blueprint, Response, abort, current_app, g, request
 from sqlalchemy import exists, func, select
 
-from ..casestudies.queries import live_revisions
 from ..core.links import external_url
+from ..core.live import live_revisions
+from ..core.text import looks_like_slug
 from ..extensions import db
-from ..forces.views import SLUG, force_by_slug
+from ..forces.queries import force_with_slug
 from ..models import CaseStudy, Revision, Theme, revision_theme
-from .feed_links import user_for_feed_token
+from .links import user_for_feed_token
 
 bp = Blueprint("feeds", __name__)
 
@@ -195,7 +196,9 @@ def library():
 @bp.get("/forces/<slug>/feed.atom")
 def force(slug: str):
     """The newest case studies of one force."""
-    found = force_by_slug(slug)
+    found = force_with_slug(slug)
+    if found is None:
+        abort(404)
     scope = FeedScope(
         key=f"feed:force:{found.slug}",
         title=f"{found.name}: new case studies",
@@ -210,7 +213,7 @@ def force(slug: str):
 def theme(slug: str):
     """The newest case studies on one theme."""
     found = None
-    if SLUG.fullmatch(slug):
+    if looks_like_slug(slug):
         found = db.session.scalar(select(Theme).where(Theme.slug == slug))
     if found is None:
         abort(404)

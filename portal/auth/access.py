@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, redirect, request, url_for
+from flask import Flask, current_app, request, url_for
 from flask_login import current_user
 
-from ..auth.sessions import expire, session_expired
-from .htmx import is_partial
+from ..web.htmx import send_to
+from .sessions import expire, session_expired
 
 #: Pages anyone may open: signing in and everything needed to get an account.
 PUBLIC_ENDPOINTS = {
@@ -34,17 +34,13 @@ LIBRARY_ENDPOINTS = {
     "feeds.theme",
 }
 
-#: Feeds a feed reader may open with a private link (portal.follows.feed_links).
+#: Feeds a feed reader may open with a private link (portal.feeds.links).
 FEED_ENDPOINTS = {"feeds.library", "feeds.force", "feeds.theme"}
 
 
 def _sign_in_redirect():
     target = url_for("auth.login", next=request.full_path.rstrip("?"))
-    if is_partial():
-        response = current_app.response_class(status=401)
-        response.headers["HX-Redirect"] = target
-        return response
-    return redirect(target)
+    return send_to(target, htmx_status=401)
 
 
 def check_access():

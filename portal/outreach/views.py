@@ -15,18 +15,18 @@ from flask import (
 )
 from flask_login import current_user
 
+from ..casestudies import services as casestudies
+from ..casestudies.forms import ActionForm
 from ..core.errors import FieldErrors
-from ..extensions import limiter
-from ..models import Adoption, AdoptionKind, CaseStudy, Revision, User
+from ..extensions import db, limiter
+from ..models import Adoption, AdoptionKind, CaseStudy, Revision
 from ..web import attempts
 from ..web.attempts import AttemptLimit
 from ..web.forms import add_errors, render_form
 from ..web.htmx import is_partial, vary_on_htmx
-from . import outreach_services as outreach
-from . import services
-from .forms import ActionForm
-from .outreach_forms import AdoptionForm, ContactForm
-from .views import case_study_or_404
+from ..web.people import signed_in_user
+from . import services as outreach
+from .forms import AdoptionForm, ContactForm
 
 bp = Blueprint("outreach", __name__, url_prefix="/case-studies")
 
@@ -36,10 +36,6 @@ CONTACT_PER_HOUR = AttemptLimit("contact-hour", 5, 3600)
 CONTACT_PER_DAY = AttemptLimit("contact-day", 20, 24 * 3600)
 # Every attempt counts here, sent or not: refused forms cost little, but not nothing.
 CONTACT_ATTEMPT_LIMIT = "10 per hour"
-
-
-def _user() -> User | None:
-    return current_user._get_current_object() if current_user.is_authenticated else None
 
 
 def _user_key() -> str:
@@ -61,7 +57,7 @@ def _sent(response) -> bool:
 def _contact_revision_or_404(case_study: CaseStudy) -> Revision:
     try:
         return outreach.contact_revision(case_study)
-    except services.NotFound:
+    except casestudies.NotFound:
         abort(404)
 
 
@@ -70,12 +66,12 @@ def _contact_revision_or_404(case_study: CaseStudy) -> Revision:
 @attempts.counted((CONTACT_PER_HOUR, _user_key), (CONTACT_PER_DAY, _user_key), counts=_sent)
 def contact(case_study_id: int):
     """Write to a case study's contact without seeing their address."""
-    case_study = case_study_or_404(case_study_id)
+    case_study = db.get_or_404(CaseStudy, case_study_id)
     revision = _contact_revision_or_404(case_study)
     form = ContactForm()
     if form.validate_on_submit():
         try:
-            outreach.contact_author(_user(), case_study, form.message.data)
+            outreach.contact_author(signed_in_user(), case_study, form.message.data)
         except FieldErrors as failure:
             add_errors(form, failure.errors)
         except outreach.DeliveryFailed:
@@ -97,7 +93,7 @@ def contact(case_study_id: int):
 @bp.get("/<id:case_study_id>/contact/sent")
 def contact_sent(case_study_id: int):
     """Confirm that the message went, and where the reply will come."""
-    case_study = case_study_or_404(case_study_id)
+    case_study = db.get_or_404(CaseStudy, case_study_id)
     revision = _contact_revision_or_404(case_study)
     return render_template(
         "casestudies/contact_sent.html", case_study=case_study, revision=revision
@@ -140,7 +136,7 @@ class Outreach:
 
 def outreach_of(case_study: CaseStudy, revision: Revision, form: AdoptionForm | None = None):
     """Gather what the case study page shows of contacting and adoptions, for this user."""
-    user = _user()
+    user = signed_in_user()
     found = Outreach(case_study=case_study)
     if revision.state.value != "published" or case_study.archived_at is not None:
         return found
@@ -172,8 +168,8 @@ def _page_helpers():
 
 
 def _published_or_404(case_study_id: int) -> tuple[CaseStudy, Revision]:
-    case_study = case_study_or_404(case_study_id)
-    revision = services.published(case_study)
+    case_study = db.get_or_404(CaseStudy, case_study_id)
+    revision = casestudies.published(case_study)
     if revision is None or case_study.archived_at is not None:
         abort(404)
     return case_study, revision
@@ -220,15 +216,15 @@ def record_adoption(case_study_id: int):
     if valid:
         try:
             created = outreach.record_adoption(
-                _user(), case_study, AdoptionKind(form.kind.data), form.note.data or ""
+                signed_in_user(), case_study, AdoptionKind(form.kind.data), form.note.data or ""
             )
-        except services.NotAllowed as refusal:
+        except casestudies.NotAllowed as refusal:
             return _adoptions_answer(case_study, revision, status=403, error=str(refusal))
         except FieldErrors as failure:
             add_errors(form, failure.errors)
         else:
             verb = "Recorded" if created else "Updated"
-            force = _user().force.name
+            force = signed_in_user().force.name
             done = f"{verb}: {force} has {form.kind.data} this case study."
             return _adoptions_answer(case_study, revision, done=done)
     return _adoptions_answer(
@@ -243,10 +239,10 @@ def remove_adoption(case_study_id: int, adoption_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
-        removed = outreach.remove_adoption(_user(), case_study, adoption_id)
-    except services.NotFound:
+        removed = outreach.remove_adoption(signed_in_user(), case_study, adoption_id)
+    except casestudies.NotFound:
         abort(404)
-    except services.NotAllowed:
+    except casestudies.NotAllowed:
         abort(403)
     done = f"{removed.force.name} is no longer listed."
     return _adoptions_answer(case_study, revision, done=done, removed=True)

@@ -14,13 +14,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from .. import audit
+from ..casestudies.services import NotAllowed, NotFound, is_moderator, published, send_quietly
 from ..core.errors import FieldErrors
 from ..core.links import external_url
 from ..core.text import is_clean_text, one_line
 from ..extensions import db
 from ..mail import send_mail
 from ..models import Adoption, AdoptionKind, CaseStudy, Revision, User, UserStatus
-from .services import NotAllowed, NotFound, is_moderator, published, send_quietly
 
 MESSAGE_MIN = 20
 MESSAGE_MAX = 3000

@@ -1,10 +1,9 @@
-"""CSV and JSON exports of published case studies, with the library's filters, streamed.
+"""The rows of an export, read and written a batch at a time.
 
-The search backend gives every matching id in the library's order (ids only, a few bytes
-each); the rows are then read from the database 500 ids at a time as plain tuples, never
-ORM objects, so nothing accumulates in the session and memory stays flat however many
-case studies match. The JSON Lines export is exactly the format `portal import-case-studies`
-reads. Contact email addresses are private: only moderators and admins get them.
+The rows are read from the database 500 ids at a time as plain tuples, never ORM objects,
+so nothing accumulates in the session and memory stays flat however many case studies
+match. The JSON Lines export is exactly the format `portal import-case-studies` reads.
+Contact email addresses are only written when asked for (moderators and admins).
 """
 
 from __future__ import annotations
@@ -13,17 +12,13 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
-from flask import Blueprint, Response, stream_with_context
-from flask_login import current_user
 from sqlalchemy import select
 
-from .. import audit
-from ..casestudies.services import is_moderator
 from ..core.links import external_url
-from ..extensions import db, limiter
-from ..library.views import query_args, search_query_from_request
+from ..core.live import is_live
+from ..extensions import db
 from ..models import (
     EVIDENCE_LABELS,
     CaseStudy,
@@ -31,14 +26,10 @@ from ..models import (
     Force,
     Partner,
     Revision,
-    RevisionState,
     Theme,
     revision_partner,
     revision_theme,
 )
-from ..search import get_backend
-
-bp = Blueprint("exports", __name__, url_prefix="/reports")
 
 BATCH_SIZE = 500
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection), also
@@ -61,51 +52,6 @@ CSV_COLUMNS = (
     "Contact name",
 )
 CONTACT_EMAIL_COLUMN = "Contact email"
-# Each export reads every matching case study: enough for real use, not for a flood.
-EXPORT_LIMIT = "10 per minute;60 per hour"
-
-
-def _user_key() -> str:
-    return f"exports:{current_user.id}"
-
-
-_limited = limiter.shared_limit(EXPORT_LIMIT, scope="exports", key_func=_user_key)
-
-
-@bp.get("/export.csv", endpoint="csv")
-@_limited
-def export_csv() -> Response:
-    """Download the library's current results as CSV (UTF-8 with a BOM, for Excel)."""
-    return _export("csv", "text/csv; charset=utf-8", _csv_chunks)
-
-
-@bp.get("/export.jsonl", endpoint="jsonl")
-@_limited
-def export_jsonl() -> Response:
-    """Download the library's current results as JSON Lines that re-import unchanged."""
-    return _export("jsonl", "application/x-ndjson; charset=utf-8", _jsonl_chunks)
-
-
-def _export(kind: str, content_type: str, chunks) -> Response:
-    query = search_query_from_request()
-    ids = get_backend().ranked_ids(query)
-    with_email = is_moderator(current_user)
-    audit.record(
-        "case_studies.exported",
-        actor=current_user,
-        detail={
-            "format": kind,
-            "filters": query_args(query),
-            "count": len(ids),
-            "contact_email": with_email,
-        },
-    )
-    db.session.commit()
-    filename = f"case-studies-{datetime.now(UTC).date().isoformat()}.{kind}"
-    # content_type, not mimetype: Werkzeug adds "; charset=utf-8" to a mimetype a second time.
-    response = Response(stream_with_context(chunks(ids, with_email)), content_type=content_type)
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 # Reading the rows
@@ -137,11 +83,7 @@ def _batches(ids: list[int]) -> Iterator[list[dict]]:
                     Revision.contact_email,
                 )
                 .join(CaseStudy, CaseStudy.id == Revision.case_study_id)
-                .where(
-                    Revision.case_study_id.in_(batch),
-                    Revision.state == RevisionState.PUBLISHED,
-                    CaseStudy.archived_at.is_(None),
-                )
+                .where(Revision.case_study_id.in_(batch), is_live())
             )
         }
         if not found:
@@ -182,7 +124,7 @@ def _names(statement) -> dict[int, list[str]]:
 # Writing them out
 
 
-def _csv_chunks(ids: list[int], with_email: bool) -> Iterator[bytes]:
+def csv_chunks(ids: list[int], with_email: bool) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS + ((CONTACT_EMAIL_COLUMN,) if with_email else ()))
@@ -210,11 +152,11 @@ def _csv_chunks(ids: list[int], with_email: bool) -> Iterator[bytes]:
             ]
             if with_email:
                 cells.append(row["contact_email"])
-            writer.writerow([_inert(cell) for cell in cells])
+            writer.writerow([inert(cell) for cell in cells])
         yield buffer.getvalue().encode("utf-8")
 
 
-def _jsonl_chunks(ids: list[int], with_email: bool) -> Iterator[bytes]:
+def jsonl_chunks(ids: list[int], with_email: bool) -> Iterator[bytes]:
     for batch in _batches(ids):
         lines = [_json_line(_import_record(row, with_email)) for row in batch]
         yield ("\n".join(lines) + "\n").encode("utf-8")
@@ -254,7 +196,7 @@ def _iso(value: date | datetime | None) -> str:
     return value.date().isoformat() if isinstance(value, datetime) else value.isoformat()
 
 
-def _inert(cell) -> str:
+def inert(cell) -> str:
     """Return the cell as text that no spreadsheet will run as a formula."""
     value = "" if cell is None else str(cell)
     if value.startswith(BREAKS) or value.lstrip().startswith(FORMULA_STARTS):

@@ -7,7 +7,7 @@ from wtforms import RadioField, SelectChoice, TextAreaField, ValidationError
 from wtforms.validators import InputRequired
 
 from ..models import AdoptionKind
-from .outreach_services import message_problems, note_problems
+from .services import message_problems, note_problems
 
 
 def _rule(problems):

@@ -1,0 +1,1 @@
+"""Your own account: your details, your password, two-factor authentication."""

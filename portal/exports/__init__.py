@@ -1,0 +1,1 @@
+"""Downloads of the library's results: CSV for spreadsheets, JSON Lines that re-import."""

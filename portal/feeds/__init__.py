@@ -1,0 +1,1 @@
+"""Atom feeds of new case studies, and the private links that open them to feed readers."""

@@ -1,0 +1,1 @@
+"""Liveness for load balancers and monitors: /healthz."""
