@@ -6,12 +6,11 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 
 from ..auth.permissions import require_role
-from ..core.errors import FieldErrors
 from ..core.text import clean_query
 from ..extensions import db
 from ..models import Role, Synonym, User, UserStatus
 from ..reference import force_names_and_aliases
-from ..web.forms import add_errors, render_form
+from ..web.forms import carry_out, render_form
 from . import services
 from .forms import ConfirmUserForm, ForceForm, RoleForm, StatusForm, SynonymForm
 
@@ -66,18 +65,9 @@ def user(user_id: int):
 
 
 def _apply(user: User, form, form_name: str, change, message: str):
-    if form.validate_on_submit():
-        try:
-            change()
-        except FieldErrors as failure:
-            field = next(iter(failure.errors))
-            if field in form:
-                add_errors(form, failure.errors)
-            else:
-                form.form_errors.extend(failure.errors.values())
-        else:
-            flash(message, "success")
-            return redirect(url_for(".user", user_id=user.id), code=303)
+    if carry_out(form, change).done:
+        flash(message, "success")
+        return redirect(url_for(".user", user_id=user.id), code=303)
     return _user_page(user, failed=form, **{form_name: form})
 
 
@@ -144,14 +134,11 @@ def audit_log():
 def synonyms():
     """List the search synonyms and add one."""
     form = SynonymForm()
-    if form.validate_on_submit():
-        try:
-            services.add_synonym(current_user, form.term.data, form.expansion.data)
-        except FieldErrors as failure:
-            add_errors(form, failure.errors)
-        else:
-            flash("Added. Searches use it now.", "success")
-            return redirect(url_for(".synonyms"), code=303)
+    if carry_out(
+        form, lambda: services.add_synonym(current_user, form.term.data, form.expansion.data)
+    ).done:
+        flash("Added. Searches use it now.", "success")
+        return redirect(url_for(".synonyms"), code=303)
     return render_form(
         "admin/synonyms.html", form, synonyms=services.synonyms(), delete_form=ConfirmUserForm()
     )
