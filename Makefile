@@ -32,12 +32,12 @@ run: $(VENV)/.runtime-installed
 	@echo ""
 	$(BIN)/portal run --host $(HOST) --port $(PORT)
 
-## Set up and run the whole test suite, browser tests included.
+## Set up and run the whole test suite, browser tests included, after the lint.
 ## All tests, twice: on the embedded default, then on PostgreSQL + its search + Redis when
 ## they answer at TEST_POSTGRES / TEST_REDIS (a fresh database is made for the run).
 TEST_POSTGRES ?= postgresql+psycopg://postgres@127.0.0.1:5432
 TEST_REDIS ?= redis://127.0.0.1:6379/0
-test: $(VENV)/.dev-installed browser
+test: lint browser
 	$(BIN)/pytest
 	@if $(BIN)/python -m tests.services "$(TEST_POSTGRES)" "$(TEST_REDIS)"; then \
 	  echo "== again on PostgreSQL + Redis =="; \
@@ -58,9 +58,11 @@ browser:
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/import_bench.py
 
+## ruff (style and common mistakes), then mypy (strict on portal/core and portal/search).
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from . import audit
 from .auth.passwords import hash_password, password_problem
 from .core.text import looks_like_email
 from .extensions import db
-from .models import AuditEvent, Role, User, UserStatus, utcnow
+from .models import Role, User, UserStatus, utcnow
 from .reference import find_force
 
 
@@ -43,14 +44,7 @@ def create_user(
     )
     db.session.add(user)
     db.session.flush()
-    db.session.add(
-        AuditEvent(
-            actor_id=actor_id,
-            action="user.created",
-            target_type="user",
-            target_id=user.id,
-            detail=f"role={role.value}",
-        )
-    )
+    actor = db.session.get(User, actor_id) if actor_id is not None else None
+    audit.record("user.created", actor=actor, target=user, detail={"role": role.value})
     db.session.commit()
     return user

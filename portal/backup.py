@@ -4,7 +4,7 @@ The database is copied with SQLite's online backup API, so the copy is consisten
 while the portal runs and writes (attachments live in the database, so they come with it).
 The search index is not copied: it is derived from the database and rebuilt on restore.
 A backup is one .tar.gz holding the files and a manifest with their SHA-256 checksums.
-On PostgreSQL use pg_dump and pg_restore instead (README, Deployment).
+On PostgreSQL use pg_dump and pg_restore instead (docs/operations.md, Deployment).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import sqlite3
 import tarfile
 import tempfile
@@ -36,7 +37,7 @@ def _sqlite_path() -> Path:
     if not url.startswith("sqlite:///"):
         raise BackupError(
             "portal backup copies the embedded SQLite database; for PostgreSQL use pg_dump "
-            "(see README, Deployment)"
+            "(see docs/operations.md, Deployment)"
         )
     return Path(url.removeprefix("sqlite:///"))
 
@@ -115,7 +116,8 @@ def _known_schema(revision: str | None) -> bool:
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     try:
-        return revision is not None and ScriptDirectory.from_config(config).get_revision(revision)
+        found = revision is not None and ScriptDirectory.from_config(config).get_revision(revision)
+        return bool(found)
     except Exception:
         return False
 
@@ -132,9 +134,10 @@ def read_backup(path: Path, into: Path) -> dict:
                     raise BackupError(f"unexpected entry in the backup: {member.name!r}")
                 target = into / member.name
                 source = archive.extractfile(member)
-                with os.fdopen(_private(target), "wb") as out:
-                    for chunk in iter(lambda source=source: source.read(1 << 20), b""):
-                        out.write(chunk)
+                if source is None:
+                    raise BackupError(f"unexpected entry in the backup: {member.name!r}")
+                with source, os.fdopen(_private(target), "wb") as out:
+                    shutil.copyfileobj(source, out, 1 << 20)
                 found[member.name] = target
     except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
         raise BackupError(f"{path} is not a readable backup: {error}") from error

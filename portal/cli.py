@@ -75,10 +75,6 @@ def seed_demo_command() -> None:
             click.echo(f"  {'':<12} two-factor key for an authenticator app: {account.totp_secret}")
 
 
-def _progress(done: int) -> None:
-    click.echo(f"  {done:,} written", err=True)
-
-
 @click.command("import-case-studies")
 @with_appcontext
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))

@@ -166,16 +166,16 @@ def _demo_history() -> None:
     by_title = {r.title: r for r in revisions}
     for force_name, title, kind, note in DEMO_ADOPTIONS:
         force = db.session.scalar(select(Force).where(Force.name == force_name))
-        revision = by_title.get(title)
-        if force is None or revision is None:
+        found = by_title.get(title)
+        if force is None or found is None or found.published_at is None:
             continue
         db.session.add(
             Adoption(
-                case_study_id=revision.case_study_id,
+                case_study_id=found.case_study_id,
                 force_id=force.id,
                 kind=kind,
                 note=note,
-                created_at=min(now, revision.published_at + timedelta(days=20)),
+                created_at=min(now, found.published_at + timedelta(days=20)),
             )
         )
     contributor = db.session.scalar(select(User).where(User.email == DEMO_ACCOUNTS[0].email))

@@ -138,10 +138,9 @@ def ensure_partners(names: list[str]) -> dict[str, int]:
     if not wanted:
         return {}
     dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as upsert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as upsert
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     db.session.execute(
         upsert(Partner).on_conflict_do_nothing(index_elements=["name_key"]),
         [{"name": name, "name_key": k} for k, name in wanted.items()],

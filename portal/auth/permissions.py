@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import abort, flash, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from ..models import Role
 from ..web.htmx import send_to
 
 
-def require_role(*roles: Role) -> Callable[[], object]:
+def require_role(*roles: Role) -> Callable[[], ResponseReturnValue | None]:
     """Return a before-request check that lets only `roles` with 2FA enabled through."""
 
-    def check():
+    def check() -> ResponseReturnValue | None:
         if not current_user.is_authenticated:
             abort(401)  # the global access check normally redirects first
         if not current_user.has_role(*roles):

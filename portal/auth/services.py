@@ -18,6 +18,7 @@ from .. import audit
 from ..core.errors import FieldErrors
 from ..core.links import external_url
 from ..core.text import is_clean_text, looks_like_email
+from ..core.updates import changed_rows
 from ..extensions import db
 from ..mail import send_mail
 from ..models import Force, RecoveryCode, Role, User, UserStatus, utcnow
@@ -94,6 +95,7 @@ def register(name: str, email: str, force_name: str, password: str) -> None:
         errors["force"] = "Choose your force from the list"
     if errors:
         raise FieldErrors(errors)
+    assert force is not None  # checked with the other fields just above
 
     password_hash = hash_password(password)  # always, so timing does not tell
     existing = find_user_by_email(email)
@@ -294,13 +296,15 @@ def _claim_recovery_code(user: User, code: str, now) -> bool:
 
 def _claim_step(user: User, step: int) -> bool:
     # One conditional UPDATE, so two requests racing with the same code cannot both win.
-    claimed = db.session.execute(
-        update(User)
-        .where(User.id == user.id)
-        .where((User.totp_last_step.is_(None)) | (User.totp_last_step < step))
-        .values(totp_last_step=step, second_factor_failures=0)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    claimed = changed_rows(
+        db.session.execute(
+            update(User)
+            .where(User.id == user.id)
+            .where((User.totp_last_step.is_(None)) | (User.totp_last_step < step))
+            .values(totp_last_step=step, second_factor_failures=0)
+            .execution_options(synchronize_session=False)
+        )
+    )
     db.session.commit()
     db.session.refresh(user)
     return claimed == 1
@@ -343,20 +347,20 @@ def reset_password(
     problem = password_problem(password, name=name or user.name, email=user.email)
     if problem:
         errors["password"] = problem
-    force = None
+    owner_name = (name or "").strip()
+    force = find_force(force_name) if pending and force_name and force_name.strip() else None
     if pending:
-        problem = name_problem(name or "")
+        problem = name_problem(owner_name)
         if problem:
             errors["name"] = problem
-        force = find_force(force_name) if (force_name or "").strip() else None
         if force is None:
             errors["force"] = "Choose your force from the list"
     if errors:
         raise FieldErrors(errors)
     _set_password(user, password)
-    if pending:
-        changed = {"name": user.name != name.strip(), "force": user.force_id != force.id}
-        user.name, user.force = name.strip(), force
+    if pending and force is not None:
+        changed = {"name": user.name != owner_name, "force": user.force_id != force.id}
+        user.name, user.force = owner_name, force
         user.status = UserStatus.ACTIVE
         user.confirmed_at = utcnow()
         audit.record("auth.registration_finished_by_reset", actor=user, target=user, detail=changed)

@@ -292,7 +292,7 @@ def _merge(parts: list[tuple[bool, str]]) -> tuple[tuple[bool, str], ...]:
 
 def _fold(lines: list[DiffLine], context: int) -> list[DiffLine]:
     """Keep `context` unchanged lines around each change; fold longer stretches to a count."""
-    keep = set()
+    keep: set[int] = set()
     for n, line in enumerate(lines):
         if line.op != " ":
             keep.update(range(max(0, n - context), min(len(lines), n + context + 1)))

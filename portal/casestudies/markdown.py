@@ -44,7 +44,7 @@ def _parser() -> MarkdownIt:
     parser = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     parser.enable(["table", "strikethrough"])
     parser.disable("image")
-    parser.validateLink = _allowed_link
+    parser.validateLink = _allowed_link  # type: ignore[method-assign] # markdown-it's own hook
     return parser
 
 

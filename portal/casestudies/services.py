@@ -8,6 +8,7 @@ after the commit sends its emails.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 
 from flask import current_app, render_template
@@ -19,6 +20,7 @@ from ..core.errors import FieldErrors
 from ..core.links import external_url
 from ..core.rules import Content, content_problems, submission_problems
 from ..core.text import is_clean_text
+from ..core.updates import changed_rows
 from ..extensions import db
 from ..mail import send_mail
 from ..models import (
@@ -190,8 +192,8 @@ def save(
     case_study: CaseStudy | None,
     content: Content,
     *,
-    attachments: list[Attachment] = (),
-    remove_attachment_ids: list[int] = (),
+    attachments: Sequence[Attachment] = (),
+    remove_attachment_ids: Sequence[int] = (),
     submit: bool = False,
     checklist: bool = False,
 ) -> CaseStudy:
@@ -331,12 +333,14 @@ def withdraw(author: User, case_study: CaseStudy) -> None:
 
 def _move(revision: Revision, from_state: RevisionState, to_state: RevisionState, **values) -> bool:
     # A conditional UPDATE: of two requests racing on the same revision, one wins.
-    moved = db.session.execute(
-        update(Revision)
-        .where(Revision.id == revision.id, Revision.state == from_state)
-        .values(state=to_state, **values)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    moved = changed_rows(
+        db.session.execute(
+            update(Revision)
+            .where(Revision.id == revision.id, Revision.state == from_state)
+            .values(state=to_state, **values)
+            .execution_options(synchronize_session=False)
+        )
+    )
     if moved:
         db.session.refresh(revision)
     return moved == 1

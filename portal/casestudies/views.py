@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from ..core import rules
+from ..core.errors import FieldErrors
 from ..extensions import db, limiter
 from ..models import (
     Attachment,
@@ -33,7 +34,7 @@ from ..models import (
 )
 from ..web.forms import add_errors, render_form
 from ..web.htmx import vary_on_htmx
-from ..web.people import signed_in_user
+from ..web.people import signed_in_user, visitor
 from . import attachments as files
 from . import services
 from .forms import ActionForm, CaseStudyForm
@@ -60,7 +61,7 @@ def _visible_revision(case_study: CaseStudy) -> Revision:
     live = services.published(case_study)
     if live is not None:
         return live
-    if services.may_see_unpublished(signed_in_user(), case_study):
+    if services.may_see_unpublished(visitor(), case_study):
         return services.latest(case_study)
     abort(404)
 
@@ -170,22 +171,29 @@ def _write(case_study: CaseStudy | None):
         return _form_page(
             form, refusal.case_study, services.working(refusal.case_study), notice=notice
         )
-    except services.FieldErrors as failure:  # e.g. too many attachments in the end
+    except FieldErrors as failure:  # e.g. too many attachments in the end
         add_errors(form, failure.errors)
         return _form_page(form, case_study, revision)
     except services.NotAllowed as error:
         flash(str(error))
-        return redirect(url_for(".show", case_study_id=case_study.id), code=303)
+        return redirect(_page_of(case_study, ".show"), code=303)
     except IntegrityError:
         # Two saves at once (a double click, two windows): the other one won.
         db.session.rollback()
         flash("This case study was changed in another window at the same time. Check it again.")
-        return redirect(url_for(".edit", case_study_id=case_study.id), code=303)
+        return redirect(_page_of(case_study, ".edit"), code=303)
     if submit:
         flash("Sent to the moderators. We will email you their decision.", "success")
         return redirect(url_for(".mine"), code=303)
     flash("Your draft has been saved.", "success")
     return redirect(url_for(".edit", case_study_id=saved.id), code=303)
+
+
+def _page_of(case_study: CaseStudy | None, endpoint: str) -> str:
+    # A new case study that could not be saved has no page yet: the author's list instead.
+    if case_study is None:
+        return url_for(".mine")
+    return url_for(endpoint, case_study_id=case_study.id)
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -247,7 +255,7 @@ def show(case_study_id: int, slug: str | None = None):
         return redirect(
             url_for(".show", case_study_id=case_study.id, slug=case_study.slug), code=301
         )
-    user = signed_in_user()
+    user = visitor()
     return render_template(
         "casestudies/show.html",
         case_study=case_study,
@@ -256,7 +264,7 @@ def show(case_study_id: int, slug: str | None = None):
         working=services.working(case_study)
         if services.may_see_unpublished(user, case_study)
         else None,
-        can_edit=bool(user) and services.editable_by(user, case_study),
+        can_edit=user is not None and services.editable_by(user, case_study),
         is_author=services.is_author(user, case_study),
         can_archive=bool(user)
         and case_study.archived_at is None
@@ -287,7 +295,7 @@ def related_to(case_study: CaseStudy, limit: int = 4) -> list[Revision]:
 def history(case_study_id: int):
     """Show every revision, every decision with its comment, and what changed."""
     case_study = case_study_or_404(case_study_id)
-    if not services.may_see_unpublished(signed_in_user(), case_study):
+    if not services.may_see_unpublished(visitor(), case_study):
         abort(404)
     events = db.session.scalars(
         select(ModerationEvent)
@@ -337,6 +345,6 @@ def attachment(case_study_id: int, attachment_id: int):
     if found is None or found.revision.case_study_id != case_study.id:
         abort(404)
     readable = found.revision.state == RevisionState.PUBLISHED and case_study.archived_at is None
-    if not readable and not services.may_see_unpublished(signed_in_user(), case_study):
+    if not readable and not services.may_see_unpublished(visitor(), case_study):
         abort(404)
     return files.download(found)

@@ -170,7 +170,7 @@ def _json_line(record: dict) -> str:
 
 
 def _import_record(row: dict, with_email: bool) -> dict:
-    """One line of `portal import-case-studies`' format (README, Importing case studies)."""
+    """One line of the import format (docs/operations.md, Importing case studies)."""
     record = {
         "title": row["title"],
         "summary": row["summary"],

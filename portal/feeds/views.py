@@ -139,7 +139,8 @@ def build_feed(scope: FeedScope, revisions: list[Revision], updated: datetime) -
         entry = _add(feed, "entry")
         _add(entry, "id", _tag(f"case-study:{case_study.id}"))
         _add(entry, "title", revision.title, type="text")
-        _add(entry, "updated", _rfc3339(revision.published_at or case_study.first_published_at))
+        updated = revision.published_at or case_study.first_published_at or case_study.created_at
+        _add(entry, "updated", _rfc3339(updated))
         if case_study.first_published_at:
             _add(entry, "published", _rfc3339(case_study.first_published_at))
         link = external_url("casestudies.show", case_study_id=case_study.id, slug=case_study.slug)
@@ -167,7 +168,8 @@ def feed_response(scope: FeedScope) -> Response:
     response.last_modified = updated.replace(tzinfo=UTC)
     # Keep it, but ask before using it; a private link's copy is for its reader alone.
     response.headers["Cache-Control"] = "private, no-cache" if g.get("feed_token") else "no-cache"
-    return response.make_conditional(request)
+    response.make_conditional(request)  # a 304 when the reader's copy is current
+    return response
 
 
 def _self_link(endpoint: str, **values) -> str:

@@ -167,6 +167,8 @@ def send_digests(days: int = DEFAULT_DAYS, now: datetime | None = None) -> Diges
     with context:
         for user_id in recipients():
             user = db.session.get(User, user_id)
+            if user is None:  # closed since the list was read
+                continue
             revisions = due(user, since, until)
             if not revisions:
                 continue

@@ -9,6 +9,7 @@ from flask import g
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from ..core.updates import changed_rows
 from ..extensions import db
 from ..models import Follow, Force, Theme, User
 
@@ -25,7 +26,9 @@ _MODELS: dict[Kind, type[Force] | type[Theme]] = {Kind.FORCE: Force, Kind.THEME:
 
 def find_target(kind: Kind | str, target_id: int) -> Target | None:
     """Return the force or theme with this id, or None."""
-    return db.session.get(_MODELS[Kind(kind)], target_id)
+    model = _MODELS[Kind(kind)]
+    found = db.session.get(model, target_id)
+    return found if isinstance(found, Force | Theme) else None
 
 
 def _column(kind: Kind):
@@ -96,7 +99,7 @@ def unfollow(user: User, target: Target) -> bool:
         delete(Follow).where(Follow.user_id == user.id, _column(kind) == target.id)
     )
     db.session.commit()
-    return bool(result.rowcount)
+    return bool(changed_rows(result))
 
 
 def set_wants_digest(user: User, wanted: bool) -> None:

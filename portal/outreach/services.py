@@ -169,7 +169,7 @@ def record_adoption(user: User, case_study: CaseStudy, kind: AdoptionKind, note:
         raise FieldErrors(problems)
     adoption = _own_adoption(user, case_study)
     created = adoption is None
-    if created:
+    if adoption is None:
         adoption = Adoption(case_study_id=case_study.id, force_id=user.force_id)
         db.session.add(adoption)
     adoption.kind, adoption.note, adoption.recorded_by_id = kind, note.strip(), user.id

@@ -24,7 +24,7 @@ from ..web import attempts
 from ..web.attempts import AttemptLimit
 from ..web.forms import add_errors, render_form
 from ..web.htmx import is_partial, vary_on_htmx
-from ..web.people import signed_in_user
+from ..web.people import signed_in_user, visitor
 from . import services as outreach
 from .forms import AdoptionForm, ContactForm
 
@@ -136,7 +136,7 @@ class Outreach:
 
 def outreach_of(case_study: CaseStudy, revision: Revision, form: AdoptionForm | None = None):
     """Gather what the case study page shows of contacting and adoptions, for this user."""
-    user = signed_in_user()
+    user = visitor()
     found = Outreach(case_study=case_study)
     if revision.state.value != "published" or case_study.archived_at is not None:
         return found

@@ -234,9 +234,10 @@ def adoptions(year: int | None = None, limit: int = 10) -> Adoptions:
     if year is not None:
         base = base.where(_year(Adoption.created_at) == year)
     found = base.subquery()
-    by_kind = dict(
-        db.session.execute(select(found.c.kind, func.count()).group_by(found.c.kind)).all()
-    )
+    by_kind: dict[AdoptionKind, int] = {
+        kind: n
+        for kind, n in db.session.execute(select(found.c.kind, func.count()).group_by(found.c.kind))
+    }
     forces_adopting = db.session.scalar(select(func.count(func.distinct(found.c.force_id))))
     count = func.count().label("n")
     most = db.session.execute(
@@ -254,5 +255,5 @@ def adoptions(year: int | None = None, limit: int = 10) -> Adoptions:
         total=sum(by_kind.values()),
         by_kind={kind: by_kind.get(kind, 0) for kind in AdoptionKind},
         forces_adopting=forces_adopting or 0,
-        most_adopted=[tuple(row) for row in most],
+        most_adopted=[(row[0], row[1], row[2], row[3]) for row in most],
     )

@@ -29,7 +29,7 @@ def get_backend(*, synonyms: bool = True) -> SearchBackend:
     return backend
 
 
-def _refresh_synonyms(backend) -> None:
+def _refresh_synonyms(backend: SearchBackend) -> None:
     # One small query per search: another process (an admin's request) may have edited them.
     from sqlalchemy import func, select
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from whoosh.analysis import (
     CharsetFilter,
@@ -54,7 +56,7 @@ SYNONYMS = {
 class SpellingFilter(Filter):
     """Fold American spellings (organization, organize) to British ones."""
 
-    def __call__(self, tokens):
+    def __call__(self, tokens: Iterable[Any]) -> Iterator[Any]:
         for token in tokens:
             text = token.text
             if text in SPELLINGS:
@@ -73,7 +75,7 @@ class CompoundFilter(Filter):
     phrases still match; later words move along by the extra positions.
     """
 
-    def __call__(self, tokens):
+    def __call__(self, tokens: Iterable[Any]) -> Iterator[Any]:
         shift = 0
         for token in tokens:
             if token.positions:
@@ -104,7 +106,7 @@ def expand_compounds(text: str) -> str:
     return _HYPHENATED.sub(lambda m: f'({m[1]}{m[2]} OR "{m[1]} {m[2]}")', text)
 
 
-def analyzer():
+def analyzer() -> Any:
     """Words, compounds both ways, lower case, accents folded, British spelling, stems."""
     return (
         RegexTokenizer(r"\w+(?:-\w+)*")
@@ -117,7 +119,7 @@ def analyzer():
     )
 
 
-def spelling_analyzer():
+def spelling_analyzer() -> Any:
     """Whole words, lower case, accents folded: the vocabulary "Did you mean" draws on."""
     return RegexTokenizer(r"[^\W\d_]{3,}") | LowercaseFilter() | CharsetFilter(accent_map)
 
@@ -137,9 +139,9 @@ def normalise_text(text: str) -> str:
     """Prepare text for an engine with its own stemmer (PostgreSQL): British spellings, and
     each compound also written as one word (night-time as nighttime), added at the end so
     the words around it stay next to each other for phrases."""
-    joined = []
+    joined: list[str] = []
 
-    def one(match: re.Match) -> str:
+    def one(match: re.Match[str]) -> str:
         word = match.group()
         parts = [british(part) for part in word.lower().split("-") if part]
         if len(parts) > 1:
@@ -151,7 +153,13 @@ def normalise_text(text: str) -> str:
     return f"{british_text} {' '.join(joined)}" if joined else british_text
 
 
-def corrected(text: str, fold, is_known, options_for, usable=lambda word: True) -> str | None:
+def corrected(
+    text: str,
+    fold: Callable[[str], str],
+    is_known: Callable[[str], bool],
+    options_for: Callable[[str], Iterable[str]],
+    usable: Callable[[str], bool] = lambda word: True,
+) -> str | None:
     """Return `text` with each unknown word replaced by the closest known spelling (at most
     two edits away; among equals, the first option), or None if nothing changed.
 

@@ -65,6 +65,13 @@ class SearchResults:
 class SearchBackend(Protocol):
     """What views, services and commands may ask of the search index."""
 
+    #: True when the index lives in the portal's database: `write` then joins the caller's
+    #: transaction and no outbox is needed; otherwise changes go through the outbox.
+    transactional: bool
+
+    def write(self, upserts: Iterable[SearchDocument], removals: Iterable[int]) -> None:
+        """Index these and remove those in the caller's transaction (transactional only)."""
+
     def ensure_index(self) -> None:
         """Create the index if it does not exist yet; leave an existing one alone."""
 

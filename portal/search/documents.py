@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 
 from markdown_it import MarkdownIt
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 
 from ..core.live import is_live
@@ -18,7 +19,7 @@ _markdown = MarkdownIt("commonmark", {"html": False})
 
 def plain_text(markdown: str) -> str:
     """Return the words of a Markdown text without its markup."""
-    words = []
+    words: list[str] = []
     for token in _markdown.parse(markdown or ""):
         if token.type == "inline":
             words.extend(child.content for child in token.children or () if child.content)
@@ -49,7 +50,7 @@ def document_for(revision: Revision) -> SearchDocument:
     )
 
 
-def _published_revisions():
+def _published_revisions() -> Select[Revision]:
     return (
         select(Revision)
         .join(Revision.case_study)
@@ -64,13 +65,13 @@ def _published_revisions():
     )
 
 
-def documents_for(case_study_ids) -> dict[int, SearchDocument]:
+def documents_for(case_study_ids: Iterable[int]) -> dict[int, SearchDocument]:
     """Return the documents of those case studies that are published now."""
     query = _published_revisions().where(Revision.case_study_id.in_(list(case_study_ids)))
     return {r.case_study_id: document_for(r) for r in db.session.scalars(query)}
 
 
-def all_documents(batch: int = 500):
+def all_documents(batch: int = 500) -> Iterator[SearchDocument]:
     """Yield the document of every published case study, a batch at a time."""
     last = 0
     while True:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 
 from markupsafe import escape
 from whoosh import query as wq
@@ -28,7 +29,7 @@ def terms_of(word: str) -> frozenset[str]:
     return frozenset(token.text for token in _analyse(word))
 
 
-def positive_terms(node) -> set[str]:
+def positive_terms(node: Any) -> set[str]:
     """Return the terms a parsed query looks for, leaving out excluded ones."""
     if node is None:
         return set()

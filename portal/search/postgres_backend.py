@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from markupsafe import escape
 from sqlalchemy import text
 
 from ..extensions import db
+from . import failures
 from .analysis import SYNONYMS, british, corrected, normalise_text
 from .contract import SearchDocument, SearchHit, SearchQuery, SearchResults
 
@@ -66,7 +67,8 @@ class PostgresBackend:
         return True
 
     def ping(self) -> int:
-        return db.session.execute(text("SELECT count(*) FROM search_entry")).scalar_one()
+        count: int = db.session.execute(text("SELECT count(*) FROM search_entry")).scalar_one()
+        return count
 
     # Writing
 
@@ -163,11 +165,14 @@ class PostgresBackend:
     def query(self, query: SearchQuery) -> SearchResults:
         try:
             return self._query(query)
-        except Exception:  # a query must never become an error page
+        except Exception:  # a query must never become an error page; the log says why
             db.session.rollback()
+            failures.report("query", query)
             return SearchResults(hits=[], total=0)
 
-    def _matching(self, query: SearchQuery, params: dict) -> tuple[str, str | None] | None:
+    def _matching(
+        self, query: SearchQuery, params: dict[str, object]
+    ) -> tuple[str, str | None] | None:
         """Return the FROM ... WHERE of the matches and the tsquery's SQL (None: no text);
         None when words were typed but nothing in them is searchable (no match)."""
         words = query.text.strip()
@@ -208,7 +213,7 @@ class PostgresBackend:
 
     def ranked_ids(self, query: SearchQuery) -> list[int]:
         try:
-            params: dict = {}
+            params: dict[str, object] = {}
             matching = self._matching(query, params)
             if matching is None:
                 return []
@@ -222,16 +227,17 @@ class PostgresBackend:
             return [int(r[0]) for r in rows]
         except Exception:  # as query(): never an error page
             db.session.rollback()
+            failures.report("ranked_ids", query)
             return []
 
     def _query(self, query: SearchQuery) -> SearchResults:
         words = query.text.strip()
-        params: dict = {}
+        params: dict[str, object] = {}
         matching = self._matching(query, params)
         if matching is None:  # typed, but nothing searchable in it: no match
             return SearchResults(hits=[], total=0, facets={})
         source, tsquery = matching
-        facets = {"force": {}, "theme": {}, "year": {}, "partner": {}}
+        facets: dict[str, dict[str, int]] = {"force": {}, "theme": {}, "year": {}, "partner": {}}
         rows = db.session.execute(
             text(
                 f"""
@@ -275,7 +281,7 @@ class PostgresBackend:
         suggestion = self._suggest(words) if words and total < 3 else None
         return SearchResults(hits=hits, total=total, facets=facets, suggestion=suggestion)
 
-    def _tsquery(self, words: str, params: dict) -> str | None:
+    def _tsquery(self, words: str, params: dict[str, object]) -> str | None:
         """Return SQL for the tsquery of the user's words; every piece a bound parameter."""
 
         def piece(value: str) -> str:
@@ -310,7 +316,7 @@ class PostgresBackend:
         parts = [" || ".join(g) if len(g) == 1 else f"({' || '.join(g)})" for g in groups if g]
         return f"({' && '.join(parts)})" if parts else None
 
-    def _word(self, word: str, piece) -> str:
+    def _word(self, word: str, piece: Callable[[str], str]) -> str:
         low = word.lower()
         options = [piece(normalise_text(low).split(" ")[0])]
         parts = [british(p) for p in low.split("-") if p]
@@ -386,12 +392,13 @@ class PostgresBackend:
                 if len(found) >= limit:
                     break
             return found
-        except Exception:
+        except Exception:  # the page shows no related case studies; the log says why
             db.session.rollback()
+            failures.report("related", case_study=case_study_id)
             return []
 
 
-def _row(document: SearchDocument) -> dict:
+def _row(document: SearchDocument) -> dict[str, object]:
     def clean(value: str) -> str:
         return normalise_text(value.replace(START, " ").replace(STOP, " "))
 

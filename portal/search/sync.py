@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from flask import Flask, current_app, g
@@ -11,6 +12,7 @@ from sqlalchemy import delete, func, insert, select
 from ..extensions import db
 from ..models import SearchOutbox
 from . import get_backend
+from .contract import SearchDocument
 from .documents import all_documents, documents_for, published_versions
 
 RETRY_SECONDS = 5.0
@@ -23,7 +25,7 @@ def queue_change(*case_study_ids: int) -> None:
     transaction; others get an outbox row, applied after the commit.
     """
     backend = get_backend(synonyms=False)
-    if case_study_ids and getattr(backend, "transactional", False):
+    if case_study_ids and backend.transactional:
         db.session.flush()
         ids = set(case_study_ids)
         documents = documents_for(ids)
@@ -101,10 +103,10 @@ def check() -> Drift:
     )
 
 
-def reindex(progress=None) -> int:
+def reindex(progress: Callable[[int], object] | None = None) -> int:
     """Rebuild the index from the database and swap it in; then repair any change made meanwhile."""
 
-    def documents():
+    def documents() -> Iterator[SearchDocument]:
         for done, document in enumerate(all_documents(), start=1):
             if progress and done % 1000 == 0:
                 progress(done)
@@ -114,8 +116,8 @@ def reindex(progress=None) -> int:
     drift = check()
     repair = drift.missing + drift.stale
     if repair or drift.extra:
-        documents = documents_for(repair)
-        get_backend().apply(documents.values(), drift.extra)
+        repaired = documents_for(repair)
+        get_backend().apply(repaired.values(), drift.extra)
     return count
 
 
@@ -124,7 +126,7 @@ def register(app: Flask) -> None:
     last_attempt = {"at": 0.0}
 
     @app.teardown_request
-    def _apply_after_request(error):
+    def _apply_after_request(error: BaseException | None) -> None:
         due = g.get("search_outbox_pending") or time.monotonic() - last_attempt["at"] > 60
         if error is not None or not due:
             return

@@ -1,6 +1,6 @@
 """The embedded search backend: a Whoosh index in the instance folder.
 
-Built for speed the way SEARCH-PERF.md measured it: one searcher per process, reopened
+Built for speed the way docs/search.md measured it: one searcher per process, reopened
 only when the index changes (never `refresh()`, which keeps stale segments in
 whoosh-reloaded 2.7.5); facet values read once per searcher into arrays; matching
 documents collected once and used for the total, the facets and as the filter of the
@@ -17,6 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 from markupsafe import escape
@@ -27,7 +28,7 @@ from whoosh.qparser import MultifieldParser, PlusMinusPlugin
 from whoosh.qparser import plugins as qplugins
 from whoosh.query import Or, Phrase, Term
 
-from . import highlight
+from . import failures, highlight
 from .analysis import SYNONYMS, analyzer, corrected, expand_compounds, spelling_analyzer
 from .contract import SearchDocument, SearchHit, SearchQuery, SearchResults
 from .whoosh_matching import Codes, Matches, Segment, View
@@ -67,15 +68,18 @@ def build_schema() -> Schema:
 class WhooshBackend:
     """Search over a Whoosh index that lives in `root`/current (a link swapped on rebuild)."""
 
+    transactional = False  # files beside the database: changes go through the outbox
+
     def __init__(self, root: str) -> None:
         self.root = Path(root)
         self._lock = threading.Lock()
-        self._searcher = None
-        self._opened = None  # (index folder, generation) the searcher was opened on
-        self._ix = None
+        self._searcher: Any = None
+        # (index folder, generation) the searcher was opened on
+        self._opened: tuple[Path, int] | None = None
+        self._ix: Any = None
         self._facets: _SearcherState | None = None
         self._segments: dict[tuple[Path, str], Segment] = {}
-        self._retired = None  # the searcher before this one
+        self._retired: Any = None  # the searcher before this one
         self._codes = {"force": Codes(), "theme": Codes(), "partner": Codes()}
         self.synonyms: dict[str, str] = {}
         self._synonym_terms: dict[str, str] = {}
@@ -103,7 +107,7 @@ class WhooshBackend:
         link.symlink_to(folder.name)
         os.replace(link, self.current)  # atomic: readers see the old or the new index
 
-    def _index(self):
+    def _index(self) -> Any:
         return index.open_dir(str(self.current))
 
     def set_synonyms(self, synonyms: dict[str, str]) -> None:
@@ -111,7 +115,7 @@ class WhooshBackend:
         if cleaned != self.synonyms:
             self.synonyms = cleaned
             # Matched against the parsed query, whose words are already stemmed.
-            terms = {}
+            terms: dict[str, str] = {}
             for short, words in cleaned.items():
                 analysed = [t.text for t in analyzer()(short)]
                 if len(analysed) == 1:
@@ -125,7 +129,8 @@ class WhooshBackend:
         return set(self._index().schema.names()) == set(build_schema().names())
 
     def ping(self) -> int:
-        return self._index().doc_count()
+        count: int = self._index().doc_count()
+        return count
 
     # Writing
 
@@ -142,7 +147,7 @@ class WhooshBackend:
         except BaseException:
             writer.cancel()
             raise
-        # Merging segments on a small update costs up to a second (SEARCH-PERF.md); let a
+        # Merging segments on a small update costs up to a second (docs/search.md); let a
         # few small segments gather first, then merge them in one go.
         writer.commit(merge=len(writer.segments) >= MERGE_AFTER_SEGMENTS)
 
@@ -173,7 +178,7 @@ class WhooshBackend:
 
     # Reading
 
-    def _current_searcher(self):
+    def _current_searcher(self) -> tuple[Any, _SearcherState]:
         """Return this process's searcher and what it knows, reopened if the index changed."""
         with self._lock:
             folder = self.current.resolve()
@@ -191,11 +196,13 @@ class WhooshBackend:
                 if self._retired is not None:
                     self._retired.close()
                 self._retired = old
-            return self._searcher, self._facets
+            # Opened together with the searcher above: never None here.
+            return self._searcher, cast(_SearcherState, self._facets)
 
-    def _view(self, folder: Path, searcher) -> View:
+    def _view(self, folder: Path, searcher: Any) -> View:
         """Line up the searcher's segments, reading only those not seen before."""
-        parts, kept = [], {}
+        parts: list[tuple[Segment, Any, int]] = []
+        kept: dict[tuple[Path, str], Segment] = {}
         for reader, offset in searcher.reader().leaf_readers():
             key = (folder, reader.segment().segment_id())
             segment = self._segments.get(key)
@@ -216,13 +223,18 @@ class WhooshBackend:
                 for segment in self._segments.values():
                     segment.forget()
 
+    def write(self, upserts: Iterable[SearchDocument], removals: Iterable[int]) -> None:
+        """Not transactional: the outbox applies changes after the commit (see apply)."""
+        raise NotImplementedError("Whoosh is written through the outbox, after the commit")
+
     def query(self, query: SearchQuery) -> SearchResults:
         try:
             return self._query(query)
-        except Exception:  # a query must never become an error page
+        except Exception:  # a query must never become an error page; the log says why
+            failures.report("query", query)
             return SearchResults(hits=[], total=0)
 
-    def _parse(self, searcher, text: str):
+    def _parse(self, searcher: Any, text: str) -> Any:
         parser = MultifieldParser(list(SEARCHED_FIELDS), searcher.schema)
         # Field names, wildcards, ranges and boosts are plain words to our users.
         for plugin in (
@@ -238,7 +250,7 @@ class WhooshBackend:
         parsed = parser.parse(expand_compounds(text) if '"' not in text else text)
         return _with_synonyms(parsed, searcher.schema, self._synonym_terms)
 
-    def _matches(self, query: SearchQuery):
+    def _matches(self, query: SearchQuery) -> tuple[Any, _SearcherState, Any, Matches]:
         """Return the searcher, its state, the parsed text and every filtered match."""
         searcher, state = self._current_searcher()
         view = state.view
@@ -271,8 +283,10 @@ class WhooshBackend:
             newest = query.sort == "newest" or not query.text.strip()
             # The same ordering as a page's, over every match: page 1 holding them all.
             order = state.view.page(found, newest, 0, len(found.docs))
-            return state.view.case_id[order].tolist()
+            ids: list[int] = state.view.case_id[order].tolist()
+            return ids
         except Exception:  # as query(): never an error page
+            failures.report("ranked_ids", query)
             return []
 
     def related(self, case_study_id: int, limit: int = 4) -> list[int]:
@@ -291,11 +305,12 @@ class WhooshBackend:
                 Matches(found.docs[others], found.scores[others]), False, 0, limit
             )
             return [int(state.view.case_id[n]) for n in top]
-        except Exception:
+        except Exception:  # the page shows no related case studies; the log says why
+            failures.report("related", case_study=case_study_id)
             return []
 
 
-def _fields(document: SearchDocument) -> dict:
+def _fields(document: SearchDocument) -> dict[str, object]:
     weighty = f"{document.summary} {' '.join(document.theme_names)}"
     content = " ".join(
         [
@@ -339,7 +354,7 @@ def _fields(document: SearchDocument) -> dict:
 class _SearcherState:
     """What one searcher knows beyond the index: its segments as arrays, recent queries."""
 
-    def __init__(self, searcher, view: View) -> None:
+    def __init__(self, searcher: Any, view: View) -> None:
         self.searcher = searcher
         self.view = view
         self._cache: OrderedDict[str, Matches] = OrderedDict()
@@ -351,7 +366,7 @@ class _SearcherState:
             self._cache.clear()
             self._cached_docs = 0
 
-    def matches(self, text: str, parsed) -> Matches:
+    def matches(self, text: str, parsed: Any) -> Matches:
         """Return every live document matching `text`, scored (all of them if no text).
 
         Kept for this index version, so ticking a filter, paging or going Back repeats no
@@ -376,19 +391,19 @@ class _SearcherState:
         return found
 
 
-def _decode_facets(raw: bytes | None) -> list:
-    values = json.loads(raw or b"[]")  # older entries may hold fewer values
-    defaults = ["", [], None, [], 0, 0]
+def _decode_facets(raw: bytes | None) -> list[Any]:
+    values: list[Any] = json.loads(raw or b"[]")  # older entries may hold fewer values
+    defaults: list[Any] = ["", [], None, [], 0, 0]
     return (values + defaults[len(values) :])[:6]
 
 
-def _snippet(searcher, terms: set[str], docnum: int) -> str:
+def _snippet(searcher: Any, terms: set[str], docnum: int) -> str:
     stored = searcher.stored_fields(docnum)
     text = stored.get("excerpt") or stored.get("summary") or ""
     return highlight.snippet(text, terms) or str(escape(stored.get("summary") or text[:220]))
 
 
-def _suggest(searcher, text: str) -> str | None:
+def _suggest(searcher: Any, text: str) -> str | None:
     corrector = searcher.corrector("words")
     return corrected(
         text,
@@ -399,10 +414,10 @@ def _suggest(searcher, text: str) -> str | None:
     )
 
 
-def _with_synonyms(parsed, schema, synonyms: dict[str, str]):
+def _with_synonyms(parsed: Any, schema: Any, synonyms: dict[str, str]) -> Any:
     """Let an acronym find its words, and the words find the acronym."""
 
-    def expand(node):
+    def expand(node: Any) -> Any:
         if isinstance(node, Term) and node.fieldname in SEARCHED_FIELDS:
             raw = str(node.text)
             words = synonyms.get(raw)

@@ -1,7 +1,7 @@
 """Matching, scoring, filtering and facet counts for the Whoosh backend, in numpy.
 
 Whoosh walks postings one document at a time in Python, which is what makes a broad query
-slow at 100,000 case studies (SEARCH-PERF.md). Here Whoosh parses the query, reads the
+slow at 100,000 case studies (docs/search.md). Here Whoosh parses the query, reads the
 postings and checks phrases; everything per document is done on arrays instead:
 
 - each index segment is read once into arrays (facet values, field lengths), and a term's
@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from itertools import chain
 from pickle import loads  # noqa: S403 - Whoosh's own encoding of positions, from our index
+from typing import Any, cast
 
 import numpy as np
 from whoosh import query as wq
@@ -38,11 +40,11 @@ class Codes:
     """Small integers for facet values (forces, themes, partners), shared by all segments."""
 
     def __init__(self) -> None:
-        self.values: list = []
-        self._codes: dict = {}
+        self.values: list[str] = []
+        self._codes: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def code(self, value) -> int:
+    def code(self, value: str) -> int:
         found = self._codes.get(value)
         if found is not None:
             return found
@@ -52,7 +54,7 @@ class Codes:
                 self.values.append(value)
             return self._codes[value]
 
-    def find(self, wanted) -> np.ndarray:
+    def find(self, wanted: Callable[[str], bool]) -> np.ndarray:
         """Return the codes of the values for which `wanted(value)` is true."""
         return np.array([c for c, v in enumerate(list(self.values)) if wanted(v)], dtype=np.int64)
 
@@ -60,9 +62,15 @@ class Codes:
 class Segment:
     """One index segment read into arrays; its postings are read on first use and kept."""
 
-    def __init__(self, reader, fields: tuple[str, ...], decode, codes: dict[str, Codes]) -> None:
+    def __init__(
+        self,
+        reader: Any,
+        fields: tuple[str, ...],
+        decode: Callable[[bytes | None], list[Any]],
+        codes: dict[str, Codes],
+    ) -> None:
         self.size = size = reader.doc_count_all()
-        self.lengths = {}
+        self.lengths: dict[str, np.ndarray] = {}
         for name in fields:
             self.lengths[name] = _field_lengths(reader, name, size)
         force = np.zeros(size, dtype=np.int64)
@@ -93,7 +101,7 @@ class Segment:
         self._values: OrderedDict[tuple[str, bytes], tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def postings(self, reader, field: str, term: bytes) -> tuple[np.ndarray, np.ndarray]:
+    def postings(self, reader: Any, field: str, term: bytes) -> tuple[np.ndarray, np.ndarray]:
         """Return (document numbers, weights) of a term in this segment, deleted ones too."""
         key = (field, term)
         with self._lock:
@@ -107,7 +115,7 @@ class Segment:
                 self._postings.popitem(last=False)
         return found
 
-    def positions(self, reader, field: str, term: bytes) -> tuple[np.ndarray, np.ndarray]:
+    def positions(self, reader: Any, field: str, term: bytes) -> tuple[np.ndarray, np.ndarray]:
         """Return a term's positions for each of its postings (in the order of `postings`):
         (where each posting's positions start in the second array, plus one end; positions).
         """
@@ -129,7 +137,7 @@ class Segment:
             self._values.clear()
 
 
-def _field_lengths(reader, name: str, size: int) -> np.ndarray:
+def _field_lengths(reader: Any, name: str, size: int) -> np.ndarray:
     perdoc = reader._perdoc
     column = perdoc._cached_reader(_lenfield(name), LENGTHS_COLUMN)
     if column is None:
@@ -140,13 +148,10 @@ def _field_lengths(reader, name: str, size: int) -> np.ndarray:
     return _LENGTHS[codes]
 
 
-def _read_postings(reader, field: str, term: bytes) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        if (field, term) not in reader._terms:
-            return _EMPTY_IDS, _EMPTY_SCORES
-        matcher = reader._terms.matcher(field, term, reader.schema[field].format)
-    except Exception:
+def _read_postings(reader: Any, field: str, term: bytes) -> tuple[np.ndarray, np.ndarray]:
+    if (field, term) not in reader._terms:
         return _EMPTY_IDS, _EMPTY_SCORES
+    matcher = reader._terms.matcher(field, term, reader.schema[field].format)
     ids, weights = [], []
     if isinstance(matcher, W3LeafMatcher):
         # Block by block: each block's ids and weights come out as sequences at once.
@@ -169,13 +174,10 @@ def _read_postings(reader, field: str, term: bytes) -> tuple[np.ndarray, np.ndar
     return np.concatenate(ids), np.concatenate(weights)
 
 
-def _read_values(reader, field: str, term: bytes) -> np.ndarray:
-    try:
-        if (field, term) not in reader._terms:
-            return np.zeros(0, dtype=object)
-        matcher = reader._terms.matcher(field, term, reader.schema[field].format)
-    except Exception:
+def _read_values(reader: Any, field: str, term: bytes) -> np.ndarray:
+    if (field, term) not in reader._terms:
         return np.zeros(0, dtype=object)
+    matcher = reader._terms.matcher(field, term, reader.schema[field].format)
     values = []
     if isinstance(matcher, W3LeafMatcher):
         while not matcher._atend:
@@ -191,7 +193,7 @@ def _read_values(reader, field: str, term: bytes) -> np.ndarray:
     return found
 
 
-def _positions(encoded) -> tuple[np.ndarray, np.ndarray]:
+def _positions(encoded: Iterable[bytes]) -> tuple[np.ndarray, np.ndarray]:
     """Decode Whoosh's Positions values: (how many per posting, every position in order)."""
     ends = (v if v.endswith(b".") else v + b"." for v in encoded)
     deltas = [loads(v[_INT_SIZE:]) for v in ends]  # noqa: S301 - our own index, as Whoosh does
@@ -221,7 +223,7 @@ class Matches:
 class View:
     """Every segment of one searcher, side by side, with the deletions of that moment."""
 
-    def __init__(self, searcher, segments: list[tuple[Segment, object, int]]) -> None:
+    def __init__(self, searcher: Any, segments: list[tuple[Segment, Any, int]]) -> None:
         self.searcher = searcher
         self.segments = segments  # (segment, its reader, offset of its first document)
         self.size = sum(seg.size for seg, _, _ in segments)
@@ -231,16 +233,16 @@ class View:
             if deleted:
                 self.live[offset + np.array(deleted, dtype=np.int64)] = False
 
-        def joined(name):
+        def joined(name: str) -> np.ndarray:
             parts = [getattr(seg, name) for seg, _, _ in segments]
             return np.concatenate(parts) if parts else np.zeros(0)
 
-        def pairs(doc_name, code_name):
-            docs = [getattr(seg, doc_name) + offset for seg, _, offset in segments]
-            codes = [getattr(seg, code_name) for seg, _, _ in segments]
-            if not docs:
+        def pairs(doc_name: str, code_name: str) -> tuple[np.ndarray, np.ndarray]:
+            doc_parts = [getattr(seg, doc_name) + offset for seg, _, offset in segments]
+            code_parts = [getattr(seg, code_name) for seg, _, _ in segments]
+            if not doc_parts:
                 return _EMPTY_IDS, _EMPTY_IDS
-            docs, codes = np.concatenate(docs), np.concatenate(codes)
+            docs, codes = np.concatenate(doc_parts), np.concatenate(code_parts)
             keep = self.live[docs] if len(docs) else np.zeros(0, dtype=bool)
             return docs[keep], codes[keep]
 
@@ -252,7 +254,8 @@ class View:
         self.partner_doc, self.partner_code = pairs("partner_doc", "partner_code")
         self.live_docs = np.flatnonzero(self.live)
         self.count = len(self.live_docs)
-        self.lengths, self.average = {}, {}
+        self.lengths: dict[str, np.ndarray] = {}
+        self.average: dict[str, float] = {}
         for name in segments[0][0].lengths if segments else ():
             lengths = np.concatenate([seg.lengths[name] for seg, _, _ in segments])
             self.lengths[name] = lengths
@@ -285,7 +288,7 @@ class View:
         scores = (idf * tf * (K1 + 1) / (tf + norm) * boost).astype(np.float32)
         return Matches(docs, scores)
 
-    def evaluate(self, node) -> Matches:
+    def evaluate(self, node: Any) -> Matches:
         """Return every live document the parsed query matches, with its score."""
         boost = float(getattr(node, "boost", 1.0) or 1.0)
         if isinstance(node, wq.Term):
@@ -318,13 +321,13 @@ class View:
             return self._phrase(node, boost)
         return self._by_whoosh(node)
 
-    def _phrase(self, node, boost: float) -> Matches:
+    def _phrase(self, node: Any, boost: float) -> Matches:
         words = [self.term(node.fieldname, word) for word in node.words]
         candidates = _intersect(words)
         if not len(candidates.docs) or len(node.words) < 2 or node.slop != 1:
             return _scaled(candidates, boost)
         # Only documents holding every word are read: word k must stand at p + k.
-        together = None
+        together: np.ndarray | None = None
         for k, word in enumerate(node.words):
             docs, pos = self._word_positions(node.fieldname, word, candidates.docs)
             keys = docs * _KEY + (pos - k)
@@ -333,11 +336,14 @@ class View:
             )
             if not len(together):
                 break
-        found = _distinct_sorted(together // _KEY)
+        # Never None: the loop above ran, there being two words or more.
+        found = _distinct_sorted(cast(np.ndarray, together) // _KEY)
         keep = np.isin(candidates.docs, found, assume_unique=True)
         return _scaled(Matches(candidates.docs[keep], candidates.scores[keep]), boost)
 
-    def _word_positions(self, field, word, docs) -> tuple[np.ndarray, np.ndarray]:
+    def _word_positions(
+        self, field: str, word: str | bytes, docs: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Return (document, position) pairs of a word in the given documents."""
         term = word.encode("utf-8") if isinstance(word, str) else word
         found_docs, found_positions = [], []
@@ -358,18 +364,25 @@ class View:
             return _EMPTY_IDS, _EMPTY_IDS
         return np.concatenate(found_docs), np.concatenate(found_positions)
 
-    def _by_whoosh(self, node) -> Matches:
+    def _by_whoosh(self, node: Any) -> Matches:
         docs = np.unique(np.fromiter(node.docs(self.searcher), dtype=np.int64))
         docs = docs[self.live[docs]] if len(docs) else docs
         return Matches(docs, np.ones(len(docs), dtype=np.float32))
 
     # Filters, facets, order
 
-    def mask(self, codes: dict[str, Codes], force, theme, year, partner) -> np.ndarray | None:
+    def mask(
+        self,
+        codes: dict[str, Codes],
+        force: tuple[str, ...],
+        theme: tuple[str, ...],
+        year: tuple[int, ...],
+        partner: tuple[str, ...],
+    ) -> np.ndarray | None:
         """Return which documents pass the filters (None: no filter)."""
-        keep = None
+        keep: np.ndarray | None = None
 
-        def both(a, b):
+        def both(a: np.ndarray | None, b: np.ndarray) -> np.ndarray:
             return b if a is None else a & b
 
         if force:
@@ -386,19 +399,23 @@ class View:
             keep = both(keep, self._having(self.partner_doc, self.partner_code, wanted))
         return keep
 
-    def _having(self, pair_doc, pair_code, wanted) -> np.ndarray:
+    def _having(
+        self, pair_doc: np.ndarray, pair_code: np.ndarray, wanted: np.ndarray
+    ) -> np.ndarray:
         having = np.zeros(self.size, dtype=bool)
         having[pair_doc[np.isin(pair_code, wanted)]] = True
         return having
 
-    def facet_counts(self, docs: np.ndarray, codes: dict[str, Codes]) -> dict:
+    def facet_counts(self, docs: np.ndarray, codes: dict[str, Codes]) -> dict[str, dict[str, int]]:
         chosen = np.zeros(self.size, dtype=bool)
         chosen[docs] = True
 
-        def named(counts, values) -> dict:
+        def named(counts: np.ndarray, values: list[str]) -> dict[str, int]:
             return {values[c]: int(counts[c]) for c in np.flatnonzero(counts)}
 
-        def by_pairs(pair_doc, pair_code, values):
+        def by_pairs(
+            pair_doc: np.ndarray, pair_code: np.ndarray, values: list[str]
+        ) -> dict[str, int]:
             selected = pair_code[chosen[pair_doc]] if len(pair_doc) else pair_code
             return named(np.bincount(selected, minlength=len(values)), values)
 

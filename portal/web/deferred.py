@@ -18,7 +18,7 @@ from ..extensions import db
 
 def after_response(work: Callable[[], None]) -> None:
     """Run `work` after this request's response has been sent."""
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined] # the proxy's own
     address = request.remote_addr
 
     def run() -> None:

@@ -29,8 +29,9 @@ def render_error(error: HTTPException):
     response = make_response(body, code)
     if error.code == 405 and hasattr(error, "valid_methods") and error.valid_methods:
         response.headers["Allow"] = ", ".join(error.valid_methods)
-    if error.code == 429 and getattr(error, "retry_after", None):
-        response.headers["Retry-After"] = str(error.retry_after)
+    retry_after = getattr(error, "retry_after", None)
+    if error.code == 429 and retry_after:
+        response.headers["Retry-After"] = str(retry_after)
     return vary_on_htmx(response)
 
 

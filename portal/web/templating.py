@@ -18,9 +18,8 @@ def format_date(value: date | datetime | None) -> str:
 def register(app: Flask) -> None:
     """Install filters and globals."""
     app.add_template_filter(format_date, "date")
-    app.add_template_global(EVIDENCE_LABELS, "evidence_labels")
     app.add_template_global(external_url, "external_url")
 
     @app.context_processor
     def _site():
-        return {"site_name": app.config["SITE_NAME"]}
+        return {"site_name": app.config["SITE_NAME"], "evidence_labels": EVIDENCE_LABELS}
