@@ -228,3 +228,26 @@ def test_searches_keep_answering_while_reindex_runs(app, published):
         worker.join()
         answers.append(get_backend().query(SearchQuery(text="steady")).total)
     assert answers and set(answers) == {40}
+
+
+@whoosh_only  # breaks the index's files
+def test_a_failing_search_answers_empty_and_logs_its_shape_not_its_words(
+    app, member, published, caplog
+):
+    import shutil
+    from pathlib import Path
+
+    published()
+    index = Path(app.config["SEARCH_INDEX_PATH"])
+    for segment in index.resolve().rglob("*.seg"):  # the index's postings, gone under it
+        segment.unlink()
+    shutil.rmtree(index / "current", ignore_errors=True)
+    with app.app_context():
+        app.extensions.pop("portal_search", None)  # a fresh process would open it anew
+    response = member.get(
+        "/library", query_string={"q": "misogyny fire service", "force": "kent-police"}
+    )
+    assert response.status_code == 200
+    assert "search query failed" in caplog.text
+    assert "'words': 3" in caplog.text and "'force': 1" in caplog.text
+    assert "misogyny" not in caplog.text
