@@ -414,30 +414,48 @@ def approve(moderator: User, revision: Revision, comment: str = "") -> None:
 
 def request_changes(moderator: User, revision: Revision, comment: str) -> None:
     """Send a submitted revision back to its author with a comment (required)."""
-    _decidable(moderator, revision)
-    _check_comment(comment)
-    if not comment.strip():
-        raise FieldErrors({"comment": "Say what needs to change"})
-    if not _move(revision, RevisionState.SUBMITTED, RevisionState.DRAFT):
-        raise _already_decided(revision)
-    _event(revision, moderator, ModerationAction.CHANGES_REQUESTED, comment.strip())
-    audit.record("case_study.changes_requested", actor=moderator, target=revision.case_study)
-    db.session.commit()
-    _tell_author(revision, ModerationAction.CHANGES_REQUESTED, comment)
+    _turn_down(
+        moderator,
+        revision,
+        comment,
+        ModerationAction.CHANGES_REQUESTED,
+        RevisionState.DRAFT,
+        missing="Say what needs to change",
+    )
 
 
 def reject(moderator: User, revision: Revision, reason: str) -> None:
     """Refuse a submitted revision with a reason (required); a published version stays live."""
+    _turn_down(
+        moderator,
+        revision,
+        reason,
+        ModerationAction.REJECTED,
+        RevisionState.REJECTED,
+        missing="Give the reason for rejecting it",
+    )
+
+
+def _turn_down(
+    moderator: User,
+    revision: Revision,
+    comment: str,
+    action: ModerationAction,
+    to_state: RevisionState,
+    *,
+    missing: str,
+) -> None:
+    # A decision that does not publish: it must say why, and the author is told.
     _decidable(moderator, revision)
-    _check_comment(reason)
-    if not reason.strip():
-        raise FieldErrors({"comment": "Give the reason for rejecting it"})
-    if not _move(revision, RevisionState.SUBMITTED, RevisionState.REJECTED):
+    _check_comment(comment)
+    if not comment.strip():
+        raise FieldErrors({"comment": missing})
+    if not _move(revision, RevisionState.SUBMITTED, to_state):
         raise _already_decided(revision)
-    _event(revision, moderator, ModerationAction.REJECTED, reason.strip())
-    audit.record("case_study.rejected", actor=moderator, target=revision.case_study)
+    _event(revision, moderator, action, comment.strip())
+    audit.record(f"case_study.{action.value}", actor=moderator, target=revision.case_study)
     db.session.commit()
-    _tell_author(revision, ModerationAction.REJECTED, reason)
+    _tell_author(revision, action, comment)
 
 
 def archive(actor: User, case_study: CaseStudy) -> None:

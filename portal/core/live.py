@@ -17,7 +17,7 @@ def is_live() -> ColumnElement[bool]:
     return and_(Revision.state == RevisionState.PUBLISHED, CaseStudy.archived_at.is_(None))
 
 
-def live_revisions() -> Select[tuple[Revision]]:
+def live_revisions() -> Select[Revision]:
     """Select the live revisions, with what a card shows loaded alongside."""
     return (
         select(Revision)

@@ -9,7 +9,7 @@ from markdown_it import MarkdownIt
 from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 
-from ..core.live import is_live
+from ..core.live import is_live, live_revisions
 from ..extensions import db
 from ..models import CaseStudy, Force, Revision
 from .contract import SearchDocument
@@ -51,17 +51,10 @@ def document_for(revision: Revision) -> SearchDocument:
 
 
 def _published_revisions() -> Select[Revision]:
-    return (
-        select(Revision)
-        .join(Revision.case_study)
-        .where(is_live())
-        .options(
-            selectinload(Revision.themes),
-            selectinload(Revision.partners),
-            selectinload(Revision.case_study)
-            .selectinload(CaseStudy.force)
-            .selectinload(Force.aliases),
-        )
+    # Live revisions with everything a search document holds: partners, force aliases too.
+    return live_revisions().options(
+        selectinload(Revision.partners),
+        selectinload(Revision.case_study).selectinload(CaseStudy.force).selectinload(Force.aliases),
     )
 
 
