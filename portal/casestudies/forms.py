@@ -173,7 +173,7 @@ class DecisionForm(FlaskForm):
     comment = TextAreaField(
         "Comment for the author",
         filters=[stripped],
-        validators=[Length(max=rules.COMMENT_MAX), _clean],
+        validators=[Length(max=rules.COMMENT_MAX, message=rules.COMMENT_TOO_LONG), _clean],
     )
 
 

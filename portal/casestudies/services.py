@@ -383,11 +383,9 @@ def _decided_since_submission(revision: Revision) -> bool:
 
 def _check_comment(comment: str) -> None:
     if len(comment.strip()) > rules.COMMENT_MAX:
-        raise FieldErrors(
-            {"comment": f"Enter a comment of {rules.COMMENT_MAX:,} characters or fewer"}
-        )
+        raise FieldErrors({"comment": rules.COMMENT_TOO_LONG})
     if not is_clean_text(comment, multiline=True):
-        raise FieldErrors({"comment": "Remove the control characters from this text"})
+        raise FieldErrors({"comment": rules.CONTROL_PROBLEM})
 
 
 def approve(moderator: User, revision: Revision, comment: str = "") -> None:

@@ -59,6 +59,7 @@ EMAIL_PROBLEM = "Enter an email address in the correct format, like name@force.p
 TOO_MANY_PARTNERS = f"Name at most {PARTNERS_MAX} partner organisations"
 PARTNER_TOO_LONG = f"Enter a partner name of {PARTNER_MAX} characters or fewer"
 TOO_MANY_THEMES = f"Choose at most {THEMES_MAX} themes"
+COMMENT_TOO_LONG = f"Enter a comment of {COMMENT_MAX:,} characters or fewer"
 
 
 def too_long(name: str) -> str:

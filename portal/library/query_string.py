@@ -9,15 +9,16 @@ import re
 
 from flask import request
 
-from ..core.text import clean_query
+from ..core.text import SLUG, clean_query
 from ..search import SearchQuery
 
 PER_PAGE = 20
 MAX_FILTER_VALUES = 20
+YEAR = re.compile(r"(19|20)[0-9]{2}")
 
 
-def _values(name: str, pattern: str = r"[a-z0-9-]{1,120}") -> tuple[str, ...]:
-    wanted = [v for v in request.args.getlist(name) if re.fullmatch(pattern, v)]
+def _values(name: str, pattern: re.Pattern[str] = SLUG) -> tuple[str, ...]:
+    wanted = [v for v in request.args.getlist(name) if pattern.fullmatch(v)]
     return tuple(dict.fromkeys(wanted))[:MAX_FILTER_VALUES]
 
 
@@ -31,7 +32,7 @@ def search_query_from_request() -> SearchQuery:
         text=clean_query(request.args.get("q", "", type=str)),
         force=_values("force"),
         theme=_values("theme"),
-        year=tuple(int(y) for y in _values("year", r"(19|20)[0-9]{2}")),
+        year=tuple(int(y) for y in _values("year", YEAR)),
         partner=partners[:MAX_FILTER_VALUES],
         sort="newest" if request.args.get("sort") == "newest" else "relevance",
         page=min(max(1, page), 10_000),
