@@ -46,6 +46,7 @@ class SearchQuery:
     sort: str = "relevance"  # or "newest"
     page: int = 1
     per_page: int = 20
+    partial: bool = False  # still being typed: the last word is also a prefix
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class SearchResults:
     total: int
     facets: dict[str, dict[str, int]] = field(default_factory=dict)
     suggestion: str | None = None
+    relaxed: bool = False  # nothing holds every word: these hold most of them
 
 
 class SearchBackend(Protocol):

@@ -16,32 +16,25 @@ whole text cannot do.
 from __future__ import annotations
 
 import re
-import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from markupsafe import escape
 from sqlalchemy import text
 
 from ..extensions import db
 from . import failures
-from .analysis import SYNONYMS, british, corrected, normalise_text
+from .analysis import SYNONYMS, corrected, normalise_text
 from .contract import SearchDocument, SearchHit, SearchQuery, SearchResults
+from .words import Option, fold, most, parse
 
 CONFIG = "portal_english"
-MAX_PIECES = 32
 RANK_WHOLE_DOCUMENTS = 1000  # above this many matches, rank on the heading vector only
 START, STOP = "\u27e6", "\u27e7"  # marks around a match from ts_headline, made <mark> after
 # The excerpt is stored with these in place of < > & so that ts_headline (whose parser
 # drops anything that looks like a tag) keeps every character; they are escaped after.
 HIDDEN = {"<": "\ue000", ">": "\ue001", "&": "\ue002"}
-_PIECE = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+_PLAIN = re.compile(r"[^\W_]+")
 _WORDS = re.compile(r"[^\W\d_]{3,}")
-
-
-def _fold(word: str) -> str:
-    return "".join(
-        c for c in unicodedata.normalize("NFKD", word.lower()) if not unicodedata.combining(c)
-    )
 
 
 class PostgresBackend:
@@ -171,15 +164,36 @@ class PostgresBackend:
             return SearchResults(hits=[], total=0)
 
     def _matching(
-        self, query: SearchQuery, params: dict[str, object]
-    ) -> tuple[str, str | None] | None:
-        """Return the FROM ... WHERE of the matches and the tsquery's SQL (None: no text);
-        None when words were typed but nothing in them is searchable (no match)."""
+        self, query: SearchQuery, params: dict[str, object], *, relaxed: bool = False
+    ) -> tuple[str, bool, str | None] | None:
+        """Return the FROM ... WHERE of the matches, whether words were searched, and (when
+        `relaxed`) the SQL counting the clauses each match holds. None: nothing can match
+        (words typed but nothing searchable in them; or no relaxing a single clause)."""
         words = query.text.strip()
-        tsquery = self._tsquery(words, params) if words else None
-        if words and tsquery is None:
-            return None
-        where = ["e.document @@ q.query"] if tsquery else []
+        held: str | None = None
+        if words:
+            built = self._tsqueries(words, query.partial, params)
+            if built is None:
+                return None
+            positive, negative = built
+            excluded = "".join(f" && !!{sql}" for sql in negative)
+            if relaxed:
+                if len(positive) < 2:
+                    return None
+                columns = "".join(f", {sql} AS c{n}" for n, sql in enumerate(positive))
+                select = f"({' || '.join(positive)}){excluded} AS query{columns}"
+                held = " + ".join(f"(e.document @@ q.c{n})::int" for n in range(len(positive)))
+                held = f"({held})"
+                where = ["e.document @@ q.query", f"{held} >= {most(len(positive))}"]
+            else:
+                strict = " && ".join(positive) if positive else ""
+                if not positive:  # only exclusions: everything without those words
+                    strict = excluded[4:]
+                    excluded = ""
+                select = f"({strict}){excluded} AS query"
+                where = ["e.document @@ q.query"]
+        else:
+            select, where = "NULL::tsquery AS query", []
         if query.force:
             where.append("e.force = ANY(:forces)")
             params["forces"] = list(query.force)
@@ -194,22 +208,33 @@ class PostgresBackend:
                 "EXISTS (SELECT 1 FROM unnest(e.partners) p WHERE lower(p) = ANY(:partners))"
             )
             params["partners"] = [p.lower() for p in query.partner]  # as PostgreSQL lower()
-        source = (
-            f"FROM search_entry e, (SELECT {tsquery or 'NULL::tsquery'} AS query) q "
-            f"WHERE {' AND '.join(where) or 'true'}"
-        )
-        return source, tsquery
+        source = f"FROM search_entry e, (SELECT {select}) q WHERE {' AND '.join(where) or 'true'}"
+        return source, bool(words), held
 
     @staticmethod
-    def _order(query: SearchQuery, tsquery: str | None, total: int) -> str:
+    def _order(query: SearchQuery, searched: bool, total: int, held: str | None) -> str:
         """Return the ORDER BY of the matches: newest first, or best first."""
-        if query.sort == "newest" or not tsquery:
+        if query.sort == "newest" or not searched:
             return "e.published_at DESC, e.case_study_id DESC"
         # Ranking reads each match's vector: for a broad query that would be thousands of
         # long bodies, so it ranks on the short heading vector instead (title, themes,
         # summary, force), where the best matches of a broad query stand out anyway.
         vector = "e.document" if total <= RANK_WHOLE_DOCUMENTS else "e.heading"
-        return f"ts_rank_cd('{{0.1, 0.2, 0.4, 1.0}}', {vector}, q.query) DESC, e.case_study_id"
+        rank = f"ts_rank_cd('{{0.1, 0.2, 0.4, 1.0}}', {vector}, q.query) DESC, e.case_study_id"
+        return f"{held} DESC, {rank}" if held else rank
+
+    def _relax(self, query: SearchQuery) -> bool:
+        """Whether a search that found nothing should show what holds most of its words:
+        when no case study holds all of them, whatever the filters."""
+        if not (query.force or query.theme or query.year or query.partner):
+            return True
+        unfiltered = SearchQuery(text=query.text, partial=query.partial)
+        params: dict[str, object] = {}
+        matching = self._matching(unfiltered, params)
+        if matching is None:
+            return True
+        found = db.session.execute(text(f"SELECT 1 {matching[0]} LIMIT 1"), params).first()
+        return found is None
 
     def ranked_ids(self, query: SearchQuery) -> list[int]:
         try:
@@ -217,9 +242,18 @@ class PostgresBackend:
             matching = self._matching(query, params)
             if matching is None:
                 return []
-            source, tsquery = matching
+            source, searched, held = matching
             total = db.session.execute(text(f"SELECT count(*) {source}"), params).scalar_one()
-            order = self._order(query, tsquery, total)
+            if not total and searched and self._relax(query):
+                loose: dict[str, object] = {}
+                relaxed = self._matching(query, loose, relaxed=True)
+                if relaxed is not None:
+                    source, searched, held = relaxed
+                    params = loose
+                    total = db.session.execute(
+                        text(f"SELECT count(*) {source}"), params
+                    ).scalar_one()
+            order = self._order(query, searched, total, held)
             rows = db.session.execute(
                 text(f"SELECT e.case_study_id {source} ORDER BY {order}"),  # noqa: S608
                 params,
@@ -230,13 +264,7 @@ class PostgresBackend:
             failures.report("ranked_ids", query)
             return []
 
-    def _query(self, query: SearchQuery) -> SearchResults:
-        words = query.text.strip()
-        params: dict[str, object] = {}
-        matching = self._matching(query, params)
-        if matching is None:  # typed, but nothing searchable in it: no match
-            return SearchResults(hits=[], total=0, facets={})
-        source, tsquery = matching
+    def _facets(self, source: str, params: dict[str, object]) -> dict[str, dict[str, int]]:
         facets: dict[str, dict[str, int]] = {"force": {}, "theme": {}, "year": {}, "partner": {}}
         rows = db.session.execute(
             text(
@@ -253,13 +281,33 @@ class PostgresBackend:
         )
         for kind, value, count in rows:
             facets[kind][value] = int(count)
+        return facets
+
+    def _query(self, query: SearchQuery) -> SearchResults:
+        words = query.text.strip()
+        params: dict[str, object] = {}
+        matching = self._matching(query, params)
+        if matching is None:  # typed, but nothing searchable in it: no match
+            return SearchResults(hits=[], total=0, facets={})
+        source, searched, held = matching
+        facets = self._facets(source, params)
         total = sum(facets["force"].values())
-        order = self._order(query, tsquery, total)
+        relaxed = False
+        if not total and searched and self._relax(query):
+            loose: dict[str, object] = {}
+            matching = self._matching(query, loose, relaxed=True)
+            if matching is not None:
+                loose_facets = self._facets(matching[0], loose)
+                if loose_facets["force"]:
+                    source, searched, held = matching
+                    params, facets, relaxed = loose, loose_facets, True
+                    total = sum(facets["force"].values())
+        order = self._order(query, searched, total, held)
         highlight = (
             f"ts_headline('{CONFIG}', page.excerpt, page.query, "
             f"'StartSel={START}, StopSel={STOP}, MaxWords=40, MinWords=15, MaxFragments=2, "
             'FragmentDelimiter=" … "\')'
-            if tsquery
+            if searched
             else "page.summary"
         )
         params.update(limit=query.per_page, offset=(max(1, query.page) - 1) * query.per_page)
@@ -275,57 +323,51 @@ class PostgresBackend:
             params,
         ).all()
         hits = [
-            SearchHit(int(cid), _snippet(shown, summary, bool(tsquery)))
-            for cid, shown, summary in page
+            SearchHit(int(cid), _snippet(shown, summary, searched)) for cid, shown, summary in page
         ]
-        suggestion = self._suggest(words) if words and total < 3 else None
-        return SearchResults(hits=hits, total=total, facets=facets, suggestion=suggestion)
+        suggestion = self._suggest(words) if words and total < 3 and not query.partial else None
+        return SearchResults(
+            hits=hits,
+            total=total,
+            facets=facets,
+            suggestion=suggestion,
+            relaxed=relaxed,
+        )
 
-    def _tsquery(self, words: str, params: dict[str, object]) -> str | None:
-        """Return SQL for the tsquery of the user's words; every piece a bound parameter."""
+    def _tsqueries(
+        self, words: str, partial: bool, params: dict[str, object]
+    ) -> tuple[list[str], list[str]] | None:
+        """Return SQL for the tsquery of each clause, (positive, negated); every piece a
+        bound parameter. None when nothing in the words can be searched."""
 
-        def piece(value: str) -> str:
+        def piece(value: str, function: str = "websearch_to_tsquery") -> str:
             name = f"p{len(params)}"
             params[name] = value
-            return f"websearch_to_tsquery('{CONFIG}', :{name})"
+            return f"{function}('{CONFIG}', :{name})"
 
-        groups: list[list[str]] = [[]]  # OR binds tighter than the implied AND
-        joined = False
-        for match in list(_PIECE.finditer(words))[:MAX_PIECES]:
-            negated, phrase, word = match.group(1), match.group(2), match.group(3)
-            if word is not None:
-                negated, word = ("-", word[1:]) if word.startswith("-") else ("", word)
-                word = word.strip("()[]{}^~:*?!\\")
-                if word == "OR":
-                    joined = True
-                    continue
-                if word in ("AND", "NOT") or not word:
-                    continue
-                sql = self._word(word, piece)
-            else:
-                inside = " ".join(british(w) for w in phrase.lower().split())
-                if not inside.strip():
-                    continue
-                sql = piece(f'"{inside}"')
-            sql = f"!!({sql})" if negated else sql
-            if joined and groups[-1]:
-                groups[-1].append(sql)
-            else:
-                groups.append([sql])
-            joined = False
-        parts = [" || ".join(g) if len(g) == 1 else f"({' || '.join(g)})" for g in groups if g]
-        return f"({' && '.join(parts)})" if parts else None
+        def option(found: Option) -> str:
+            if found.prefix:
+                word = fold(found.words[0])
+                if _PLAIN.fullmatch(word):  # nothing of tsquery's syntax in it
+                    return piece(f"{word}:*", "to_tsquery")
+            if len(found.words) == 1:
+                return piece(found.words[0])
+            return piece(f'"{" ".join(found.words)}"')
 
-    def _word(self, word: str, piece: Callable[[str], str]) -> str:
-        low = word.lower()
-        options = [piece(normalise_text(low).split(" ")[0])]
-        parts = [british(p) for p in low.split("-") if p]
-        if len(parts) > 1:  # night-time also as nighttime and "night time"
-            options = [piece("".join(parts)), piece(f'"{" ".join(parts)}"')]
-        expansion = self.synonyms.get(low)
-        if expansion:
-            options.append(piece(f'"{expansion}"'))
-        return options[0] if len(options) == 1 else f"({' || '.join(options)})"
+        question = parse(words, self.synonyms, partial=partial, known=self._known)
+        positive: list[str] = []
+        negative: list[str] = []
+        for clause in question.clauses:
+            sql = " || ".join(option(o) for o in clause.options)
+            sql = f"({sql})" if len(clause.options) > 1 else sql
+            (negative if clause.negated else positive).append(sql)
+        if not positive and not negative:
+            return None
+        return positive, negative
+
+    def _known(self, words: Iterable[str]) -> set[str]:
+        found = text("SELECT word FROM search_word WHERE word = ANY(:words)")
+        return set(db.session.scalars(found, {"words": list(words)}))
 
     def _suggest(self, words: str) -> str | None:
         def known(word: str) -> bool:
@@ -341,7 +383,7 @@ class PostgresBackend:
 
         # Only a word that still finds something: the vocabulary keeps the words of case
         # studies archived since the last reindex.
-        return corrected(words, _fold, known, options, usable=self._finds)
+        return corrected(words, fold, known, options, usable=self._finds)
 
     def _finds(self, word: str) -> bool:
         return (
@@ -426,7 +468,7 @@ def _row(document: SearchDocument) -> dict[str, object]:
 
 def _spelling_words(document: SearchDocument) -> set[str]:
     source = " ".join([document.title, document.summary, *document.theme_names, *document.partners])
-    return {_fold(w) for w in _WORDS.findall(source)}
+    return {fold(w) for w in _WORDS.findall(source)}
 
 
 def _hide(value: str) -> str:

@@ -15,7 +15,7 @@ import shutil
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,14 +24,13 @@ from markupsafe import escape
 from whoosh import index
 from whoosh.columns import VarBytesColumn
 from whoosh.fields import COLUMN, DATETIME, ID, KEYWORD, NUMERIC, STORED, TEXT, Schema
-from whoosh.qparser import MultifieldParser, PlusMinusPlugin
-from whoosh.qparser import plugins as qplugins
 from whoosh.query import Or, Phrase, Term
 
 from . import failures, highlight
-from .analysis import SYNONYMS, analyzer, corrected, expand_compounds, spelling_analyzer
+from .analysis import SYNONYMS, analyzer, corrected, spelling_analyzer
 from .contract import SearchDocument, SearchHit, SearchQuery, SearchResults
-from .whoosh_matching import Codes, Matches, Segment, View
+from .whoosh_matching import Codes, Matches, Segment, View, at_least, intersect, union
+from .words import Clause, Option, Question, fold, most, parse
 
 # Two scored fields only: each extra field would walk its own postings on every query.
 # Summary and theme names weigh more than the body by appearing twice in `content`.
@@ -40,6 +39,9 @@ CACHED_QUERIES = 256
 CACHED_MATCHES = 4_000_000  # at most about 48 MB of cached matches per process
 MERGE_AFTER_SEGMENTS = 8
 WRITE_TIMEOUT = 30.0  # seconds a writer waits for another process's lock
+PREFIX_SCANNED = 5_000  # indexed words read for one half-typed word, at most
+PREFIX_TERMS = 40  # of which the commonest are searched
+_ANALYSE = analyzer()
 
 
 def build_schema() -> Schema:
@@ -82,7 +84,6 @@ class WhooshBackend:
         self._retired: Any = None  # the searcher before this one
         self._codes = {"force": Codes(), "theme": Codes(), "partner": Codes()}
         self.synonyms: dict[str, str] = {}
-        self._synonym_terms: dict[str, str] = {}
         self.set_synonyms(SYNONYMS)
 
     # The index on disk
@@ -114,13 +115,6 @@ class WhooshBackend:
         cleaned = {k.strip().lower(): v for k, v in synonyms.items() if k.strip() and v.strip()}
         if cleaned != self.synonyms:
             self.synonyms = cleaned
-            # Matched against the parsed query, whose words are already stemmed.
-            terms: dict[str, str] = {}
-            for short, words in cleaned.items():
-                analysed = [t.text for t in analyzer()(short)]
-                if len(analysed) == 1:
-                    terms[analysed[0]] = words
-            self._synonym_terms = terms
             if self._facets is not None:
                 self._facets.forget()  # cached results were ranked with the old list
 
@@ -234,52 +228,121 @@ class WhooshBackend:
             failures.report("query", query)
             return SearchResults(hits=[], total=0)
 
-    def _parse(self, searcher: Any, text: str) -> Any:
-        parser = MultifieldParser(list(SEARCHED_FIELDS), searcher.schema)
-        # Field names, wildcards, ranges and boosts are plain words to our users.
-        for plugin in (
-            qplugins.FieldsPlugin,
-            qplugins.WildcardPlugin,
-            qplugins.RangePlugin,
-            qplugins.BoostPlugin,
-            qplugins.EveryPlugin,
-            qplugins.SingleQuotePlugin,
-        ):
-            parser.remove_plugin_class(plugin)
-        parser.add_plugin(PlusMinusPlugin())
-        parsed = parser.parse(expand_compounds(text) if '"' not in text else text)
-        return _with_synonyms(parsed, searcher.schema, self._synonym_terms)
+    def _known(self, searcher: Any) -> Callable[[Iterable[str]], set[str]]:
+        """Which words the index holds (to split joined compounds such as nighttime)."""
+        reader = searcher.reader()
 
-    def _matches(self, query: SearchQuery) -> tuple[Any, _SearcherState, Any, Matches]:
-        """Return the searcher, its state, the parsed text and every filtered match."""
+        def known(words: Iterable[str]) -> set[str]:
+            return {
+                word
+                for word in words
+                if (terms := highlight.terms_of(word))
+                and all(("content", term) in reader for term in terms)
+            }
+
+        return known
+
+    def _expand(self, searcher: Any, prefix: str) -> set[str]:
+        """The indexed words starting with `prefix`: the commonest, a bounded number."""
+        reader = searcher.reader()
+        found: dict[str, int] = {}
+        for field in SEARCHED_FIELDS:
+            for n, (term, info) in enumerate(reader.iter_prefix(field, prefix)):
+                if n >= PREFIX_SCANNED:
+                    break
+                word = term.decode("utf-8") if isinstance(term, bytes) else str(term)
+                found[word] = found.get(word, 0) + info.doc_frequency()
+        return set(sorted(found, key=lambda w: (-found[w], w))[:PREFIX_TERMS])
+
+    def _option(self, searcher: Any, option: Option) -> Any:
+        if option.prefix:
+            word = option.words[0]
+            terms = set(highlight.terms_of(word)) | self._expand(searcher, fold(word))
+            if not terms:
+                return None
+            return Or([Term(f, t) for t in sorted(terms) for f in SEARCHED_FIELDS])
+        tokens = [t.text for t in _ANALYSE(" ".join(option.words))]
+        if not tokens:  # only words the index leaves out (the, and...)
+            return None
+        if len(tokens) == 1:
+            return Or([Term(f, tokens[0]) for f in SEARCHED_FIELDS])
+        return Or([Phrase(f, tokens) for f in SEARCHED_FIELDS])
+
+    def _clause(self, searcher: Any, clause: Clause) -> Any:
+        options = [q for q in (self._option(searcher, o) for o in clause.options) if q is not None]
+        return Or(options) if options else None
+
+    def _evaluate(
+        self, searcher: Any, state: _SearcherState, question: Question
+    ) -> tuple[Matches, bool]:
+        """Every live document holding all the clauses, or if none does, most of them."""
+        view = state.view
+        # A clause of words the index leaves out (the, and...) asks for nothing.
+        compiled = [(c.negated, self._clause(searcher, c)) for c in question.clauses]
+        positive = [q for negated, q in compiled if q is not None and not negated]
+        negative = [q for negated, q in compiled if q is not None and negated]
+        relaxed = False
+        if positive:
+            found = [view.evaluate(q) for q in positive]
+            matches = intersect(found)
+            if not len(matches.docs) and len(found) > 1:
+                matches = at_least(found, most(len(found)))
+                relaxed = bool(len(matches.docs))
+        elif negative and not question.positive:
+            matches = Matches(view.live_docs, np.zeros(view.count, dtype=np.float32))
+        else:
+            return Matches.empty(), False
+        excluded = [view.evaluate(q) for q in negative]
+        if excluded:
+            gone = union(excluded).docs
+            keep = ~np.isin(matches.docs, gone, assume_unique=True)
+            matches = Matches(matches.docs[keep], matches.scores[keep])
+        return matches, relaxed
+
+    def _matches(self, query: SearchQuery) -> tuple[Any, _SearcherState, Any, Matches, bool]:
+        """Return the searcher, its state, the positive query (for marks), every filtered
+        match, and whether they hold most of the words rather than all."""
         searcher, state = self._current_searcher()
         view = state.view
         text = query.text.strip()
-        parsed = self._parse(searcher, text) if text else None
-        found = state.matches(text, parsed)
+        marks = None
+        relaxed = False
+        if text:
+            question = parse(
+                text, self.synonyms, partial=query.partial, known=self._known(searcher)
+            )
+            positive = [self._clause(searcher, c) for c in question.positive]
+            marks = Or([q for q in positive if q is not None])
+            found, relaxed = state.matches(
+                (query.partial, text), lambda: self._evaluate(searcher, state, question)
+            )
+        else:
+            found = Matches(view.live_docs, np.zeros(view.count, dtype=np.float32))
         keep = view.mask(self._codes, query.force, query.theme, query.year, query.partner)
         if keep is not None:
             chosen = keep[found.docs]
             found = Matches(found.docs[chosen], found.scores[chosen])
-        return searcher, state, parsed, found
+        return searcher, state, marks, found, relaxed
 
     def _query(self, query: SearchQuery) -> SearchResults:
-        searcher, state, parsed, found = self._matches(query)
+        searcher, state, marks, found, relaxed = self._matches(query)
         view = state.view
         text = query.text.strip()
         counts = view.facet_counts(found.docs, self._codes)
         start = (max(1, query.page) - 1) * query.per_page
         newest = query.sort == "newest" or not text
         page = view.page(found, newest, start, query.per_page)
-        terms = highlight.positive_terms(parsed)
+        terms = highlight.positive_terms(marks)
         hits = [SearchHit(int(view.case_id[n]), _snippet(searcher, terms, int(n))) for n in page]
         total = len(found.docs)
-        suggestion = _suggest(searcher, text) if text and total < 3 else None
-        return SearchResults(hits=hits, total=total, facets=counts, suggestion=suggestion)
+        suggestion = _suggest(searcher, text) if text and total < 3 and not query.partial else None
+        return SearchResults(
+            hits=hits, total=total, facets=counts, suggestion=suggestion, relaxed=relaxed
+        )
 
     def ranked_ids(self, query: SearchQuery) -> list[int]:
         try:
-            _, state, _, found = self._matches(query)
+            _, state, _, found, _ = self._matches(query)
             newest = query.sort == "newest" or not query.text.strip()
             # The same ordering as a page's, over every match: page 1 holding them all.
             order = state.view.page(found, newest, 0, len(found.docs))
@@ -357,7 +420,7 @@ class _SearcherState:
     def __init__(self, searcher: Any, view: View) -> None:
         self.searcher = searcher
         self.view = view
-        self._cache: OrderedDict[str, Matches] = OrderedDict()
+        self._cache: OrderedDict[tuple[bool, str], tuple[Matches, bool]] = OrderedDict()
         self._cached_docs = 0  # matches held by the cache: 12 bytes each
         self._cache_lock = threading.Lock()
 
@@ -366,27 +429,28 @@ class _SearcherState:
             self._cache.clear()
             self._cached_docs = 0
 
-    def matches(self, text: str, parsed: Any) -> Matches:
-        """Return every live document matching `text`, scored (all of them if no text).
+    def matches(
+        self, key: tuple[bool, str], evaluate: Callable[[], tuple[Matches, bool]]
+    ) -> tuple[Matches, bool]:
+        """Return every live document matching a query, scored, and whether they match most
+        of its words rather than all.
 
         Kept for this index version, so ticking a filter, paging or going Back repeats no
         search.
         """
-        if not text:
-            return Matches(self.view.live_docs, np.zeros(self.view.count, dtype=np.float32))
         with self._cache_lock:
-            if text in self._cache:
-                self._cache.move_to_end(text)
-                return self._cache[text]
-        found = self.view.evaluate(parsed)
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        found = evaluate()
         with self._cache_lock:
-            if text not in self._cache:
-                self._cache[text] = found
-                self._cached_docs += len(found.docs)
+            if key not in self._cache:
+                self._cache[key] = found
+                self._cached_docs += len(found[0].docs)
             while len(self._cache) > 1 and (
                 len(self._cache) > CACHED_QUERIES or self._cached_docs > CACHED_MATCHES
             ):
-                _, dropped = self._cache.popitem(last=False)
+                _, (dropped, _) = self._cache.popitem(last=False)
                 self._cached_docs -= len(dropped.docs)
         return found
 
@@ -412,28 +476,3 @@ def _suggest(searcher: Any, text: str) -> str | None:
         # The corrector's order: the commonest first among equally close spellings.
         lambda word: corrector.suggest(word, limit=8, maxdist=2),
     )
-
-
-def _with_synonyms(parsed: Any, schema: Any, synonyms: dict[str, str]) -> Any:
-    """Let an acronym find its words, and the words find the acronym."""
-
-    def expand(node: Any) -> Any:
-        if isinstance(node, Term) and node.fieldname in SEARCHED_FIELDS:
-            raw = str(node.text)
-            words = synonyms.get(raw)
-            if words:
-                terms = [t.text for t in schema[node.fieldname].analyzer(words)]
-                return Or(
-                    [
-                        node,
-                        Phrase(node.fieldname, terms)
-                        if len(terms) > 1
-                        else Term(node.fieldname, terms[0]),
-                    ]
-                )
-            return node
-        if hasattr(node, "subqueries"):
-            node.subqueries = [expand(q) for q in node.subqueries]
-        return node
-
-    return expand(parsed)

@@ -314,16 +314,16 @@ class View:
             docs = self.live_docs[keep]
             return Matches(docs, np.zeros(len(docs), dtype=np.float32))
         if isinstance(node, wq.And):
-            return _scaled(_intersect([self.evaluate(q) for q in node.subqueries]), boost)
+            return _scaled(intersect([self.evaluate(q) for q in node.subqueries]), boost)
         if isinstance(node, (wq.Or, wq.DisjunctionMax)):
-            return _scaled(_union([self.evaluate(q) for q in node.subqueries]), boost)
+            return _scaled(union([self.evaluate(q) for q in node.subqueries]), boost)
         if isinstance(node, wq.Phrase):
             return self._phrase(node, boost)
         return self._by_whoosh(node)
 
     def _phrase(self, node: Any, boost: float) -> Matches:
         words = [self.term(node.fieldname, word) for word in node.words]
-        candidates = _intersect(words)
+        candidates = intersect(words)
         if not len(candidates.docs) or len(node.words) < 2 or node.slop != 1:
             return _scaled(candidates, boost)
         # Only documents holding every word are read: word k must stand at p + k.
@@ -460,7 +460,7 @@ def _scaled(matches: Matches, boost: float) -> Matches:
     return Matches(matches.docs, matches.scores * boost)
 
 
-def _intersect(parts: list[Matches]) -> Matches:
+def intersect(parts: list[Matches]) -> Matches:
     if not parts:
         return Matches.empty()
     parts = sorted(parts, key=lambda m: len(m.docs))
@@ -475,7 +475,7 @@ def _intersect(parts: list[Matches]) -> Matches:
     return result
 
 
-def _union(parts: list[Matches]) -> Matches:
+def union(parts: list[Matches]) -> Matches:
     parts = [p for p in parts if len(p.docs)]
     if not parts:
         return Matches.empty()
@@ -485,6 +485,23 @@ def _union(parts: list[Matches]) -> Matches:
     scores = np.concatenate([p.scores for p in parts])
     unique, inverse = np.unique(docs, return_inverse=True)
     return Matches(unique, np.bincount(inverse, weights=scores).astype(np.float32))
+
+
+RELAXED_STEP = np.float32(10_000)  # each clause held outranks any score difference
+
+
+def at_least(parts: list[Matches], need: int) -> Matches:
+    """Documents found by at least `need` of the parts, the most parts first, then by score."""
+    parts = [p for p in parts if len(p.docs)]
+    if not parts:
+        return Matches.empty()
+    docs = np.concatenate([p.docs for p in parts])
+    scores = np.concatenate([p.scores for p in parts])
+    unique, inverse, held = np.unique(docs, return_inverse=True, return_counts=True)
+    summed = np.bincount(inverse, weights=scores)
+    keep = held >= need
+    ranked = held[keep] * RELAXED_STEP + summed[keep]
+    return Matches(unique[keep], ranked.astype(np.float32))
 
 
 def _add_where_present(base: Matches, extra: Matches) -> Matches:

@@ -377,3 +377,122 @@ def test_ranked_ids_are_every_page_of_results_in_order(backend, broad_above, mon
 def test_ranked_ids_of_no_match_or_hostile_text_are_empty_never_an_error(backend, text):
     found = backend.ranked_ids(SearchQuery(text=text))
     assert found == [h.case_study_id for h in backend.query(SearchQuery(text=text)).hits]
+
+
+# Search as you type: the last word of a query still being typed is also a prefix.
+
+
+def typing(backend, text, **filters) -> list[int]:
+    query = SearchQuery(text=text, partial=True, **filters)
+    return [h.case_study_id for h in backend.query(query).hits]
+
+
+def test_a_half_typed_word_finds_the_words_it_begins(backend):
+    assert set(typing(backend, "misog")) == {1, 5}
+    assert typing(backend, "misog")[0] == 1  # the same ranking: the title match first
+    assert typing(backend, "menop") == [6]
+    assert typing(backend, "Cwmbr") == [3]  # accents folded in prefixes too
+    assert typing(backend, "bystander trai") == [4]
+
+
+def test_a_finished_query_is_matched_as_typed(backend):
+    assert ids(backend, "misog") == []
+    assert set(ids(backend, "misogyny")) == set(typing(backend, "misogyny")) == {1, 5}
+
+
+def test_one_letter_waits_for_the_next(backend):
+    assert typing(backend, "bystander t") == ids(backend, "bystander") == [4]
+
+
+def test_the_prefix_keeps_the_filters(backend):
+    assert typing(backend, "misog", force=("kent-police",), year=(2025,)) == [1, 5]
+    assert typing(backend, "misog", theme=("challenging-misogyny",)) == [1]
+
+
+# Questions in plain words.
+
+
+def test_a_question_with_a_missing_word_shows_what_holds_most_of_them(backend):
+    strict = backend.query(SearchQuery(text="misogyny fire"))
+    assert [h.case_study_id for h in strict.hits] == [1] and not strict.relaxed
+    loose = backend.query(SearchQuery(text="misogyny fire walrus"))
+    assert [h.case_study_id for h in loose.hits] == [1] and loose.relaxed  # 2 of 3 words
+    assert loose.total == 1
+    two = backend.query(SearchQuery(text="misogyny walrus"))
+    assert set(h.case_study_id for h in two.hits) == {1, 5} and two.relaxed
+
+
+def test_most_words_ranks_by_how_many_words_are_held(backend):
+    found = backend.query(SearchQuery(text="misogyny fire service walrus"))
+    assert found.relaxed and [h.case_study_id for h in found.hits][0] == 1
+
+
+def test_most_words_still_honours_exclusions_and_filters(backend):
+    assert ids(backend, "misogyny walrus -fire") == [5]
+    assert ids(backend, "misogyny walrus", theme=("challenging-misogyny",)) == [1]
+
+
+def test_filters_that_empty_a_full_match_do_not_relax_it(backend):
+    found = backend.query(SearchQuery(text="misogyny fire", force=("gwent-police",)))
+    assert found.total == 0 and not found.relaxed
+
+
+def test_a_single_unknown_word_is_not_relaxed(backend):
+    found = backend.query(SearchQuery(text="walrus"))
+    assert found.total == 0 and not found.relaxed
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "how did the officers mentor",
+        "what is the menopause café",
+        "who were the street pastors",
+    ],
+)
+def test_common_words_never_decide_a_match(backend, question):
+    found = backend.query(SearchQuery(text=question))
+    assert found.total >= 1 and not found.relaxed
+
+
+def test_common_words_alone_are_still_searched(backend):
+    assert backend.query(SearchQuery(text="the")).total == 0  # not everything
+
+
+VAWG_ONLY = doc(7, "VAWG summit", "A VAWG summit for partners.", day=7)
+NIGHTTIME = doc(8, "A nighttime economy forum", "Licensees met monthly.", day=8)
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "VAWG",
+        "vawg",
+        "violence against women and girls",
+        "Violence against women and girls",
+        '"violence against women and girls"',
+    ],
+)
+def test_acronyms_and_their_words_find_each_other(backend, typed):
+    backend.apply([VAWG_ONLY], [])
+    assert {4, 7} <= set(ids(backend, typed))
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        '"night-time economy"',
+        '"nighttime economy"',
+        '"night time economy"',
+        "night-time economy",
+        "nighttime economy",
+    ],
+)
+def test_compounds_work_inside_quotes_too(backend, typed):
+    backend.apply([NIGHTTIME], [])
+    assert {3, 8} <= set(ids(backend, typed))
+
+
+def test_the_words_of_an_acronym_in_quotes_stay_a_phrase(backend):
+    backend.apply([VAWG_ONLY], [])
+    assert ids(backend, '"women against violence"') == []

@@ -1,0 +1,300 @@
+"""What a person typed, as clauses both backends compile the same way.
+
+The typed text is split here once, into clauses that must all match (or, when none match
+all of them, most of them): each clause is a choice of options, each option a word or a
+phrase. This is where the library's rules about words live, so both backends keep them:
+
+- common words (how, did, the, with...) never decide a match: they are left out of the
+  clauses unless nothing else was typed;
+- a word written with a hyphen is also its parts in a row and its parts joined (night-time,
+  "night time", nighttime), and a joined word the index knows the parts of is also those
+  parts in a row; inside quotes, each way of writing a compound is its own phrase;
+- an acronym is also the words it stands for, and those words (typed plainly or in quotes)
+  are also the acronym;
+- while the person is still typing, the last word is also a prefix (misog finds misogyny).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from .analysis import british
+
+MAX_PIECES = 32  # words, phrases and ORs read from one query
+MAX_PHRASE_FORMS = 6  # ways of writing one phrase's compounds that are searched
+MIN_PREFIX = 2  # a half-typed last word shorter than this is left out until it grows
+_PIECE = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+_WORD = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
+
+# Words that carry no meaning of their own in a question (Snowball's English list, and a
+# few more question words); they never decide whether a case study matches.
+STOP_WORDS = frozenset(
+    """
+    a about above after again against all also am an and any are as at be because been before
+    being below between both but by can could did do does doing don down during each few for
+    from further had has have having he her here hers herself him himself his how i if in into
+    is it its itself just may me might more most must my myself no nor not now of off on once
+    only or other our ours ourselves out over own same shall she should so some such than that
+    the their theirs them themselves then there these they this those through to too under
+    until up us very was we were what when where which while who whom why will with would you
+    your yours yourself yourselves yet tbd
+    """.split()
+)
+
+
+def fold(word: str) -> str:
+    """Lower case without accents (Cwmbrân → cwmbran), as both indexes hold words."""
+    return "".join(
+        c for c in unicodedata.normalize("NFKD", word.lower()) if not unicodedata.combining(c)
+    )
+
+
+@dataclass(frozen=True)
+class Option:
+    """One way a clause can match: a word, or words in a row (a phrase)."""
+
+    words: tuple[str, ...]  # lower case, British spelling, no hyphens
+    prefix: bool = False  # the one word is still being typed: it is also a prefix
+
+
+@dataclass(frozen=True)
+class Clause:
+    """Something the case study must hold (or, negated, must not): any one of the options."""
+
+    options: tuple[Option, ...]
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class Question:
+    """The clauses of one query, as both backends search them."""
+
+    clauses: tuple[Clause, ...]
+
+    @property
+    def positive(self) -> tuple[Clause, ...]:
+        return tuple(c for c in self.clauses if not c.negated)
+
+    @property
+    def negative(self) -> tuple[Clause, ...]:
+        return tuple(c for c in self.clauses if c.negated)
+
+    @property
+    def words(self) -> set[str]:
+        return {w for c in self.clauses for o in c.options for w in o.words}
+
+
+def most(clauses: int) -> int:
+    """How many of its clauses a case study must hold when none holds them all: half."""
+    return max(1, -(-clauses // 2))
+
+
+@dataclass
+class _Piece:
+    kind: str  # "word", "phrase" or "or"
+    words: list[str]  # a word's parts (split at hyphens), or a phrase's words
+    negated: bool = False
+    joined: bool = False  # joined to the piece before by OR
+
+
+def _pieces(text: str) -> list[_Piece]:
+    pieces: list[_Piece] = []
+    joining = False
+    for match in list(_PIECE.finditer(text))[:MAX_PIECES]:
+        negated, phrase, raw = bool(match.group(1)), match.group(2), match.group(3)
+        if raw is not None:
+            if raw == "OR":
+                joining = bool(pieces)
+                continue
+            if raw in ("AND", "NOT"):
+                continue
+            negated = raw.startswith("-")
+            found = _WORD.findall(raw)
+            for n, word in enumerate(found):
+                parts = [british(p) for p in word.lower().split("-")]
+                pieces.append(_Piece("word", parts, negated, joining and n == 0))
+        else:
+            words = [
+                "-".join(british(p) for p in w.lower().split("-"))
+                for w in _WORD.findall(phrase or "")
+            ]
+            if words:
+                pieces.append(_Piece("phrase", words, negated, joining))
+        joining = False
+    return pieces
+
+
+def _expansions(synonyms: dict[str, str]) -> list[tuple[list[str], str]]:
+    """(the words an acronym stands for, split as typed words are; the acronym), longest first."""
+    found = []
+    for short, words in synonyms.items():
+        parts = [british(p) for w in _WORD.findall(words.lower()) for p in w.split("-")]
+        if parts and short:
+            found.append((parts, short.lower()))
+    return sorted(found, key=lambda item: -len(item[0]))
+
+
+def parse(
+    text: str,
+    synonyms: dict[str, str],
+    *,
+    partial: bool = False,
+    known: Callable[[Iterable[str]], set[str]] | None = None,
+) -> Question:
+    """Return the clauses of `text`.
+
+    `synonyms` maps acronyms to what they stand for; `partial` says the last word is still
+    being typed; `known(words)` returns those of the words the index holds (for splitting
+    joined compounds such as nighttime).
+    """
+    pieces = _pieces(text)
+    if partial and pieces and pieces[-1].kind == "word" and not pieces[-1].negated:
+        typing = pieces[-1]
+        if len(typing.words) == 1 and len(typing.words[0]) < MIN_PREFIX:
+            pieces.pop()  # one letter: wait for the next (the word before it is complete)
+            partial = False
+    expansions = _expansions(synonyms)
+    stop_all = all(
+        p.kind == "word" and len(p.words) == 1 and p.words[0] in STOP_WORDS
+        for p in pieces
+        if not p.negated
+    )
+    wanted = _looked_up(pieces)
+    known_words = known(sorted(wanted)) if known and wanted else set()
+
+    def split(word: str) -> list[tuple[str, str]]:
+        return [(a, b) for a, b in _splits(word) if a in known_words and b in known_words][:2]
+
+    clauses: list[tuple[list[Option], bool]] = []
+    n = 0
+    while n < len(pieces):
+        piece = pieces[n]
+        last = partial and n == len(pieces) - 1
+        run = _acronym_run(pieces, n, expansions)
+        if run is not None:
+            length, short = run
+            typed = ["-".join(p.words) for p in pieces[n : n + length]]
+            options = [*_phrase_options(typed, split, known_words), Option((short,))]
+            n += length
+        elif piece.kind == "phrase":
+            options = _phrase_options(piece.words, split, known_words)
+            options += [
+                Option((short,))
+                for words, short in expansions
+                if any(list(o.words) == words for o in options)
+            ]
+            n += 1
+        else:
+            word = piece.words
+            n += 1
+            if (
+                not stop_all
+                and not piece.negated
+                and not piece.joined
+                and not (n < len(pieces) and pieces[n].joined)
+                and len(word) == 1
+                and word[0] in STOP_WORDS
+            ):
+                continue
+            options = _word_options(word, synonyms, split, prefix=last and not piece.negated)
+        if piece.joined and clauses and not piece.negated and not clauses[-1][1]:
+            clauses[-1][0].extend(options)
+        else:
+            clauses.append((options, piece.negated))
+    return Question(
+        tuple(Clause(tuple(dict.fromkeys(options)), negated) for options, negated in clauses)
+    )
+
+
+def _acronym_run(
+    pieces: list[_Piece], start: int, expansions: list[tuple[list[str], str]]
+) -> tuple[int, str] | None:
+    """Find the words of an acronym typed out in plain words from `start`: (how many
+    pieces, the acronym)."""
+    if pieces[start].kind != "word" or pieces[start].negated:
+        return None
+    for words, short in expansions:
+        if len(words) < 2:
+            continue
+        got: list[str] = []
+        n = start
+        while n < len(pieces) and len(got) < len(words):
+            piece = pieces[n]
+            if piece.kind != "word" or piece.negated or (n > start and piece.joined):
+                break
+            got.extend(piece.words)
+            n += 1
+        if got == words:
+            return n - start, short
+    return None
+
+
+def _word_options(
+    parts: list[str],
+    synonyms: dict[str, str],
+    split: Callable[[str], list[tuple[str, str]]],
+    *,
+    prefix: bool,
+) -> list[Option]:
+    if len(parts) > 1:  # night-time: the parts in a row, and joined
+        return [Option(tuple(parts)), Option(("".join(parts),))]
+    word = parts[0]
+    options = [Option((word,), prefix=prefix and len(word) >= MIN_PREFIX)]
+    options += [Option(pair) for pair in split(word)]
+    expansion = synonyms.get(word)
+    if expansion:
+        words = tuple(british(p) for w in _WORD.findall(expansion.lower()) for p in w.split("-"))
+        if words:
+            options.append(Option(words))
+    return options
+
+
+def _phrase_options(
+    words: list[str], split: Callable[[str], list[tuple[str, str]]], known: set[str]
+) -> list[Option]:
+    """Each way of writing the phrase's compounds: parts in a row, or joined."""
+    if len(words) == 1 and "-" not in words[0]:
+        return _word_options([words[0]], {}, split, prefix=False)
+    # Every compound as its parts (which also finds "night-time", indexed as its parts).
+    pieces = [w.split("-") for w in words]
+    for n, word in enumerate(words):
+        if "-" not in word:
+            pairs = split(word)
+            if pairs:
+                pieces[n] = list(pairs[0])
+    forms = [tuple(p for piece in pieces for p in piece)]
+    for n, piece in enumerate(pieces):  # and each compound joined, one at a time
+        if len(piece) > 1:
+            joined = [p for m, other in enumerate(pieces) for p in (other if m != n else [])]
+            at = sum(len(other) for other in pieces[:n])
+            joined.insert(at, "".join(piece))
+            forms.append(tuple(joined))
+    for n in range(len(words) - 1):  # and two words in a row as one ("night time" → nighttime)
+        pair = "".join(words[n : n + 2])
+        if pair in known:
+            forms.append(tuple([*words[:n], pair, *words[n + 2 :]]))
+    return list(dict.fromkeys(Option(form) for form in forms))[:MAX_PHRASE_FORMS]
+
+
+def _splits(word: str) -> list[tuple[str, str]]:
+    if len(word) < 6 or not word.isalpha():
+        return []
+    return [
+        (word[:n], word[n:])
+        for n in range(3, len(word) - 2)
+        if word[:n] not in STOP_WORDS and word[n:] not in STOP_WORDS
+    ]
+
+
+def _looked_up(pieces: list[_Piece]) -> set[str]:
+    """The words whose presence in the index decides how compounds are searched."""
+    wanted = {
+        h for p in pieces for w in p.words if "-" not in w for pair in _splits(w) for h in pair
+    }
+    for p in pieces:
+        if p.kind == "phrase":
+            wanted |= {"".join(p.words[n : n + 2]) for n in range(len(p.words) - 1)}
+    return {w for w in wanted if "-" not in w}
