@@ -98,6 +98,7 @@ def configure_blueprints(app: Flask) -> None:
     from .follows.views import bp as follows_bp
     from .forces.views import bp as forces_bp
     from .health.views import bp as health_bp
+    from .insights.views import bp as insights_bp
     from .library.views import bp as library_bp
     from .moderation.views import bp as moderation_bp
     from .outreach.views import bp as outreach_bp
@@ -116,6 +117,7 @@ def configure_blueprints(app: Flask) -> None:
         account_bp,
         moderation_bp,
         admin_bp,
+        insights_bp,
         health_bp,
     ):
         app.register_blueprint(blueprint)

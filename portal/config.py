@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
     "TRUSTED_PROXIES": 0,
     "ATTACHMENT_MAX_BYTES": 20 * 1024 * 1024,
     "ATTACHMENT_MAX_COUNT": 5,
+    # How many days the admins' search insights keep each search (0: record none).
+    "SEARCH_INSIGHTS_DAYS": 90,
 }
 
 _BOOLEAN = {"PUBLIC_LIBRARY", "SMTP_STARTTLS"}
@@ -46,6 +48,7 @@ _INTEGER = {
     "TRUSTED_PROXIES",
     "ATTACHMENT_MAX_BYTES",
     "ATTACHMENT_MAX_COUNT",
+    "SEARCH_INSIGHTS_DAYS",
 }
 
 
@@ -143,6 +146,11 @@ def finalise(config: dict[str, Any], instance_path: Path) -> dict[str, Any]:
                 f"PORTAL_{name}={config.get(name)!r} is not supported; use one of: "
                 + ", ".join(allowed)
             )
+    if not 0 <= int(config.get("SEARCH_INSIGHTS_DAYS", 90)) <= 3650:
+        raise ConfigError(
+            f"PORTAL_SEARCH_INSIGHTS_DAYS={config.get('SEARCH_INSIGHTS_DAYS')!r} is not "
+            "supported; use a number of days from 0 (record no searches) to 3650"
+        )
     derived: dict[str, Any] = {}
     if not config.get("SECRET_KEY"):
         derived["SECRET_KEY"] = ensure_secret_key(instance_path)

@@ -402,6 +402,25 @@ class SearchOutbox(db.Model):
     queued_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class SearchLog(db.Model):
+    """One library search, kept a while for the admins' search insights (portal/insights).
+
+    Only what was searched (normalised, and never an email address or a phone number), how
+    many results it found and whether one was opened: no user, session or address, and the
+    time to the hour only. Rows older than PORTAL_SEARCH_INSIGHTS_DAYS are deleted.
+    """
+
+    __tablename__ = "search_log"
+    # Ids are never reused: a link made for a deleted row can never mark a newer one.
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    query_text: Mapped[str] = mapped_column(String(200))
+    results: Mapped[int] = mapped_column(Integer)
+    opened: Mapped[bool] = mapped_column(Boolean, default=False, server_default=db.false())
+
+
 class AuditEvent(db.Model):
     """An append-only record of who did what to which object, and when."""
 

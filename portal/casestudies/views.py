@@ -22,6 +22,7 @@ from sqlalchemy.orm import selectinload
 from ..core import rules
 from ..core.errors import FieldErrors
 from ..extensions import db, limiter
+from ..insights.services import mark_opened
 from ..models import (
     Attachment,
     CaseStudy,
@@ -251,6 +252,8 @@ def show(case_study_id: int, slug: str | None = None):
     """Show a case study: its published version, or for its author and moderators the latest."""
     case_study = case_study_or_404(case_study_id)
     revision = _visible_revision(case_study)
+    if "search" in request.args:  # opened from a library result: the search insights count it
+        mark_opened(request.args.get("search"))
     if slug != case_study.slug:
         return redirect(
             url_for(".show", case_study_id=case_study.id, slug=case_study.slug), code=301

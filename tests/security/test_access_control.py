@@ -20,6 +20,7 @@ from portal.models import (
     Revision,
     RevisionState,
     Role,
+    Synonym,
     User,
 )
 
@@ -71,6 +72,7 @@ def state(app) -> tuple:
             tuple(db.session.execute(select(User.id, User.role, User.status, User.force_id)).all()),
             tuple(db.session.execute(select(Attachment.id)).all()),
             tuple(db.session.execute(select(Adoption.id, Adoption.kind)).all()),
+            tuple(db.session.execute(select(Synonym.id, Synonym.term, Synonym.expansion)).all()),
         )
 
 
@@ -96,6 +98,7 @@ READS = [
     ("anonymous", "/account", {302, 401}),
     ("anonymous", "/moderation", {302, 401}),
     ("anonymous", "/admin", {302, 401}),
+    ("anonymous", "/admin/search-insights", {302, 401}),
     ("colleague", "/case-studies/{draft}", {404}),
     ("colleague", "/case-studies/{draft}/a-private-draft", {404}),
     ("colleague", "/case-studies/{draft}/edit", {404}),
@@ -110,11 +113,15 @@ READS = [
     ("colleague", "/admin", {403}),
     ("colleague", "/admin/users/{author}", {403}),
     ("colleague", "/admin/audit", {403}),
+    ("colleague", "/admin/search-insights", {403}),
+    ("colleague", "/admin/search-insights?days=90", {403}),
     # sent to set up two-factor authentication (htmx gets 403 and HX-Redirect)
     ("moderator-without-mfa", "/moderation", {302, 403}),
     ("moderator-without-mfa", "/moderation/{waiting_revision}", {302, 403}),
     ("moderator", "/admin", {403}),
     ("moderator", "/admin/users/{author}", {403}),
+    ("moderator", "/admin/search-insights", {403}),
+    ("moderator-without-mfa", "/admin/search-insights", {403}),
     ("moderator", "/case-studies/{draft}/edit", {403}),  # moderators see drafts, never edit
 ]
 
@@ -126,6 +133,12 @@ WRITES = [
     ("colleague", "/moderation/{waiting_revision}/decide", {"decision": "approve"}, {403}),
     ("colleague", "/admin/users/{author}/role", {"role": "admin"}, {403}),
     ("colleague", "/admin/users/{author}/status", {"status": "disabled"}, {403}),
+    (
+        "colleague",
+        "/admin/search-insights/synonyms",
+        {"term": "hfs", "expansion": "heforshe", "search": "hfs"},
+        {403},
+    ),
     ("colleague", "/case-studies/{live}/adoptions/{adoption}/remove", {}, {403, 404}),
     (
         "moderator-without-mfa",
@@ -134,6 +147,12 @@ WRITES = [
         {302, 403},
     ),
     ("moderator", "/admin/users/{author}/role", {"role": "admin"}, {403}),
+    (
+        "moderator",
+        "/admin/search-insights/synonyms",
+        {"term": "hfs", "expansion": "heforshe", "search": "hfs"},
+        {403},
+    ),
     ("moderator", "/case-studies/{draft}/edit", {"title": "Taken over", "action": "save"}, {403}),
 ]
 

@@ -42,6 +42,7 @@ FLOORS: list[tuple[str, set[str]]] = [
             "portal.follows",
             "portal.forces",
             "portal.health",
+            "portal.insights",
             "portal.library",
             "portal.moderation",
             "portal.outreach",

@@ -1,0 +1,1 @@
+"""Search insights for admins: what people search for, what finds nothing, what nobody opens."""
