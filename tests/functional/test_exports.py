@@ -64,7 +64,7 @@ def _library_ids(client, query: str) -> list[int]:
     while True:
         separator = "&" if query else ""
         html = client.get(f"/library?{query}{separator}page={page}").get_data(as_text=True)
-        results = html[html.index('<div id="results">') :]
+        results = html[html.index('id="results"') :]
         found += [int(i) for i in re.findall(r'href="/case-studies/(\d+)/', results)]
         if 'rel="next"' not in results:
             return found

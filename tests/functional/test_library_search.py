@@ -52,12 +52,24 @@ def test_misspelt_queries_suggest_a_link(library):
     assert "Did you mean" in page and "/library?q=menopause" in page
 
 
-def test_the_fragment_is_only_the_results_and_announces_the_count(library):
+def test_the_fragment_is_the_whole_panel_with_a_title_and_announces_the_count(library):
     response = library.get("/library?q=rugby", headers={"HX-Request": "true"})
     fragment = response.get_data(as_text=True)
-    assert "<html" not in fragment and fragment.strip().startswith('<div id="results">')
+    assert "<html" not in fragment
+    assert fragment.strip().startswith(
+        "<title>rugby – 1 case study – Library – HeForShe Practice Library</title>"
+    )
+    assert '<div id="library-panel"' in fragment and 'name="theme"' in fragment  # filters too
     assert "1 case study found" in fragment and 'hx-target="#announcer"' in fragment
     assert "HX-Request" in response.headers["Vary"]
+
+
+def test_the_full_page_has_no_fragment_wrappers(library):
+    page = library.get("/library?q=rugby").get_data(as_text=True)
+    body = page[page.index("<body") :]
+    assert "<hx-partial" not in page and "<title>" not in body
+    assert "case study found" not in page  # the announcement is for updates only
+    assert "<title>rugby – 1 case study – Library – HeForShe Practice Library</title>" in page
 
 
 @pytest.mark.parametrize(
@@ -251,3 +263,96 @@ def test_a_failing_search_answers_empty_and_logs_its_shape_not_its_words(
     assert "search query failed" in caplog.text
     assert "'words': 3" in caplog.text and "'force': 1" in caplog.text
     assert "misogyny" not in caplog.text
+
+
+# Search as you type, one truthful panel, and what the insights count.
+
+TYPING = {"HX-Request": "true", "Portal-Typing": "1"}
+FINISHED = {"HX-Request": "true", "Portal-New-Search": "1"}
+
+
+def test_while_typing_the_last_word_is_a_beginning(library):
+    response = library.get("/library?q=rug", headers=TYPING)
+    fragment = response.get_data(as_text=True)
+    assert "Rugby allies" in fragment and "1 case study matching" in fragment
+    assert response.headers["Portal-Typing"] == "1"  # library.js keeps one history entry
+    assert "Portal-Typing" in response.headers["Vary"]
+    assert "begin with it" not in fragment  # nothing to explain while typing
+
+
+def test_while_typing_nothing_found_is_not_no_results(library):
+    fragment = library.get("/library?q=zzqx", headers=TYPING).get_data(as_text=True)
+    assert "Keep typing" in fragment and "No case studies match" not in fragment
+    assert "<title>zzqx – Searching – Library" in fragment
+
+
+def test_a_finished_half_word_shows_the_words_it_begins_and_says_so(library):
+    page = library.get("/library?q=rug").get_data(as_text=True)
+    assert "Rugby allies" in page
+    assert "No case studies have the word “rug”; showing words that begin with it." in page
+    nothing = library.get("/library?q=zzqx").get_data(as_text=True)
+    assert "No case studies match" in nothing and "0 case studies matching" in nothing
+
+
+def test_a_question_missing_a_word_shows_what_matches_most_words(library):
+    page = library.get("/library?q=how+did+the+rugby+allies+use+walruses").get_data(as_text=True)
+    assert "Rugby allies" in page
+    assert "No case studies match all your words" in page
+
+
+def test_filter_counts_are_of_these_results_and_empty_options_are_left_out(library):
+    page = library.get("/library?q=rugby").get_data(as_text=True)
+    assert 'Women in sport <span class="portal-count">(1)</span>' in page
+    assert "Menopause support" not in page  # no result of this search has it
+    ticked = library.get("/library?q=rugby&theme=menopause-support").get_data(as_text=True)
+    assert 'id="theme-menopause-support"' in ticked and "checked" in ticked  # can be unticked
+    assert 'Menopause support <span class="portal-count">(0)</span>' in ticked
+
+
+def test_checkboxes_keep_their_ids_whatever_the_counts(library):
+    first = library.get("/library").get_data(as_text=True)
+    second = library.get("/library?q=rugby").get_data(as_text=True)
+    assert 'id="theme-women-in-sport"' in first and 'id="theme-women-in-sport"' in second
+    partner = library.get("/library?partner=Saracens+Foundation").get_data(as_text=True)
+    assert 'id="partner-' in partner and "Saracens Foundation" in partner
+
+
+def logged(app) -> list[tuple[str, int, bool]]:
+    from portal.models import SearchLog
+
+    with app.app_context():
+        rows = db.session.scalars(select(SearchLog).order_by(SearchLog.id))
+        return [(r.query_text, r.results, r.opened) for r in rows]
+
+
+def test_insights_count_finished_new_searches_only(app, library):
+    library.get("/library?q=rug", headers=TYPING)  # still typing
+    library.get("/library?q=rugby", headers=FINISHED)  # finished, new words
+    library.get("/library?q=rugby&theme=women-in-sport", headers={"HX-Request": "true"})
+    library.get("/library?q=rugby&page=2", headers=FINISHED)  # a later page
+    assert logged(app) == [("rugby", 1, False)]
+
+
+def test_insights_count_a_full_page_search_unless_it_came_from_the_same_search(app, library):
+    library.get("/library?q=Menopause")  # a shared link, or the form without JavaScript
+    library.get(
+        "/library?q=menopause&theme=menopause-support",
+        headers={"Referer": "http://localhost/library?q=menopause"},  # a filter ticked
+    )
+    library.get(
+        "/library?q=menopause",
+        headers={"HX-Request": "true", "HX-History-Restore-Request": "true"},  # Back
+    )
+    assert logged(app) == [("menopause", 1, False)]
+
+
+def test_a_result_opened_from_a_search_is_counted_once(app, library):
+    page = library.get("/library?q=rugby", headers=FINISHED).get_data(as_text=True)
+    import re
+
+    link = re.search(r'href="(/case-studies/\d+/[^"?]+\?search=[^"]+)"', page).group(1)
+    library.get(link.replace("&amp;", "&"))
+    library.get(link.replace("&amp;", "&"))
+    assert logged(app) == [("rugby", 1, True)]
+    plain = library.get("/library?q=rugby", headers=TYPING).get_data(as_text=True)
+    assert "?search=" not in plain  # a search still being typed is not counted
