@@ -1,14 +1,19 @@
 """Measure the library's search on generated case studies and print the figures.
 
-Usage: python bench/search.py [N ...]   (default: 10000)
+Usage: python bench/search.py [--postgres URL] [N ...]   (default: 10000, embedded)
 For each N: import N realistic case studies (bench/import_bench.py's generator), build the
 index, then time a fixed mix of 50 queries through the backend and through the web app
-(the htmx fragment, signed in), a full reindex, and approval-to-searchable.
+(the htmx fragment, signed in), half-typed words and plain-word questions, typing a word
+letter by letter, a full reindex, and approval-to-searchable.
+
+With --postgres postgresql+psycopg://user@host:port the same runs on PostgreSQL and its
+full-text search, in a new database made for the run and dropped after it.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import os
 import statistics
 import sys
 import tempfile
@@ -51,6 +56,30 @@ QUERIES = [
     "bystander", "allyship", "outreach recruitment", "flexible working parents",
 ]  # fmt: skip
 
+# Half-typed words, as the page sends them while a person types (the last word a prefix).
+TYPING = [
+    "mi", "misog", "wom", "train", "co", "comm", "safe", "rugby pl", "night econ", "menop",
+    "volunt", "fire res", "women saf", "lead", "allys", "bysta", "mentoring men", "pa",
+]  # fmt: skip
+
+# Questions in plain words: common words, a word nothing holds, acronyms, compounds.
+QUESTIONS = [
+    "how did forces engage rugby players as allies",
+    "what works to keep women safe at night",
+    "violence against women and girls training for officers",
+    "VAWG training for officers",
+    "menopause support for staff and walruses",
+    '"night-time economy" partners',
+    "nighttime economy licensees",
+    "how can we get more women into leadership roles",
+    "mentoring scheme for new women officers zebrafish",
+    "which forces worked with the fire and rescue service",
+]
+
+# Words typed letter by letter: one request per key (the most the page could ever send).
+WORDS_TYPED = ["misogyny", "night-time economy", "violence against women", "menopause"]
+KEY_INTERVAL = 0.150  # seconds between key presses at a normal typing speed
+
 
 def percentiles(samples: list[float]) -> str:
     ordered = sorted(samples)
@@ -58,13 +87,17 @@ def percentiles(samples: list[float]) -> str:
     return f"p50 {statistics.median(ordered) * 1000:7.1f} ms   p95 {p95 * 1000:7.1f} ms"
 
 
-def run(count: int) -> None:
-    print(f"\n== {count:,} published case studies ==")
-    with tempfile.TemporaryDirectory() as tmp:
+def run(count: int, postgres: str | None = None) -> None:
+    where = "PostgreSQL + its full-text search" if postgres else "SQLite + Whoosh"
+    print(f"\n== {count:,} published case studies, {where} ==")
+    with tempfile.TemporaryDirectory() as tmp, database(postgres) as url:
         source = Path(tmp) / "generated.jsonl"
         generate(source, count)
-        app = create_app({"INSTANCE_PATH": str(Path(tmp) / "instance"), "TESTING": True,
-                          "RATELIMIT_ENABLED": False})  # fmt: skip
+        settings = {"INSTANCE_PATH": str(Path(tmp) / "instance"), "TESTING": True,
+                    "RATELIMIT_ENABLED": False}  # fmt: skip
+        if url:
+            settings.update(DATABASE_URL=url, SEARCH_BACKEND="postgres")
+        app = create_app(settings)
         with app.app_context():
             init_db()
             started = time.perf_counter()
@@ -132,6 +165,47 @@ def run(count: int) -> None:
         print(f"web fragment, same words    {percentiles(web_warm)}")
         overhead = [w - r for w, r in zip(sorted(web), sorted(raw), strict=True)]
         print(f"web layer over backend      median {statistics.median(overhead) * 1000:6.1f} ms")
+        typing_web, questions_web = [], []
+        with app.app_context():
+            typed_backend = []
+            for _ in range(3):
+                for text in TYPING:
+                    forget(backend)
+                    started = time.perf_counter()
+                    backend.query(SearchQuery(text=text, partial=True))
+                    typed_backend.append(time.perf_counter() - started)
+            print(f"backend, half-typed words   {percentiles(typed_backend)}")
+        for _ in range(3):
+            for text in TYPING:
+                forget(backend)
+                started = time.perf_counter()
+                response = client.get("/library", query_string={"q": text},
+                                      headers={"HX-Request": "true", "Portal-Typing": "1"})  # fmt: skip
+                typing_web.append(time.perf_counter() - started)
+                assert response.status_code == 200
+            for text in QUESTIONS:
+                forget(backend)
+                started = time.perf_counter()
+                response = client.get("/library", query_string={"q": text},
+                                      headers={"HX-Request": "true"})  # fmt: skip
+                questions_web.append(time.perf_counter() - started)
+                assert response.status_code == 200
+        print(f"web fragment, half-typed    {percentiles(typing_web)}")
+        print(f"web fragment, questions     {percentiles(questions_web)}")
+        letters, slow = [], 0
+        for word in WORDS_TYPED:
+            forget(backend)
+            for end in range(1, len(word) + 1):
+                started = time.perf_counter()
+                client.get("/library", query_string={"q": word[:end]},
+                           headers={"HX-Request": "true", "Portal-Typing": "1"})  # fmt: skip
+                took = time.perf_counter() - started
+                letters.append(took)
+                slow += took >= KEY_INTERVAL
+        print(
+            f"one request per key press   {percentiles(letters)}   max {max(letters) * 1000:6.1f} ms"
+            f"   {slow} of {len(letters)} slower than a key press ({KEY_INTERVAL * 1000:.0f} ms)"
+        )
 
         with app.app_context():
             from portal.models import Revision, RevisionState
@@ -162,6 +236,26 @@ def run(count: int) -> None:
             db.engine.dispose()
 
 
+@contextlib.contextmanager
+def database(server: str | None):
+    """A new PostgreSQL database for the run (dropped after it), or None for SQLite."""
+    if not server:
+        yield None
+        return
+    from sqlalchemy import create_engine, text
+
+    name = f"bench_search_{os.getpid()}"
+    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{server}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def forget(backend, everything: bool = False) -> None:
     """Forget cached query results (where a backend keeps them); with `everything`, also
     what the engine keeps about terms, as in a process that has just started."""
@@ -182,7 +276,9 @@ def _csrf(html: str) -> str:
 
 
 if __name__ == "__main__":
-    sizes = [int(a) for a in sys.argv[1:]] or [10_000]
-    for size in sizes:
-        run(size)
-    json.dumps({})
+    arguments = sys.argv[1:]
+    server = None
+    if arguments[:1] == ["--postgres"]:
+        server, arguments = arguments[1], arguments[2:]
+    for size in [int(a) for a in arguments] or [10_000]:
+        run(size, server)

@@ -1,0 +1,68 @@
+"""How a typed question becomes clauses: the rules both search backends share."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from portal.search.analysis import SYNONYMS
+from portal.search.words import MAX_PHRASE_FORMS, MAX_PIECES, Option, parse
+
+
+def words_of(text: str, **options) -> list[list[tuple[str, ...]]]:
+    return [[o.words for o in c.options] for c in parse(text, SYNONYMS, **options).clauses]
+
+
+def test_common_words_are_left_out_unless_nothing_else_was_typed():
+    assert words_of("how did the forces engage") == [[("forces",)], [("engage",)]]
+    assert words_of("the") == [[("the",)]]
+    assert words_of("the OR misogyny") == [[("the",), ("misogyny",)]]  # joined by OR: kept
+
+
+def test_an_acronym_and_its_words_are_one_clause_both_ways():
+    expected = [("vawg",), ("violence", "against", "women", "and", "girls")]
+    assert sorted(words_of("VAWG")[0]) == sorted(expected)
+    assert sorted(words_of("violence against women and girls")[0]) == sorted(expected)
+    assert sorted(words_of('"violence against women and girls"')[0]) == sorted(expected)
+
+
+def test_compounds_in_quotes_are_each_way_of_writing_them():
+    known = {"night", "time", "nighttime"}.intersection
+    forms = words_of('"nighttime economy"', known=lambda ws: known(ws))[0]
+    assert ("night", "time", "economy") in forms and ("nighttime", "economy") in forms
+
+
+def test_only_the_last_word_of_a_search_being_typed_is_a_prefix():
+    clauses = parse("rugby pla", SYNONYMS, partial=True).clauses
+    assert clauses[0].options == (Option(("rugby",)),)
+    assert clauses[1].options == (Option(("pla",), prefix=True),)
+    assert parse("rugby pla", SYNONYMS).clauses[1].options == (Option(("pla",)),)
+
+
+def test_a_last_letter_alone_waits_for_the_next():
+    clauses = parse("rugby p", SYNONYMS, partial=True).clauses
+    assert [c.options for c in clauses] == [(Option(("rugby",)),)]
+
+
+def test_exclusions_and_or_are_read():
+    clauses = parse("misogyny -movember menopause OR bystander", SYNONYMS).clauses
+    assert [c.negated for c in clauses] == [False, True, False]
+    assert [o.words for o in clauses[2].options] == [("menopause",), ("bystander",)]
+
+
+def test_what_one_question_costs_is_bounded():
+    long = " ".join(f"w{n}-x{n}-y{n}" for n in range(200))
+    assert len(parse(long, SYNONYMS).clauses) <= MAX_PIECES
+    phrase = '"' + " ".join(f"a{n}-b{n}" for n in range(30)) + '"'
+    assert len(parse(phrase, SYNONYMS).clauses[0].options) <= MAX_PHRASE_FORMS + 1
+
+
+@given(st.text(max_size=300))
+def test_any_text_parses_into_bounded_clauses_of_plain_words(text):
+    for partial in (False, True):
+        question = parse(text, SYNONYMS, partial=partial, known=lambda ws: set(ws))
+        assert len(question.clauses) <= MAX_PIECES
+        for clause in question.clauses:
+            assert clause.options and len(clause.options) <= MAX_PHRASE_FORMS + 4
+            for option in clause.options:
+                assert option.words and all(w and "-" not in w for w in option.words)
