@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, urlsplit
 
@@ -31,9 +32,13 @@ def home():
 class Option:
     value: str
     label: str
-    count: int  # of these results
+    count: int  # of these results; or, with `adds`, how many more ticking it would show
     chosen: bool
     id: str  # the checkbox's id: the same for the same value on every render (focus stays)
+    adds: bool = False  # a second force or year widens the results: its count is the gain
+
+
+SHOWN_OPTIONS = 10  # a facet's first options; the rest wait behind "more" (ticked ones never)
 
 
 @dataclass(frozen=True)
@@ -46,20 +51,38 @@ class Facet:
     def chosen(self) -> list[Option]:
         return [o for o in self.options if o.chosen]
 
+    @property
+    def shown(self) -> list[Option]:
+        return [o for n, o in enumerate(self.options) if n < SHOWN_OPTIONS or o.chosen]
+
+    @property
+    def more(self) -> list[Option]:
+        return [o for n, o in enumerate(self.options) if n >= SHOWN_OPTIONS and not o.chosen]
+
 
 def _option_id(facet: str, value: str) -> str:
     safe = value if value.replace("-", "").isalnum() and value.isascii() else ""
     return f"{facet}-{safe or hashlib.sha256(value.encode()).hexdigest()[:12]}"
 
 
-def _facets(query: SearchQuery, counts: dict[str, dict[str, int]]) -> list[Facet]:
-    """The filter options with their counts among these results, from one search."""
+def _facets(
+    query: SearchQuery, counts: dict[str, dict[str, int]], widen: dict[str, dict[str, int]]
+) -> list[Facet]:
+    """The filter options with their counts among these results, from one search.
+
+    Themes and partners ticked together narrow the results (each must be held), so an
+    option's count is what ticking it shows. A case study has one force and one year, so a
+    second force or year ticked widens them: `widen` holds those counts without that
+    filter, and an unticked option shows what it would add.
+    """
     forces = dict(db.session.execute(select(Force.slug, Force.name)).all())
     themes = db.session.scalars(select(Theme).order_by(Theme.position)).all()
 
-    def options(name: str, names: dict, chosen: set[str], order=None, limit=None):
+    def options(name: str, names: dict, chosen: set[str], order=None):
         values = counts.get(name, {})
         labels = {k: str(v or k) for k, v in names.items()}
+        if name in widen:  # this facet has a tick: the others would add their own results
+            values = {k: (values.get(k, 0) if k in chosen else n) for k, n in widen[name].items()}
         # An option no result has is left out, unless it is ticked (then it can be unticked).
         keys = {k for k, n in values.items() if n} | chosen
         ordered = (
@@ -67,10 +90,15 @@ def _facets(query: SearchQuery, counts: dict[str, dict[str, int]]) -> list[Facet
             if order
             else sorted(keys, key=lambda k: (-values.get(k, 0), str(labels.get(k, k)).casefold()))
         )
-        if limit is not None:
-            ordered = ordered[:limit] + [k for k in ordered[limit:] if k in chosen]
         return [
-            Option(k, labels.get(k, k), values.get(k, 0), k in chosen, _option_id(name, k))
+            Option(
+                k,
+                labels.get(k, k),
+                values.get(k, 0),
+                k in chosen,
+                _option_id(name, k),
+                adds=name in widen and k not in chosen,
+            )
             for k in ordered
         ]
 
@@ -96,10 +124,22 @@ def _facets(query: SearchQuery, counts: dict[str, dict[str, int]]) -> list[Facet
                 "year", {}, {str(y) for y in query.year}, lambda keys: sorted(keys, reverse=True)
             ),
         ),
-        Facet("partner", "Partner", options("partner", {}, set(query.partner), limit=15)),
+        Facet("partner", "Partner", options("partner", {}, set(query.partner))),
     ]
 
 
+def _widened(query: SearchQuery, backend) -> dict[str, dict[str, int]]:
+    """For a ticked force or year: the counts without that filter (what another would add)."""
+    found = {}
+    for name in ("force", "year"):
+        if getattr(query, name):  # one of each per case study: another adds all of its own
+            without = replace(query, page=1, per_page=0)
+            without = replace(without, force=()) if name == "force" else replace(without, year=())
+            found[name] = backend.query(without).facets.get(name, {})
+    return found
+
+
+WORDY = re.compile(r"[^\W_]{2}")  # a search worth counting has a word of two letters
 TYPING = "Portal-Typing"  # sent by the library's script while the person is still typing
 NEW_SEARCH = "Portal-New-Search"  # sent by it when a finished search has new words
 
@@ -118,7 +158,7 @@ def index():
         begun = backend.query(replace(query, partial=True))
         if begun.total:
             results, completed = begun, True
-    token = _record(query, results.total)
+    token = _record(query, results.total, backend)
     pages = max(1, -(-results.total // PER_PAGE))
     if query.page > pages:  # past the end shows the last page
         query = replace(query, page=pages)
@@ -147,7 +187,8 @@ def index():
         for h in results.hits
         if h.case_study_id in revisions
     ]
-    facets = _facets(query, results.facets)
+    shown = replace(query, partial=query.partial or completed)
+    facets = _facets(query, results.facets, _widened(shown, backend))
     context = {
         "query": query,
         "results": results,
@@ -171,18 +212,26 @@ def index():
     return vary_on_htmx(response)
 
 
-def _record(query: SearchQuery, total: int) -> str | None:
+def _record(query: SearchQuery, total: int, backend) -> str | None:
     """Count a finished search with new words for the admins' search insights (its words and
-    how many it found, nothing about the person); return the token its result links carry."""
-    if not query.text or query.partial or query.page != 1:
+    how many case studies they find, nothing about the person); return the token its result
+    links carry."""
+    if not query.text or query.partial or query.page != 1 or not WORDY.search(query.text):
         return None
+    filtered = bool(query.force or query.theme or query.year or query.partner)
     if is_partial():
         new = request.headers.get(NEW_SEARCH) == "1"
-    elif request.headers.get("HX-History-Restore-Request") == "true":
-        new = False
-    else:  # a full page: new unless it came from a page of the same search (a filter, Back)
+    elif request.headers.get("HX-History-Restore-Request") == "true" or filtered:
+        new = False  # Back, or a filter applied without the script (a shared filtered link)
+    else:  # a full page: new unless it came from a page of the same search (Back, reload)
         before = urlsplit(request.referrer or "")
         same_page = before.path == request.path and before.netloc == request.host
         previous = parse_qs(before.query).get("q", [""])[0] if same_page else None
         new = previous is None or previous.strip().casefold() != query.text.casefold()
-    return insights.record(query.text, total) if new else None
+    if not new:
+        return None
+    if filtered:  # what the words find, not what the filters leave of them
+        total = backend.query(
+            replace(query, force=(), theme=(), year=(), partner=(), per_page=0)
+        ).total
+    return insights.record(query.text, total)

@@ -197,17 +197,19 @@ class PostgresBackend:
         if query.force:
             where.append("e.force = ANY(:forces)")
             params["forces"] = list(query.force)
-        if query.theme:
-            where.append("e.themes && CAST(:themes AS text[])")
+        if query.theme:  # every theme ticked (any of the forces and years ticked)
+            where.append("e.themes @> CAST(:themes AS text[])")
             params["themes"] = list(query.theme)
         if query.year:
             where.append("e.year = ANY(:years)")
             params["years"] = list(query.year)
-        if query.partner:
+        if query.partner:  # every partner ticked
             where.append(
-                "EXISTS (SELECT 1 FROM unnest(e.partners) p WHERE lower(p) = ANY(:partners))"
+                "(SELECT count(DISTINCT lower(p)) FROM unnest(e.partners) p "
+                "WHERE lower(p) = ANY(:partners)) = :partner_count"
             )
-            params["partners"] = [p.lower() for p in query.partner]  # as PostgreSQL lower()
+            partners = sorted({p.lower() for p in query.partner})  # as PostgreSQL lower()
+            params.update(partners=partners, partner_count=len(partners))
         source = f"FROM search_entry e, (SELECT {select}) q WHERE {' AND '.join(where) or 'true'}"
         return source, bool(words), held
 

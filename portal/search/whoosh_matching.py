@@ -379,7 +379,8 @@ class View:
         year: tuple[int, ...],
         partner: tuple[str, ...],
     ) -> np.ndarray | None:
-        """Return which documents pass the filters (None: no filter)."""
+        """Return which documents pass the filters (None: no filter): any of the forces and
+        years ticked (a case study has one of each), every theme and partner ticked."""
         keep: np.ndarray | None = None
 
         def both(a: np.ndarray | None, b: np.ndarray) -> np.ndarray:
@@ -390,12 +391,12 @@ class View:
             keep = both(keep, np.isin(self.force, wanted))
         if year:
             keep = both(keep, np.isin(self.year, np.array(list(year), dtype=np.int64)))
-        if theme:
-            wanted = codes["theme"].find(lambda v: v in theme)
+        # A case study has several themes and partners: each one ticked must be among them.
+        for one in theme:
+            wanted = codes["theme"].find(one.__eq__)
             keep = both(keep, self._having(self.theme_doc, self.theme_code, wanted))
-        if partner:
-            folded = {p.casefold() for p in partner}
-            wanted = codes["partner"].find(lambda v: v.casefold() in folded)
+        for one in {p.casefold() for p in partner}:
+            wanted = codes["partner"].find(_folded_equals(one))
             keep = both(keep, self._having(self.partner_doc, self.partner_code, wanted))
         return keep
 
@@ -446,6 +447,10 @@ class View:
             top = np.flatnonzero(key <= cut)
         top = top[np.lexsort((docs[top], key[top]))]
         return docs[top[start:end]]
+
+
+def _folded_equals(wanted: str) -> Callable[[str], bool]:
+    return lambda value: value.casefold() == wanted
 
 
 def _distinct_sorted(values: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ const FINISHED_AFTER = 1000; // ms without a key press: the search is finished
 let pause = null;
 let lastFinished = box ? box.value.trim() : "";
 let typingEntry = false; // the current history entry is a search still being typed
+let kind = "other"; // what started the latest update: typing, finishing the words, or other
 let filtersOpen = false;
 
 function fromLibrary(element) {
@@ -25,12 +26,18 @@ if (form && box) {
   document.addEventListener("htmx:config:request", (event) => {
     const ctx = event.detail.ctx;
     if (!fromLibrary(ctx.sourceElement)) return;
-    const typing = ctx.sourceEvent?.type === "input";
-    if (typing) {
+    const type = ctx.sourceEvent?.type;
+    if (type === "input") {
+      kind = "typing";
       ctx.request.headers["Portal-Typing"] = "1";
       return;
     }
     clearTimeout(pause);
+    // A pause, Enter or leaving the box finishes the words typed; a filter, the order, a
+    // tag or a page is a new search of its own.
+    const finishing =
+      type === "portal:finished" || type === "submit" || ctx.sourceEvent?.target === box;
+    kind = finishing ? "finish" : "other";
     const words = box.value.trim();
     if (ctx.sourceElement === form && words && words !== lastFinished) {
       ctx.request.headers["Portal-New-Search"] = "1";
@@ -39,20 +46,21 @@ if (form && box) {
   });
 
   // One history entry per search: the first update of a search adds an entry, and the
-  // updates while it is typed (and the one that finishes it) replace it. So Back goes to
-  // the previous search, not the previous letter.
+  // updates while it is typed (and the one that finishes it) replace it; a filter, the
+  // order, a tag or a page adds its own. So Back goes to the previous search, not the
+  // previous letter.
   document.addEventListener("htmx:before:history:update", (event) => {
     const detail = event.detail;
     if (!fromLibrary(detail.sourceElement)) return;
-    const headers = detail.response?.headers ?? detail.response?.raw?.headers;
-    const typing = headers?.get?.("Portal-Typing") === "1";
-    detail.history.type = typingEntry ? "replace" : "push";
-    typingEntry = typing;
+    const here = location.pathname + location.search;
+    detail.history.type = typingEntry && kind !== "other" ? "replace" : "push";
+    typingEntry = kind === "typing";
     // The address as a person would write it: no empty search, no default order.
     const address = new URL(detail.history.path, location.href);
     if (!address.searchParams.get("q")) address.searchParams.delete("q");
     if (address.searchParams.get("sort") === "relevance") address.searchParams.delete("sort");
     detail.history.path = address.pathname + address.search;
+    if (detail.history.path === here) detail.history.type = "replace"; // the same search again
   });
 }
 
@@ -64,23 +72,42 @@ const wide = window.matchMedia(
 function arrangeFilters() {
   const button = document.querySelector(".portal-filter-toggle");
   const filters = document.getElementById("library-filters");
+  const back = document.querySelector(".portal-show-results");
   if (!button || !filters) return;
   if (wide.matches) {
     button.hidden = true;
     filters.hidden = false;
+    if (back) back.hidden = true;
     return;
   }
   button.hidden = false;
   button.setAttribute("aria-expanded", String(filtersOpen));
   filters.hidden = !filtersOpen;
+  if (back) back.hidden = !filtersOpen;
+}
+
+function focusCount() {
+  const count = document.querySelector(".portal-result-count");
+  if (count) {
+    count.focus();
+    count.scrollIntoView({ block: "nearest" });
+  }
 }
 
 document.addEventListener("click", (event) => {
-  const button = event.target.closest?.(".portal-filter-toggle");
-  if (!button) return;
-  filtersOpen = !filtersOpen;
-  arrangeFilters();
+  if (event.target.closest?.(".portal-filter-toggle")) {
+    filtersOpen = !filtersOpen;
+    arrangeFilters();
+  } else if (event.target.closest?.(".portal-show-results")) {
+    filtersOpen = false;
+    arrangeFilters();
+    focusCount();
+  }
 });
-document.addEventListener("htmx:after:swap", arrangeFilters);
+document.addEventListener("htmx:after:swap", () => {
+  arrangeFilters();
+  // A link that was followed (a filter's tag, a page) is gone: go on from the count.
+  if (document.activeElement === document.body || !document.activeElement) focusCount();
+});
 wide.addEventListener("change", arrangeFilters);
 arrangeFilters();

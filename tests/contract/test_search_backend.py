@@ -496,3 +496,13 @@ def test_compounds_work_inside_quotes_too(backend, typed):
 def test_the_words_of_an_acronym_in_quotes_stay_a_phrase(backend):
     backend.apply([VAWG_ONLY], [])
     assert ids(backend, '"women against violence"') == []
+
+
+def test_themes_and_partners_ticked_together_narrow_forces_and_years_widen(backend):
+    two = doc(9, "Menopause and culture", themes=("menopause-support", "workplace-culture"),
+              partners=("Street Pastors", "Unison"), force="gwent-police", year=2024)  # fmt: skip
+    backend.apply([two], [])
+    assert ids(backend, theme=("menopause-support", "workplace-culture")) == [9]
+    assert ids(backend, partner=("street pastors", "UNISON")) == [9]
+    assert set(ids(backend, force=("gwent-police", "greater-manchester-police"))) == {2, 3, 9}
+    assert set(ids(backend, year=(2024,))) == {2, 9}

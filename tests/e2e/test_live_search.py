@@ -71,8 +71,11 @@ def test_one_history_entry_per_search_and_the_title_follows(contributor, visit):
     type_slowly(page, "rugby")
     page.locator("#q").press("Enter")
     expect(page).to_have_url(re.compile(r"/library\?q=rugby$"))
-    expect(page).to_have_title(re.compile(r"^rugby – 1 case study – Library"))
+    expect(page).to_have_title(re.compile(r"^rugby – [\d,]+ case stud(y|ies) – Library"))
     page.wait_for_timeout(1300)
+    assert page.evaluate("history.length") == start + 2
+    page.locator("#q").press("Enter")  # the same search again adds nothing to go back through
+    page.wait_for_timeout(800)
     assert page.evaluate("history.length") == start + 2
 
     page.go_back()
@@ -98,8 +101,10 @@ def test_counts_ticks_and_tags_stay_in_step(contributor, visit):
     _assert_theme_counts_are_these_results(page)
     assert_accessible(page)
 
-    page.locator(".portal-remove-tag").first.click()  # removed by its tag...
+    page.locator(".portal-remove-tag").first.focus()  # removed by its tag, by keyboard...
+    page.keyboard.press("Enter")
     expect(page.locator(".portal-applied")).to_have_count(0)
+    expect(page.locator(".portal-result-count")).to_be_focused()  # focus goes on from the count
     expect(page.locator(f"#{theme_id}")).not_to_be_checked()  # ...the box is unticked
     type_slowly(page, "s")  # and the next key press does not bring it back
     page.wait_for_timeout(600)
@@ -114,9 +119,23 @@ def _assert_theme_counts_are_these_results(page) -> None:
     total = int(re.match(r"[\d,]+", count_text(page)).group().replace(",", ""))
     assert cards(page).count() == total  # the demo library fits on one page
     tags = page.locator("#results .portal-card .govuk-tag--grey").all_inner_texts()
-    for label in page.locator("#library-filters input[name=theme] + label").all_inner_texts():
-        name, count = re.match(r"(.*) \((\d+)\)$", label.strip()).groups()
+    labels = page.locator("#library-filters input[name=theme] + label").all_text_contents()
+    for label in labels:  # (text content: some may wait behind "more")
+        name, count = re.match(r"(.*) \((\d+)\)$", " ".join(label.split())).groups()
         assert tags.count(name) == int(count), (name, count, tags)
+
+
+def test_a_keyboard_user_can_skip_the_filters(contributor, visit):
+    page = visit("/library?q=women")
+    page.locator("#q").focus()
+    page.keyboard.press("Tab")  # the search button
+    page.keyboard.press("Tab")
+    skip = page.locator(".portal-skip-results")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_visible()  # shown when focused
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.closest('#results') !== null")
 
 
 def test_no_fragment_wrapper_is_ever_visible(contributor, visit):
@@ -168,6 +187,14 @@ def test_on_a_phone_results_come_first_and_filters_wait_behind_a_button(phone, b
     page.keyboard.press("Enter")
     expect(page.locator("#library-filters")).to_be_hidden()
     expect(page.locator(".portal-filter-toggle")).to_have_attribute("aria-expanded", "false")
+
+    page.locator(".portal-filter-toggle").click()  # open again, then back to the results
+    show = page.locator(".portal-show-results")
+    expect(show).to_contain_text("case stud")
+    show.click()
+    expect(page.locator("#library-filters")).to_be_hidden()
+    expect(page.locator(".portal-result-count")).to_be_focused()
+    assert page.locator(".portal-result-count").bounding_box()["y"] < 812
 
 
 def test_without_javascript_the_library_is_a_form_with_results_first_on_a_phone(browser, base_url):

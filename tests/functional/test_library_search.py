@@ -356,3 +356,23 @@ def test_a_result_opened_from_a_search_is_counted_once(app, library):
     assert logged(app) == [("rugby", 1, True)]
     plain = library.get("/library?q=rugby", headers=TYPING).get_data(as_text=True)
     assert "?search=" not in plain  # a search still being typed is not counted
+
+
+def test_insights_count_what_the_words_find_whatever_the_filters(app, library):
+    library.get("/library?q=rugby&theme=menopause-support", headers=FINISHED)
+    library.get("/library?q=%22", headers=FINISHED)  # nothing to count in it
+    library.get("/library?q=a", headers=FINISHED)
+    assert logged(app) == [("rugby", 1, False)]
+
+
+def test_a_second_force_shows_what_it_would_add(library):
+    page = library.get("/library?force=kent-police").get_data(as_text=True)
+    assert 'Kent Police <span class="portal-count">(1)</span>' in page
+    assert '(+1<span class="govuk-visually-hidden"> more</span>)' in page  # GMP, the Met
+
+
+def test_themes_ticked_together_narrow_and_counts_say_what_ticking_shows(library):
+    page = library.get("/library?theme=night-time-economy").get_data(as_text=True)
+    assert 'Partnership working <span class="portal-count">(1)</span>' in page
+    both = library.get("/library?theme=night-time-economy&theme=partnership-working")
+    assert "1 case study" in both.get_data(as_text=True)
