@@ -171,6 +171,7 @@ class PostgresBackend:
         (words typed but nothing searchable in them; or no relaxing a single clause)."""
         words = query.text.strip()
         held: str | None = None
+        joined = ""
         if words:
             built = self._tsqueries(words, query.partial, params)
             if built is None:
@@ -180,11 +181,27 @@ class PostgresBackend:
             if relaxed:
                 if len(positive) < 2:
                     return None
-                columns = "".join(f", {sql} AS c{n}" for n, sql in enumerate(positive))
-                select = f"({' || '.join(positive)}){excluded} AS query{columns}"
-                held = " + ".join(f"(e.document @@ q.c{n})::int" for n in range(len(positive)))
-                held = f"({held})"
-                where = ["e.document @@ q.query", f"{held} >= {most(len(positive))}"]
+                # Which clauses each case study holds, from the GIN index one clause at a
+                # time (never reading the long vectors row by row), kept when at least half.
+                each = " UNION ALL ".join(
+                    f"SELECT case_study_id FROM search_entry WHERE document @@ {sql}"  # noqa: S608
+                    for sql in positive
+                )
+                need = most(len(positive))
+                counted = f"SELECT case_study_id, count(*) AS held FROM ({each}) c"  # noqa: S608
+                joined = (
+                    f" JOIN ({counted} GROUP BY case_study_id HAVING count(*) >= {need}) h"
+                    " ON h.case_study_id = e.case_study_id"
+                )
+                held = "h.held"
+                select = f"({' || '.join(positive)}) AS query"
+                where = []
+                if negative:
+                    unwanted = " || ".join(negative)
+                    excluding = (
+                        f"SELECT case_study_id FROM search_entry WHERE document @@ ({unwanted})"  # noqa: S608, E501
+                    )
+                    where.append(f"e.case_study_id NOT IN ({excluding})")
             else:
                 strict = " && ".join(positive) if positive else ""
                 if not positive:  # only exclusions: everything without those words
@@ -210,7 +227,10 @@ class PostgresBackend:
             )
             partners = sorted({p.lower() for p in query.partner})  # as PostgreSQL lower()
             params.update(partners=partners, partner_count=len(partners))
-        source = f"FROM search_entry e, (SELECT {select}) q WHERE {' AND '.join(where) or 'true'}"
+        source = (  # noqa: S608 - only constants and parameter names are formatted in
+            f"FROM search_entry e{joined}, (SELECT {select}) q "
+            f"WHERE {' AND '.join(where) or 'true'}"
+        )
         return source, bool(words), held
 
     @staticmethod
@@ -221,7 +241,8 @@ class PostgresBackend:
         # Ranking reads each match's vector: for a broad query that would be thousands of
         # long bodies, so it ranks on the short heading vector instead (title, themes,
         # summary, force), where the best matches of a broad query stand out anyway.
-        vector = "e.document" if total <= RANK_WHOLE_DOCUMENTS else "e.heading"
+        # Most words first (relaxed): then the heading decides among equals.
+        vector = "e.document" if total <= RANK_WHOLE_DOCUMENTS and not held else "e.heading"
         rank = f"ts_rank_cd('{{0.1, 0.2, 0.4, 1.0}}', {vector}, q.query) DESC, e.case_study_id"
         return f"{held} DESC, {rank}" if held else rank
 
