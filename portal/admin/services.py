@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from .. import audit
@@ -128,7 +129,11 @@ def add_synonym(admin: User, term: str, expansion: str) -> Synonym:
         raise FieldErrors(errors)
     synonym = Synonym(term=term, expansion=expansion)
     db.session.add(synonym)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError:  # added by another request a moment ago
+        db.session.rollback()
+        raise FieldErrors({"term": f"{term} is already in the list"}) from None
     audit.record(
         "admin.synonym_added",
         actor=admin,

@@ -58,6 +58,11 @@ def one_line(text: str, limit: int | None = None) -> str:
 
 
 def clean_query(text: str) -> str:
-    """Return `text` without control characters, spaces collapsed, at most 200 characters."""
-    kept = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cs"))
+    """Return `text` without control or direction-changing characters, spaces collapsed, at
+    most 200 characters."""
+    kept = "".join(
+        ch
+        for ch in text
+        if unicodedata.category(ch) not in ("Cc", "Cs") and ch not in BIDI_CONTROLS
+    )
     return " ".join(kept.split())[:MAX_QUERY]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app
+from flask import current_app, has_request_context, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import case, delete, func, select, update
 
@@ -33,10 +33,15 @@ from ..core.text import MAX_QUERY, clean_query, one_line
 from ..core.updates import changed_rows
 from ..extensions import db
 from ..models import SearchLog, Synonym, utcnow
+from ..web import attempts
+from ..web.people import visitor
 
 SALT = "portal.search-insights"
 #: A result link works for a day: long enough to read a page of results, and no longer.
 TOKEN_MAX_AGE = 24 * 3600
+PENDING_SALT = "portal.search-insights.pending"
+# Searches one person (or address) can add to the insights: a flood is not a trend.
+RECORDED = attempts.AttemptLimit("search-insights", 30, 3600)
 #: Seconds between the deletions of expired rows that recording makes in one process.
 PRUNE_EVERY = 3600
 PERIODS = (7, 30, 90)
@@ -51,7 +56,6 @@ _LARGEST_ID = 2**31 - 1  # ids and counts are 32-bit integers on PostgreSQL
 _JOINERS = frozenset("\u200c\u200d")
 #: What may stand between the digits of a phone number: spaces, dashes, dots, slashes,
 #: brackets, a plus; any Unicode space or dash too (NFKC has folded the full-width ones).
-_PHONE_SEPARATORS = frozenset(" ./\\()[]+-\u2212\u00b7\u2027\u30fb")
 _EMAIL_SHAPES = (
     re.compile(r"[^\s@]\s*@\s*[^\s@]"),  # name@domain, name @ domain, with or without a dot
     re.compile(r"\w\s*[\[({<]\s*(?:at|@)\s*[\])}>]\s*\w"),  # name [at] domain, name(at)domain
@@ -78,9 +82,14 @@ def _folded(text: str) -> str:
     return one_line(visible)
 
 
+_FILLERS = frozenset("\u115f\u1160\u3164\uffa0")  # letters that show as blanks
+_AT_WORD = re.compile(r"(?:^|[^a-z])at[^a-z]+[a-z0-9-]+\.[a-z]{2,}")  # jane at kent.police.uk
+
+
 def looks_like_email(text: str) -> bool:
     """Return True when any part of `text` has an email address's shape."""
-    return any(shape.search(text) for shape in _EMAIL_SHAPES)
+    text = text.replace("%40", "@").replace("&#64;", "@")
+    return any(shape.search(text) for shape in _EMAIL_SHAPES) or bool(_AT_WORD.search(text.lower()))
 
 
 def looks_like_phone(text: str) -> bool:
@@ -91,10 +100,9 @@ def looks_like_phone(text: str) -> bool:
             digits += 1
             if digits >= 7:
                 return True
-        elif not (
-            ch.isspace() or ch in _PHONE_SEPARATORS or unicodedata.category(ch) in ("Pd", "Zs")
-        ):
-            digits = 0
+        elif ch.isalpha() and ch not in _FILLERS:
+            digits = 0  # a word between digits; anything else (marks, joiners, commas,
+            # blank fillers) may be dressing up one number
     return False
 
 
@@ -134,7 +142,48 @@ def _log_failure(what: str, error: BaseException) -> None:
     current_app.logger.error("search insights: could not %s (%s)", what, type(error).__name__)
 
 
-def record(text: str, results: int) -> str | None:
+def _within_limit() -> bool:
+    """Take a slot for one more kept search by this person; False when they have had their
+    share this hour (or the counters are down): the search still answers, uncounted."""
+    if not has_request_context():  # a command, not a person
+        return True
+    person = visitor()
+    key = f"user-{person.id}" if person else f"address-{request.remote_addr}"
+    try:
+        attempts.take((RECORDED, key))
+    except Exception:  # noqa: BLE001 - too many, or no counters: just not counted
+        return False
+    return True
+
+
+def pending(text: str, results: int) -> str | None:
+    """A token for the result links of a search finished by a pause, not yet kept: it is
+    kept (as opened) only if one of its results is opened. So words typed on the way to
+    others (the start of a name) are never kept."""
+    if retention_days() <= 0 or keepable(text) is None:
+        return None
+    count = min(max(int(results), 0), _LARGEST_ID)
+    serializer = URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=PENDING_SALT)
+    return serializer.dumps([text, count])
+
+
+def _pending_of(token: Any) -> tuple[str, int] | None:
+    if not isinstance(token, str) or not token or len(token) > 2000:
+        return None
+    serializer = URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=PENDING_SALT)
+    try:
+        found = serializer.loads(token, max_age=TOKEN_MAX_AGE)
+    except (BadSignature, ValueError):
+        return None
+    if not (isinstance(found, list) and len(found) == 2):
+        return None
+    text, count = found
+    if not isinstance(text, str) or type(count) is not int:
+        return None
+    return text, count
+
+
+def record(text: str, results: int, *, opened: bool = False) -> str | None:
     """Keep a search; return a token for its result links, or None if nothing was kept.
 
     Nothing is kept when recording is off (PORTAL_SEARCH_INSIGHTS_DAYS=0), the search is
@@ -145,12 +194,12 @@ def record(text: str, results: int) -> str | None:
         if retention_days() <= 0:
             return None
         query = keepable(text)
-        if query is None:
+        if query is None or not _within_limit():
             return None
         count = min(max(int(results), 0), _LARGEST_ID)
         if _prune_is_due():
             _delete_expired()
-        row = SearchLog(created_at=_this_hour(), query_text=query, results=count, opened=False)
+        row = SearchLog(created_at=_this_hour(), query_text=query, results=count, opened=opened)
         db.session.add(row)
         db.session.flush()
         row_id = row.id
@@ -183,6 +232,9 @@ def mark_opened(token: str | None) -> None:
     """
     row_id = _row_of(token)
     if row_id is None:
+        waiting = _pending_of(token)
+        if waiting is not None:  # a search finished by a pause: kept now that it helped
+            record(*waiting, opened=True)
         return
     try:
         db.session.execute(

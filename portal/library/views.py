@@ -141,7 +141,8 @@ def _widened(query: SearchQuery, backend) -> dict[str, dict[str, int]]:
 
 WORDY = re.compile(r"[^\W_]{2}")  # a search worth counting has a word of two letters
 TYPING = "Portal-Typing"  # sent by the library's script while the person is still typing
-NEW_SEARCH = "Portal-New-Search"  # sent by it when a finished search has new words
+NEW_SEARCH = "Portal-New-Search"  # sent by it for new words finished by Enter or a filter
+PAUSED = "Portal-Paused"  # sent by it for new words finished by a pause
 
 
 @bp.get("/library")
@@ -221,6 +222,8 @@ def _record(query: SearchQuery, total: int, backend) -> str | None:
     filtered = bool(query.force or query.theme or query.year or query.partner)
     if is_partial():
         new = request.headers.get(NEW_SEARCH) == "1"
+        if not new and request.headers.get(PAUSED) == "1":  # kept only if a result is opened
+            return insights.pending(query.text, _words_find(query, total, backend))
     elif request.headers.get("HX-History-Restore-Request") == "true" or filtered:
         new = False  # Back, or a filter applied without the script (a shared filtered link)
     else:  # a full page: new unless it came from a page of the same search (Back, reload)
@@ -230,8 +233,11 @@ def _record(query: SearchQuery, total: int, backend) -> str | None:
         new = previous is None or previous.strip().casefold() != query.text.casefold()
     if not new:
         return None
-    if filtered:  # what the words find, not what the filters leave of them
-        total = backend.query(
-            replace(query, force=(), theme=(), year=(), partner=(), per_page=0)
-        ).total
-    return insights.record(query.text, total)
+    return insights.record(query.text, _words_find(query, total, backend))
+
+
+def _words_find(query: SearchQuery, total: int, backend) -> int:
+    """What the words find, not what the filters leave of them."""
+    if not (query.force or query.theme or query.year or query.partner):
+        return total
+    return backend.query(replace(query, force=(), theme=(), year=(), partner=(), per_page=0)).total

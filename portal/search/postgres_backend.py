@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from flask import g
 from markupsafe import escape
 from sqlalchemy import text
 
@@ -28,6 +29,7 @@ from .contract import SearchDocument, SearchHit, SearchQuery, SearchResults
 from .words import Option, fold, most, parse
 
 CONFIG = "portal_english"
+STATEMENT_TIMEOUT_MS = 5_000  # a library search that takes longer is cancelled (no results)
 RANK_WHOLE_DOCUMENTS = 1000  # above this many matches, rank on the heading vector only
 START, STOP = "\u27e6", "\u27e7"  # marks around a match from ts_headline, made <mark> after
 # The excerpt is stored with these in place of < > & so that ts_headline (whose parser
@@ -157,6 +159,8 @@ class PostgresBackend:
 
     def query(self, query: SearchQuery) -> SearchResults:
         try:
+            # However odd the words, a search gives up rather than hold the database.
+            db.session.execute(text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"))
             return self._query(query)
         except Exception:  # a query must never become an error page; the log says why
             db.session.rollback()
@@ -363,16 +367,19 @@ class PostgresBackend:
         """Return SQL for the tsquery of each clause, (positive, negated); every piece a
         bound parameter. None when nothing in the words can be searched."""
 
-        def piece(value: str, function: str = "websearch_to_tsquery") -> str:
+        def piece(value: str, function: str = "websearch_to_tsquery", config: str = CONFIG) -> str:
             name = f"p{len(params)}"
             params[name] = value
-            return f"{function}('{CONFIG}', :{name})"
+            return f"{function}('{config}', :{name})"
 
         def option(found: Option) -> str:
             if found.prefix:
                 word = fold(found.words[0])
                 if _PLAIN.fullmatch(word):  # nothing of tsquery's syntax in it
-                    return piece(f"{word}:*", "to_tsquery")
+                    # The word as typed begins the indexed stems (no stemming or common
+                    # words for a beginning: offe, all), or it is a whole word (misogyny).
+                    begins = piece(f"{word}:*", "to_tsquery", "simple")
+                    return f"({begins} || {piece(word)})"
             if len(found.words) == 1:
                 return piece(found.words[0])
             return piece(f'"{" ".join(found.words)}"')
@@ -389,8 +396,18 @@ class PostgresBackend:
         return positive, negative
 
     def _known(self, words: Iterable[str]) -> set[str]:
-        found = text("SELECT word FROM search_word WHERE word = ANY(:words)")
-        return set(db.session.scalars(found, {"words": list(words)}))
+        """Which of the words the vocabulary holds: each looked up by its key (never through
+        the trigram index, which a long list would make the planner choose), once a request."""
+        wanted = tuple(words)
+        asked = g.setdefault("portal_known_words", {})
+        if wanted not in asked:
+            found = text(
+                "SELECT w FROM unnest(CAST(:words AS text[])) w "
+                "WHERE EXISTS (SELECT 1 FROM search_word s WHERE s.word = w)"
+            )
+            asked[wanted] = set(db.session.scalars(found, {"words": list(wanted)}))
+        known: set[str] = asked[wanted]
+        return known
 
     def _suggest(self, words: str) -> str | None:
         def known(word: str) -> bool:

@@ -24,6 +24,9 @@ from dataclasses import dataclass
 from .analysis import british
 
 MAX_PIECES = 32  # words, phrases and ORs read from one query
+MAX_CLAUSES = 12  # of which at most this many are searched (common words left out first)
+MAX_SPLIT = 24  # a longer word is never tried as two joined words
+MAX_LOOKED_UP = 64  # words whose presence in the index is asked, per query
 MAX_PHRASE_FORMS = 6  # ways of writing one phrase's compounds that are searched
 MIN_PREFIX = 2  # a half-typed last word shorter than this is left out until it grows
 _PIECE = re.compile(r'(-?)"([^"]*)"?|(\S+)')
@@ -50,6 +53,17 @@ def fold(word: str) -> str:
     return "".join(
         c for c in unicodedata.normalize("NFKD", word.lower()) if not unicodedata.combining(c)
     )
+
+
+def normalise(text: str) -> str:
+    """One way of writing each letter before anything else: compatibility forms folded
+    (ﬁ → fi, full-width letters), invisible format characters (soft hyphens, joiners)
+    dropped, accents and the dot of a Turkish İ taken off. Case is kept (OR is a word)."""
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text))
+    kept = "".join(
+        c for c in decomposed if not unicodedata.combining(c) and unicodedata.category(c) != "Cf"
+    )
+    return unicodedata.normalize("NFC", kept)
 
 
 @dataclass(frozen=True)
@@ -103,7 +117,7 @@ class _Piece:
 def _pieces(text: str) -> list[_Piece]:
     pieces: list[_Piece] = []
     joining = False
-    for match in list(_PIECE.finditer(text))[:MAX_PIECES]:
+    for match in list(_PIECE.finditer(normalise(text)))[:MAX_PIECES]:
         negated, phrase, raw = bool(match.group(1)), match.group(2), match.group(3)
         if raw is not None:
             if raw == "OR":
@@ -162,8 +176,8 @@ def parse(
         for p in pieces
         if not p.negated
     )
-    wanted = _looked_up(pieces)
-    known_words = known(sorted(wanted)) if known and wanted else set()
+    wanted = sorted(_looked_up(pieces))[:MAX_LOOKED_UP]
+    known_words = known(wanted) if known and wanted else set()
 
     def split(word: str) -> list[tuple[str, str]]:
         return [(a, b) for a, b in _splits(word) if a in known_words and b in known_words][:2]
@@ -205,7 +219,9 @@ def parse(
         else:
             clauses.append((options, piece.negated))
     return Question(
-        tuple(Clause(tuple(dict.fromkeys(options)), negated) for options, negated in clauses)
+        tuple(Clause(tuple(dict.fromkeys(options)), negated) for options, negated in clauses)[
+            :MAX_CLAUSES
+        ]
     )
 
 
@@ -280,7 +296,7 @@ def _phrase_options(
 
 
 def _splits(word: str) -> list[tuple[str, str]]:
-    if len(word) < 6 or not word.isalpha():
+    if not 6 <= len(word) <= MAX_SPLIT or not word.isalpha():
         return []
     return [
         (word[:n], word[n:])

@@ -22,7 +22,7 @@ if (form && box) {
   form.addEventListener("submit", () => clearTimeout(pause));
 
   // Tell the portal whether the person is still typing (the last word is then also a
-  // beginning) and whether a finished search has new words (counted in search insights).
+  // beginning) and whether a finished search has new words (for the search insights).
   document.addEventListener("htmx:config:request", (event) => {
     const ctx = event.detail.ctx;
     if (!fromLibrary(ctx.sourceElement)) return;
@@ -38,11 +38,17 @@ if (form && box) {
     const finishing =
       type === "portal:finished" || type === "submit" || ctx.sourceEvent?.target === box;
     kind = finishing ? "finish" : "other";
+    // A search is counted when the person presses Enter (or Search) or narrows it; one
+    // finished by a pause only if a result is then opened (its links carry it), so words
+    // typed on the way to others (the start of a name) are never kept.
     const words = box.value.trim();
-    if (ctx.sourceElement === form && words && words !== lastFinished) {
+    if (ctx.sourceElement !== form || !words || words === lastFinished) return;
+    if (type === "portal:finished") {
+      ctx.request.headers["Portal-Paused"] = "1";
+    } else {
       ctx.request.headers["Portal-New-Search"] = "1";
+      lastFinished = words;
     }
-    if (ctx.sourceElement === form) lastFinished = words;
   });
 
   // One history entry per search: the first update of a search adds an entry, and the
