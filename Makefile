@@ -33,16 +33,24 @@ run: $(VENV)/.runtime-installed
 	$(BIN)/portal run --host $(HOST) --port $(PORT)
 
 ## Set up and run the whole test suite, browser tests included, after the lint.
-## All tests, twice: on the embedded default, then on PostgreSQL + its search + Redis when
-## they answer at TEST_POSTGRES / TEST_REDIS (a fresh database is made for the run).
+## All tests, twice: on the embedded default, and on PostgreSQL + its search + Redis when
+## they answer at TEST_POSTGRES / TEST_REDIS (a fresh database is made for the run). The two
+## passes share nothing (own folders, own database, free ports), so they run side by side,
+## one on each core; the PostgreSQL pass's output is printed after the embedded pass's.
 TEST_POSTGRES ?= postgresql+psycopg://postgres@127.0.0.1:5432
 TEST_REDIS ?= redis://127.0.0.1:6379/0
 test: lint browser
-	$(BIN)/pytest
 	@if $(BIN)/python -m tests.services "$(TEST_POSTGRES)" "$(TEST_REDIS)"; then \
-	  echo "== again on PostgreSQL + Redis =="; \
-	  PORTAL_TEST_POSTGRES="$(TEST_POSTGRES)" PORTAL_TEST_REDIS="$(TEST_REDIS)" $(BIN)/pytest; \
-	elif [ -n "$$PORTAL_TEST_REQUIRE_SERVICES" ]; then exit 1; fi
+	  log=$$(mktemp); tmp=$$(mktemp -d); \
+	  echo "== on the embedded default, and on PostgreSQL + Redis beside it =="; \
+	  PORTAL_TEST_POSTGRES="$(TEST_POSTGRES)" PORTAL_TEST_REDIS="$(TEST_REDIS)" \
+	    $(BIN)/pytest -p no:cacheprovider --basetemp="$$tmp" >"$$log" 2>&1 & postgres=$$!; \
+	  $(BIN)/pytest; embedded=$$?; \
+	  wait $$postgres; status=$$?; \
+	  echo "== on PostgreSQL + Redis =="; cat "$$log"; rm -rf "$$log" "$$tmp"; \
+	  [ $$embedded -eq 0 ] && [ $$status -eq 0 ]; \
+	elif [ -n "$$PORTAL_TEST_REQUIRE_SERVICES" ]; then exit 1; \
+	else $(BIN)/pytest; fi
 
 ## Debian's Chromium drives the browser tests (Playwright never downloads one).
 browser:
