@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
+from collections import Counter
 from importlib import resources
 
 from sqlalchemy import func, select
@@ -129,12 +131,17 @@ def theme_lookup() -> dict[str, int]:
 def ensure_partners(names: list[str]) -> dict[str, int]:
     """Return {key: id} for these partner names, creating the missing ones.
 
-    INSERT ... ON CONFLICT DO NOTHING: two writers naming the same new partner at once
-    both succeed, and both get the one row.
+    A new partner is spelled as most of `names` spell it (an import passes every line's
+    names, repeats included; the first seen wins a tie). INSERT ... ON CONFLICT DO NOTHING:
+    two writers naming the same new partner at once both succeed, and both get the one row.
     """
     from .models import Partner
 
-    wanted = {key(n): " ".join(n.split()) for n in names if n.strip()}
+    spellings: dict[str, Counter[str]] = {}
+    for name in names:
+        if name.strip():
+            spellings.setdefault(key(name), Counter())[" ".join(name.split())] += 1
+    wanted = {k: counted.most_common(1)[0][0] for k, counted in spellings.items()}
     if not wanted:
         return {}
     dialect = db.session.get_bind().dialect.name
@@ -149,3 +156,43 @@ def ensure_partners(names: list[str]) -> dict[str, int]:
         select(Partner.name_key, Partner.id).where(Partner.name_key.in_(list(wanted)))
     )
     return dict(rows.all())
+
+
+def partner_suggestions(limit: int = 500) -> list[str]:
+    """Suggest each partner named by published case studies once, in its most common spelling.
+
+    Only published case studies count (drafts stay private). Names that differ only in case,
+    spacing, Unicode form or the shape of an apostrophe (Women’s Aid, Women's Aid) are one
+    partner here: offered once, spelled as most published case studies spell it. The most
+    used come first up to `limit`; the list is sorted as people read it.
+    """
+    from .models import Partner, Revision, RevisionState, revision_partner
+
+    uses = func.count(func.distinct(revision_partner.c.revision_id))
+    rows = db.session.execute(
+        select(Partner.name, uses)
+        .join(revision_partner, revision_partner.c.partner_id == Partner.id)
+        .join(Revision, Revision.id == revision_partner.c.revision_id)
+        .where(Revision.state == RevisionState.PUBLISHED)
+        .group_by(Partner.id, Partner.name)
+        .order_by(uses.desc(), Partner.name)
+        .limit(limit * 2)
+    ).all()
+    spellings: dict[str, dict[str, int]] = {}
+    for name, count in rows:
+        counted = spellings.setdefault(same_name_key(name), {})
+        counted[name] = counted.get(name, 0) + count
+    best = [
+        (sum(counted.values()), min(counted, key=lambda n: (-counted[n], n)))
+        for counted in spellings.values()
+    ]
+    best.sort(key=lambda pair: -pair[0])
+    return sorted((name for _, name in best[:limit]), key=lambda n: (n.casefold(), n))
+
+
+APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+
+
+def same_name_key(name: str) -> str:
+    """Return what two spellings of one name share: case, spacing, Unicode form, apostrophes."""
+    return key(unicodedata.normalize("NFKC", name).translate(APOSTROPHES))

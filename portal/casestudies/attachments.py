@@ -83,7 +83,10 @@ def read_upload(upload: FileStorage, already: int) -> Attachment:
     limit = current_app.config["ATTACHMENT_MAX_BYTES"]
     most = current_app.config["ATTACHMENT_MAX_COUNT"]
     if already >= most:
-        raise AttachmentRefused(f"A case study can have at most {most} attachments")
+        raise AttachmentRefused(
+            f"{_shown(upload.filename)} was not attached: "
+            f"a case study can have at most {most} attachments"
+        )
     data = upload.stream.read(limit + 1)
     if len(data) > limit:
         raise AttachmentRefused(f"{_shown(upload.filename)} is larger than {_size(limit)}")
@@ -99,6 +102,34 @@ def read_upload(upload: FileStorage, already: int) -> Attachment:
         sha256=hashlib.sha256(data).hexdigest(),
         data=data,
     )
+
+
+def read_uploads(uploads: list[FileStorage], already: int) -> tuple[list[Attachment], list[str]]:
+    """Read every chosen file: return those accepted, and why each other one was refused.
+
+    `already` is how many files the case study keeps; a file past the limit is refused by name.
+    """
+    accepted: list[Attachment] = []
+    refused: list[str] = []
+    for upload in uploads:
+        if not getattr(upload, "filename", ""):
+            continue  # an empty file input sends one nameless part
+        try:
+            accepted.append(read_upload(upload, already + len(accepted)))
+        except AttachmentRefused as error:
+            refused.append(str(error))
+    return accepted, refused
+
+
+def human_size(size: int) -> str:
+    """Return a file's size as people read it: "340 bytes", "12 KB", "1.2 MB"."""
+    if size < 1024:
+        return f"{size} bytes" if size != 1 else "1 byte"
+    kilobytes = round(size / 1024)
+    if kilobytes < 1024:
+        return f"{kilobytes} KB"
+    megabytes = round(size / (1024 * 1024), 1)
+    return f"{megabytes:g} MB" if megabytes < 1000 else f"{megabytes:,.0f} MB"
 
 
 def _size(limit: int) -> str:

@@ -320,7 +320,8 @@ class _PartnerIds:
     def __init__(self) -> None:
         self.ids: dict[str, int] = {}
 
-    def resolve(self, names: set[str]) -> dict[str, int]:
+    def resolve(self, names: list[str]) -> dict[str, int]:
+        # Repeats kept: a new partner takes the spelling most lines use.
         missing = [n for n in names if key(n) not in self.ids]
         if missing:
             self.ids.update(ensure_partners(missing))
@@ -328,7 +329,7 @@ class _PartnerIds:
 
 
 def _write_batch(records: list[ImportRecord], partners: _PartnerIds, now) -> int:
-    partner_ids = partners.resolve({p for r in records for p in r.partners})
+    partner_ids = partners.resolve([p for r in records for p in r.partners])
     published = [r.state == RevisionState.PUBLISHED for r in records]
     case_ids = db.session.scalars(
         insert(CaseStudy).returning(CaseStudy.id, sort_by_parameter_order=True),

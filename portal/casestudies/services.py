@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 from flask import current_app, render_template
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import selectinload
 
 from .. import audit
 from ..core import rules
@@ -67,6 +68,9 @@ class SubmitRefused(FieldErrors):
     def __init__(self, errors: dict[str, str], case_study: CaseStudy) -> None:
         super().__init__(errors)
         self.case_study = case_study
+
+
+CHECKLIST_PROBLEM = "Confirm each item of the checklist before you submit"
 
 
 # Who may see and do what
@@ -202,22 +206,7 @@ def save(
     if problems:
         raise FieldErrors(problems)
     copies: dict[int, Attachment] = {}
-    if case_study is None:
-        case_study = CaseStudy(
-            slug=slugify(content.title), force_id=author.force_id, author_id=author.id
-        )
-        revision = Revision(
-            case_study=case_study,
-            number=1,
-            state=RevisionState.DRAFT,
-            created_by_id=author.id,
-            title="",
-        )
-        db.session.add(case_study)
-    else:
-        if not editable_by(author, case_study):
-            raise NotAllowed("You cannot edit this case study now.")
-        revision, copies = _working_copy(author, case_study)
+    case_study, revision, copies = _draft_to_write(author, case_study, content.title)
     _apply(revision, content)
     removing = set(remove_attachment_ids)
     dropped = [copy for original_id, copy in copies.items() if original_id in removing]
@@ -237,7 +226,7 @@ def save(
     if submit:
         problems = submission_problems(content)
         if not checklist:
-            problems["checklist"] = "Confirm each item of the checklist before you submit"
+            problems["checklist"] = CHECKLIST_PROBLEM
     if submit and not problems:
         _submit(author, revision)
     else:
@@ -249,7 +238,163 @@ def save(
         raise SubmitRefused(problems, case_study)
     if submit:
         _tell_moderators(revision)
+        _tell_author_received(revision)
     return case_study
+
+
+def _draft_to_write(
+    author: User, case_study: CaseStudy | None, title: str
+) -> tuple[CaseStudy, Revision, dict[int, Attachment]]:
+    """Return the case study and the draft revision to write into, starting either if need be."""
+    if case_study is None:
+        case_study = CaseStudy(slug=slugify(title), force_id=author.force_id, author_id=author.id)
+        revision = Revision(
+            case_study=case_study,
+            number=1,
+            state=RevisionState.DRAFT,
+            created_by_id=author.id,
+            title="",
+        )
+        db.session.add(case_study)
+        return case_study, revision, {}
+    if not editable_by(author, case_study):
+        raise NotAllowed("You cannot edit this case study now.")
+    revision, copies = _working_copy(author, case_study)
+    return case_study, revision, copies
+
+
+def keep_files(
+    author: User, case_study: CaseStudy | None, attachments: Sequence[Attachment]
+) -> CaseStudy:
+    """Attach accepted files to the draft while the rest of the form is being fixed.
+
+    Nothing else the author typed is written (it breaks a rule); the files are, in one
+    transaction, so the author need not choose them again. A new case study gets an
+    untitled draft to hold them.
+    """
+    case_study, revision, _ = _draft_to_write(author, case_study, "")
+    revision.attachments = [*revision.attachments, *attachments]
+    most = current_app.config["ATTACHMENT_MAX_COUNT"]
+    if len(revision.attachments) > most:
+        db.session.rollback()
+        raise FieldErrors({"attachments": f"A case study can have at most {most} attachments"})
+    db.session.flush()
+    audit.record(
+        "case_study.saved",
+        actor=author,
+        target=case_study,
+        detail={"files_kept": len(attachments)},
+    )
+    db.session.commit()
+    return case_study
+
+
+# Deleting a draft
+
+
+def deletable_by(user: User | None, case_study: CaseStudy) -> bool:
+    """Only its author may delete a case study, and only a draft that was never published."""
+    return (
+        is_author(user, case_study)
+        and bool(case_study.revisions)
+        and case_study.first_published_at is None
+        and case_study.archived_at is None
+        and all(r.state == RevisionState.DRAFT for r in case_study.revisions)
+    )
+
+
+def delete_draft(author: User, case_study: CaseStudy) -> str:
+    """Delete a never-published draft with everything it holds; return its title.
+
+    One conditional DELETE decides: of two requests racing (a double click, two windows),
+    or a delete racing a submission, only one changes anything. The database cascades the
+    delete to revisions, attachments (their bytes live in the row), themes, partners'
+    links and moderation events; the audit log keeps that it happened.
+    """
+    if not is_author(author, case_study):
+        raise NotFound
+    if not deletable_by(author, case_study):
+        raise NotAllowed("Only a draft that has never been published can be deleted.")
+    title = latest(case_study).title
+    case_study_id = case_study.id
+    not_draft = (
+        select(Revision.id)
+        .where(Revision.case_study_id == case_study_id, Revision.state != RevisionState.DRAFT)
+        .exists()
+    )
+    deleted = changed_rows(
+        db.session.execute(
+            delete(CaseStudy)
+            .where(
+                CaseStudy.id == case_study_id,
+                CaseStudy.author_id == author.id,
+                CaseStudy.first_published_at.is_(None),
+                CaseStudy.archived_at.is_(None),
+                ~not_draft,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    )
+    if deleted != 1:
+        db.session.rollback()
+        raise NotFound  # deleted (or submitted) by another request a moment ago
+    audit.record(
+        "case_study.deleted",
+        actor=author,
+        target=case_study,
+        detail={"title": title},
+    )
+    db.session.commit()
+    db.session.expunge(case_study)  # gone from the database: out of the session too
+    return title
+
+
+# The author's view of where a case study stands
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where a case study stands for its author, and the moderator's word when it matters.
+
+    `key` is one of draft, changes_requested, submitted, rejected, published, archived
+    (superseded only for old versions); `feedback` is the decision that sent it back or
+    turned it down, with its comment.
+    """
+
+    key: str
+    revision: Revision
+    feedback: ModerationEvent | None = None
+
+
+def standing_of(revision: Revision, last_event: ModerationEvent | None) -> Standing:
+    """Return the standing of one revision, given the last moderation event on it."""
+    action = last_event.action if last_event is not None else None
+    if revision.state == RevisionState.DRAFT and action == ModerationAction.CHANGES_REQUESTED:
+        return Standing("changes_requested", revision, last_event)
+    if revision.state == RevisionState.REJECTED and action == ModerationAction.REJECTED:
+        return Standing("rejected", revision, last_event)
+    return Standing(revision.state.value, revision)
+
+
+def standings(case_studies: Sequence[CaseStudy]) -> dict[int, Standing]:
+    """Return each case study's standing (its latest revision's), with one query for all."""
+    latest_revisions = [latest(c) for c in case_studies if c.revisions]
+    ids = [r.id for r in latest_revisions]
+    last: dict[int, ModerationEvent] = {}
+    if ids:
+        for event in db.session.scalars(
+            select(ModerationEvent)
+            .where(ModerationEvent.revision_id.in_(ids))
+            .options(selectinload(ModerationEvent.actor))
+            .order_by(ModerationEvent.id)
+        ):
+            last[event.revision_id] = event
+    return {r.case_study_id: standing_of(r, last.get(r.id)) for r in latest_revisions}
+
+
+def standing(case_study: CaseStudy) -> Standing:
+    """Return where a case study stands for its author (its latest revision)."""
+    return standings([case_study])[case_study.id]
 
 
 def content_snapshot(revision: Revision) -> dict:
@@ -500,6 +645,20 @@ def send_quietly(to: str, subject: str, body: str) -> None:
         send_mail(to, subject, body)
     except Exception:  # noqa: BLE001 - any delivery failure is logged, none is fatal here
         current_app.logger.exception("could not send %r", subject)
+
+
+def _tell_author_received(revision: Revision) -> None:
+    """A receipt for the author: it arrived, what happens next, and where to see it."""
+    author = revision.case_study.author
+    if author is None:
+        return
+    body = render_template(
+        "mail/received.txt",
+        revision=revision,
+        link=external_url("casestudies.show", case_study_id=revision.case_study_id),
+        user=author,
+    )
+    send_quietly(author.email, f"Received: {revision.title[:80]}", body)
 
 
 SUBJECTS = {

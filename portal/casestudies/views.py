@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from flask import (
     Blueprint,
@@ -27,12 +29,11 @@ from ..models import (
     Attachment,
     CaseStudy,
     ModerationEvent,
-    Partner,
     Revision,
     RevisionState,
     Theme,
-    revision_partner,
 )
+from ..reference import partner_suggestions
 from ..web.forms import add_errors, render_form
 from ..web.htmx import vary_on_htmx
 from ..web.people import signed_in_user, visitor
@@ -44,6 +45,8 @@ from .markdown import render_markdown
 bp = Blueprint("casestudies", __name__, url_prefix="/case-studies")
 # Every page that shows a case study's Markdown renders it the same way.
 bp.add_app_template_filter(render_markdown, "markdown")
+# File sizes as people read them ("12 KB", "1.2 MB"), wherever a file is listed.
+bp.add_app_template_filter(files.human_size, "file_size")
 
 #: The live preview follows typing (a request after each pause); a script could ask for a
 #: 100,000-character render many times a second.
@@ -76,48 +79,63 @@ def mine():
         .options(selectinload(CaseStudy.revisions))
         .order_by(CaseStudy.created_at.desc(), CaseStudy.id.desc())
     ).all()
-    return render_template("casestudies/mine.html", case_studies=case_studies)
+    return render_template(
+        "casestudies/mine.html",
+        case_studies=case_studies,
+        standings=services.standings(case_studies),
+    )
 
 
-def _form_page(form, case_study, revision, *, preview=None, notice=None):
+def _form_page(form, case_study, revision, *, preview=None, notice=None, removing=()):
     return render_form(
         "casestudies/form.html",
         form,
         case_study=case_study,
         revision=revision,
-        partner_names=published_partner_names(),
+        standing=services.standing(case_study) if case_study is not None else None,
+        can_delete=case_study is not None and services.deletable_by(signed_in_user(), case_study),
+        partner_names=partner_suggestions(),
         preview=preview,
         notice=notice,
+        removing=set(removing),
     )
 
 
-def published_partner_names(limit: int = 500) -> list[str]:
-    """Suggest partner names from published case studies only: drafts stay private."""
-    return list(
-        db.session.scalars(
-            select(Partner.name)
-            .join(revision_partner, revision_partner.c.partner_id == Partner.id)
-            .join(Revision, Revision.id == revision_partner.c.revision_id)
-            .where(Revision.state == RevisionState.PUBLISHED)
-            .group_by(Partner.name)
-            .order_by(Partner.name)
-            .limit(limit)
-        )
+#: Where a service's field name shows on the form, when the form names it differently.
+FORM_FIELD = {"event_date": "event_day", "checklist": "no_personal_data"}
+#: The form fields each service field covers: one error for the three boxes of a date.
+COVERS = {"event_date": ("event_day", "event_month", "event_year")}
+
+
+def _add_service_errors(form, errors: dict[str, str]) -> None:
+    """Show a service's messages next to their fields, none where the field has one already."""
+    for name, message in errors.items():
+        covered = COVERS.get(name, (FORM_FIELD.get(name, name),))
+        if any(form[n].errors for n in covered if n in form):
+            continue  # its format error says more than "missing"
+        add_errors(form, {FORM_FIELD.get(name, name): message})
+
+
+def _add_missing(form) -> None:
+    """Add what a submission still lacks, so one round lists every problem."""
+    problems = rules.submission_problems(form.content())
+    if not form.checklist_ticked:
+        problems["checklist"] = services.CHECKLIST_PROBLEM
+    _add_service_errors(form, problems)
+
+
+def _add_refused(form, refused: list[str]) -> None:
+    form.attachments.errors = [*form.attachments.errors, *refused]
+
+
+def _kept_note(files_kept) -> str:
+    names = ", ".join(a.filename for a in files_kept)
+    one = len(files_kept) == 1
+    return (
+        f"We kept {'the file' if one else 'the files'} you chose ({names}): "
+        f"{'it is' if one else 'they are'} attached to your draft. Your other changes are "
+        "not saved yet: fix the problems below, then save or submit again."
     )
-
-
-def _uploads(form, revision, removing):
-    """Read the uploaded files; return (attachments, first refusal or None)."""
-    uploads = []
-    already = len([a for a in (revision.attachments if revision else []) if a.id not in removing])
-    for upload in form.attachments.data or []:
-        if not getattr(upload, "filename", ""):
-            continue
-        try:
-            uploads.append(files.read_upload(upload, already + len(uploads)))
-        except files.AttachmentRefused as error:
-            return [], str(error)
-    return uploads, None
 
 
 def _write(case_study: CaseStudy | None):
@@ -141,40 +159,38 @@ def _write(case_study: CaseStudy | None):
         # Past its limit the body is not rendered (its error says why): bounded cost.
         shown = None if form.body.errors else render_markdown(form.body.data)
         return _form_page(form, case_study, revision, preview=shown)
-    if not form.validate_on_submit():
-        return _form_page(form, case_study, revision)
+    submit = action == "submit"
+    valid = form.validate_on_submit()
     removing = {
         int(i) for i in request.form.getlist("remove_attachment") if re.fullmatch(r"[0-9]{1,18}", i)
     }
-    uploads, refused = _uploads(form, revision, removing)
-    if refused:
-        add_errors(form, {"attachments": refused})
-        return _form_page(form, case_study, revision)
-    submit = action == "submit"
+    if form.csrf_token.errors:  # nothing from an expired form is written
+        return _form_page(form, case_study, revision, removing=removing)
+    # Files ticked for removal go only with a save; a refused form keeps them (and the ticks).
+    existing = list(revision.attachments) if revision is not None else []
+    keeping = [a for a in existing if not (valid and a.id in removing)]
+    accepted, refused = files.read_uploads(form.attachments.data or [], len(keeping))
+    if not valid:
+        return _refused_form(form, user, case_study, revision, submit, accepted, refused, removing)
     try:
         saved = services.save(
             user,
             case_study,
             form.content(),
-            attachments=uploads,
+            attachments=accepted,
             remove_attachment_ids=sorted(removing),
-            submit=submit,
+            submit=submit and not refused,  # a refused file waits for the author's choice
             checklist=form.checklist_ticked,
         )
     except services.SubmitRefused as refusal:
-        errors = dict(refusal.errors)
-        if "event_date" in errors:
-            errors["event_day"] = errors.pop("event_date")
-        if "checklist" in errors:
-            errors["no_personal_data"] = errors.pop("checklist")
-        add_errors(form, errors)
+        _add_service_errors(form, refusal.errors)
         notice = "Your draft has been saved. Fix the problems below to submit it."
         return _form_page(
             form, refusal.case_study, services.working(refusal.case_study), notice=notice
         )
     except FieldErrors as failure:  # e.g. too many attachments in the end
-        add_errors(form, failure.errors)
-        return _form_page(form, case_study, revision)
+        _add_service_errors(form, failure.errors)
+        return _form_page(form, case_study, revision, removing=removing)
     except services.NotAllowed as error:
         flash(str(error))
         return redirect(_page_of(case_study, ".show"), code=303)
@@ -183,11 +199,43 @@ def _write(case_study: CaseStudy | None):
         db.session.rollback()
         flash("This case study was changed in another window at the same time. Check it again.")
         return redirect(_page_of(case_study, ".edit"), code=303)
+    if refused:
+        _add_refused(form, refused)
+        if submit:
+            _add_missing(form)
+        notice = (
+            "Your draft has been saved, without the files named below. "
+            + ("Fix the problems below to submit it." if submit else "")
+        ).strip()
+        return _form_page(form, saved, services.working(saved), notice=notice)
     if submit:
-        flash("Sent to the moderators. We will email you their decision.", "success")
+        flash(
+            "Sent to the moderators. We have emailed you a receipt, "
+            "and will email you their decision.",
+            "success",
+        )
         return redirect(url_for(".mine"), code=303)
     flash("Your draft has been saved.", "success")
     return redirect(url_for(".edit", case_study_id=saved.id), code=303)
+
+
+def _refused_form(form, user, case_study, revision, submit, accepted, refused, removing):
+    """Answer a form that breaks a rule: every problem at once, and the good files kept."""
+    if submit:
+        _add_missing(form)
+    _add_refused(form, refused)
+    notice = None
+    if accepted:
+        try:
+            case_study = services.keep_files(user, case_study, accepted)
+        except FieldErrors as failure:
+            _add_service_errors(form, failure.errors)
+        except services.NotAllowed as error:
+            form.form_errors.append(str(error))
+        else:
+            revision = services.working(case_study)
+            notice = _kept_note(accepted)
+    return _form_page(form, case_study, revision, notice=notice, removing=removing)
 
 
 def _page_of(case_study: CaseStudy | None, endpoint: str) -> str:
@@ -259,23 +307,50 @@ def show(case_study_id: int, slug: str | None = None):
             url_for(".show", case_study_id=case_study.id, slug=case_study.slug), code=301
         )
     user = visitor()
+    behind_the_scenes = services.may_see_unpublished(user, case_study)
     return render_template(
         "casestudies/show.html",
         case_study=case_study,
         revision=revision,
+        standing=services.standing(case_study) if behind_the_scenes else None,
+        can_delete=services.deletable_by(user, case_study),
+        library_link=library_link(),
         related=related_to(case_study) if revision.state == RevisionState.PUBLISHED else [],
-        working=services.working(case_study)
-        if services.may_see_unpublished(user, case_study)
-        else None,
+        working=services.working(case_study) if behind_the_scenes else None,
         can_edit=user is not None and services.editable_by(user, case_study),
         is_author=services.is_author(user, case_study),
         can_archive=bool(user)
         and case_study.archived_at is None
         and revision.state == RevisionState.PUBLISHED
         and (services.is_author(user, case_study) or services.is_moderator(user)),
-        can_see_history=services.may_see_unpublished(user, case_study),
+        can_see_history=behind_the_scenes,
         action_form=ActionForm(),
     )
+
+
+#: What a library address may hold, as library/query_string.py reads it.
+LIBRARY_ARGS = ("q", "force", "theme", "year", "partner", "sort", "page")
+
+
+def library_link() -> str:
+    """Return the library as this reader left it, when they came from its search on this site.
+
+    Only the Referer of this host's library page counts, and only the library's own
+    parameters are carried (bounded), into a URL built here: never a way to send a reader
+    elsewhere.
+    """
+    library = url_for("library.index")
+    came_from = urlsplit((request.referrer or "")[:4000])
+    if came_from.netloc != request.host or came_from.path != library:
+        return library
+    try:
+        found = parse_qs(came_from.query, max_num_fields=100)
+    except ValueError:  # more fields than any library search has
+        return library
+    kept: dict[str, Any] = {
+        name: [v[:200] for v in found[name][:20]] for name in LIBRARY_ARGS if found.get(name)
+    }
+    return url_for("library.index", **kept)
 
 
 def related_to(case_study: CaseStudy, limit: int = 4) -> list[Revision]:
@@ -338,6 +413,41 @@ def withdraw(case_study_id: int):
 def archive(case_study_id: int):
     """Take a published case study out of the library."""
     return _act(case_study_id, services.archive, "Archived: it is no longer in the library.")
+
+
+@bp.route("/<id:case_study_id>/delete", methods=["GET", "POST"])
+def delete(case_study_id: int):
+    """Ask, then delete a draft that was never published (its author only; 404 for others)."""
+    case_study = case_study_or_404(case_study_id)
+    user = signed_in_user()
+    if not services.is_author(user, case_study):
+        abort(404)
+    if not services.deletable_by(user, case_study):
+        flash(
+            "Only a draft that has never been published can be deleted. "
+            "Withdraw it from moderation first if it is waiting for a decision."
+        )
+        return redirect(url_for(".show", case_study_id=case_study.id), code=303)
+    form = ActionForm()
+    if request.method == "GET":
+        return render_template(
+            "casestudies/delete.html",
+            case_study=case_study,
+            revision=services.latest(case_study),
+            form=form,
+        )
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        title = services.delete_draft(user, case_study)
+    except services.NotFound:  # another request deleted it a moment ago
+        flash("That draft has already been deleted.")
+        return redirect(url_for(".mine"), code=303)
+    except services.NotAllowed as error:
+        flash(str(error))
+        return redirect(url_for(".show", case_study_id=case_study_id), code=303)
+    flash(f"Draft deleted: {title or 'Untitled draft'}", "success")
+    return redirect(url_for(".mine"), code=303)
 
 
 @bp.get("/<id:case_study_id>/attachments/<id:attachment_id>")

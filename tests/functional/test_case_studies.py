@@ -226,7 +226,7 @@ def test_rejection_needs_a_reason_and_the_author_sees_it(app, author, moderator)
     decide(moderator, revision_id, "reject", comment="This names a victim.")
     assert states(app, case_id) == [RevisionState.REJECTED]
     page = author.get(f"/case-studies/{case_id}", follow_redirects=True).get_data(as_text=True)
-    assert "Not published" in page
+    assert ">Rejected</strong>" in page and "This names a victim." in page  # tag and banner
     assert "This names a victim." in author.get(f"/case-studies/{case_id}/history").get_data(
         as_text=True
     )
@@ -481,15 +481,6 @@ def test_removing_a_published_file_while_editing_removes_its_copy_and_the_limit_
         revision = db.session.scalars(select(Revision)).one()
         revision_id, first = revision.id, revision.attachments[0].id
     decide(moderator, revision_id, "approve")
-    over = post_case_study(
-        author,
-        {**complete(app), "remove_attachment": "999999"},
-        action="save",
-        case_study_id=case_study.id,
-        files=[("extra.pdf", PDF)],
-    )
-    assert over.status_code == 400 and "at most 5 attachments" in over.get_data(as_text=True)
-    assert states(app, case_study.id) == [RevisionState.PUBLISHED]
     swapped = post_case_study(
         author,
         {**complete(app), "remove_attachment": str(first)},
@@ -498,10 +489,26 @@ def test_removing_a_published_file_while_editing_removes_its_copy_and_the_limit_
         files=[("extra.pdf", PDF)],
     )
     assert swapped.status_code == 303
+    names = ["extra.pdf", "f1.pdf", "f2.pdf", "f3.pdf", "f4.pdf"]
+    assert draft_files(app) == names
+    # A sixth file is refused by name; the draft is saved without it and the limit holds.
+    over = post_case_study(
+        author,
+        {**complete(app), "remove_attachment": "999999"},
+        action="save",
+        case_study_id=case_study.id,
+        files=[("sixth.pdf", PDF)],
+    )
+    page = over.get_data(as_text=True)
+    assert over.status_code == 400 and "at most 5 attachments" in page and "sixth.pdf" in page
+    assert states(app, case_study.id) == [RevisionState.PUBLISHED, RevisionState.DRAFT]
+    assert draft_files(app) == names
+
+
+def draft_files(app) -> list[str]:
     with app.app_context():
         draft = db.session.scalars(select(Revision).where(Revision.number == 2)).one()
-        names = sorted(a.filename for a in draft.attachments)
-    assert names == ["extra.pdf", "f1.pdf", "f2.pdf", "f3.pdf", "f4.pdf"]
+        return sorted(a.filename for a in draft.attachments)
 
 
 @pytest.mark.parametrize("value", ["²", "①", "٣"])

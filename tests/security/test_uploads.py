@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import CaseStudy, Revision
+from portal.models import Attachment, CaseStudy, Revision, RevisionState
 
 from ..writing import PDF, PNG, complete, decide, docx_bytes, only_case_study, post_case_study
 
@@ -60,7 +60,9 @@ def test_files_are_judged_by_their_content(app, author, name, content, message):
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
     with app.app_context():
-        assert db.session.scalar(select(func.count()).select_from(CaseStudy)) == 0
+        # The refused file is stored nowhere; what was typed waits as a draft, not submitted.
+        assert db.session.scalar(select(func.count()).select_from(Attachment)) == 0
+        assert db.session.scalars(select(Revision.state)).all() == [RevisionState.DRAFT]
 
 
 def test_a_file_one_byte_over_the_limit_is_refused(app, author):
