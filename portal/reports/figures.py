@@ -221,24 +221,36 @@ class Adoptions:
     by_kind: dict[AdoptionKind, int]
     forces_adopting: int  # distinct forces that recorded an adoption
     most_adopted: list[tuple[int, str, str, int]]  # case study id, slug, title, adoptions
+    per_case_study: dict[int, int]  # case study id -> adoptions (forces that took it up)
 
 
 def adoptions(year: int | None = None, limit: int = 10) -> Adoptions:
-    """Return adoptions recorded (in `year`, if given) of case studies that are still live."""
-    base = (
-        select(Adoption)
+    """Return the adoptions, recorded to date, of live case studies (first published in
+    `year`, if given).
+
+    This is the one count of adoptions: a year means the case study's year, as for every
+    other figure here, so a report's headline total is the sum of the "taken up by" counts
+    of the case studies it lists. (A force adopts a case study once: the count for a case
+    study is the number of other forces that took it up.)
+    """
+    found = _live(
+        select(Adoption.case_study_id, Adoption.force_id, Adoption.kind)
+        .select_from(Adoption)
         .join(Adoption.case_study)
-        .join(Revision, Revision.case_study_id == CaseStudy.id)
-        .where(is_live())
-    )
-    if year is not None:
-        base = base.where(_year(Adoption.created_at) == year)
-    found = base.subquery()
+        .join(Revision, Revision.case_study_id == CaseStudy.id),
+        year,
+    ).subquery()
     by_kind: dict[AdoptionKind, int] = {
         kind: n
         for kind, n in db.session.execute(select(found.c.kind, func.count()).group_by(found.c.kind))
     }
     forces_adopting = db.session.scalar(select(func.count(func.distinct(found.c.force_id))))
+    per_case_study: dict[int, int] = {
+        case_study_id: n
+        for case_study_id, n in db.session.execute(
+            select(found.c.case_study_id, func.count()).group_by(found.c.case_study_id)
+        )
+    }
     count = func.count().label("n")
     most = db.session.execute(
         select(CaseStudy.id, CaseStudy.slug, Revision.title, count)
@@ -256,4 +268,5 @@ def adoptions(year: int | None = None, limit: int = 10) -> Adoptions:
         by_kind={kind: by_kind.get(kind, 0) for kind in AdoptionKind},
         forces_adopting=forces_adopting or 0,
         most_adopted=[(row[0], row[1], row[2], row[3]) for row in most],
+        per_case_study=per_case_study,
     )

@@ -17,14 +17,14 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from sqlalchemy import extract, func, select
+from sqlalchemy import extract
 from sqlalchemy.orm import selectinload
 
 from ..core.live import live_revisions
 from ..extensions import db, limiter
 from ..forces.queries import contacts_of
 from ..models import (
-    Adoption,
+    AdoptionKind,
     CaseStudy,
     Evidence,
     Force,
@@ -40,6 +40,8 @@ bp = Blueprint("reports", __name__, url_prefix="/reports")
 # A PDF takes seconds of CPU: a few a minute per person keeps workers free for others.
 PDF_LIMIT = "3 per minute"
 HIGHLIGHTS_PER_THEME = 3
+# The coverage table names up to this many forces in a cell; more open from their number.
+COVERAGE_NAMES_SHOWN = 3
 # Highlights put what worked first, then what is promising.
 EVIDENCE_ORDER = {
     Evidence.WORKED: 0,
@@ -96,6 +98,7 @@ def dashboard():
         moderation=figures.moderation(year),
         actions=ModerationAction,
         coverage=figures.coverage(year),
+        coverage_names_shown=COVERAGE_NAMES_SHOWN,
         adoptions=figures.adoptions(),
         adoptions_in_year=figures.adoptions(year).total,
     )
@@ -111,18 +114,6 @@ def _published_in(year: int) -> list[Revision]:
             .options(selectinload(Revision.partners))
             .order_by(Force.name, CaseStudy.first_published_at, CaseStudy.id)
         )
-    )
-
-
-def _adoption_counts(year: int) -> dict[int, int]:
-    """Return {case study id: adoptions} for case studies first published in the year."""
-    return dict(
-        db.session.execute(
-            select(Adoption.case_study_id, func.count())
-            .join(Adoption.case_study)
-            .where(extract("year", CaseStudy.first_published_at) == year)
-            .group_by(Adoption.case_study_id)
-        ).all()
     )
 
 
@@ -161,13 +152,16 @@ def _annual_report(year: int, for_pdf: bool = False) -> str:
     if year not in _years():
         abort(404)
     revisions = _published_in(year)
-    adopted = _adoption_counts(year)
+    # One count of adoptions for the headline, the sentence and every "taken up by".
+    adoptions = figures.adoptions(year)
+    adopted = adoptions.per_case_study
     by_force: dict[int, list[Revision]] = defaultdict(list)
     for revision in revisions:
         by_force[revision.case_study.force_id].append(revision)
     forces = [revisions_[0].case_study.force for revisions_ in by_force.values()]
+    theme_counts = figures.by_theme(year)
     themes = []
-    for theme, count in figures.by_theme(year):
+    for theme, count in theme_counts:
         if not count:
             continue
         on_theme = [r for r in revisions if theme in r.themes]
@@ -191,8 +185,9 @@ def _annual_report(year: int, for_pdf: bool = False) -> str:
         revisions=revisions,
         forces=[(force, by_force[force.id], contacts_of(force)) for force in forces],
         themes=themes,
-        uncovered=[t for t, n in figures.by_theme(year) if not n],
+        uncovered=[t for t, n in theme_counts if not n],
         moderation=moderation,
-        adoptions=figures.adoptions(year),
+        adoptions=adoptions,
         adopted=adopted,
+        kinds=AdoptionKind,
     )
