@@ -23,8 +23,16 @@ def available() -> bool:
     return True
 
 
-def render(html: str, base_url: str, static_folder: Path) -> bytes:
-    """Return the PDF of a page, laid out with its print stylesheet."""
+#: Tagged PDF for accessibility (PDF/UA-1): a structure tree that screen readers follow, the
+#: language (from <html lang>) and the title (from <title>, shown as the window's title).
+PDF_OPTIONS = {"pdf_variant": "pdf/ua-1", "pdf_tags": True}
+
+
+def layout(html: str, base_url: str, static_folder: Path):
+    """Return WeasyPrint's laid-out pages of a page, with its print stylesheet (not yet a PDF).
+
+    Tests read the boxes of this layout to check that nothing runs past a page's edge.
+    """
     import weasyprint
     from weasyprint.urls import URLFetcher, URLFetcherResponse
 
@@ -46,4 +54,9 @@ def render(html: str, base_url: str, static_folder: Path) -> bytes:
     document = weasyprint.HTML(
         string=html, base_url=base_url, url_fetcher=OwnStylesheetsOnly(), media_type="print"
     )
-    return document.write_pdf()
+    return document.render(**PDF_OPTIONS)
+
+
+def render(html: str, base_url: str, static_folder: Path) -> bytes:
+    """Return the PDF of a page, laid out with its print stylesheet, tagged as PDF/UA-1."""
+    return layout(html, base_url, static_folder).write_pdf(**PDF_OPTIONS)
