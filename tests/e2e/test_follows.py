@@ -16,7 +16,7 @@ def test_follow_and_unfollow_a_theme_with_the_keyboard(contributor, visit):
     follow.focus()
     page.keyboard.press("Enter")
 
-    unfollow = page.get_by_role("button", name="Unfollow Challenging misogyny", exact=True)
+    unfollow = page.get_by_role("button", name="Stop following Challenging misogyny", exact=True)
     expect(unfollow).to_be_visible()
     expect(page.locator("#announcer")).to_have_text("You are now following Challenging misogyny.")
     expect(unfollow).to_be_focused()  # the swap keeps keyboard focus on the button

@@ -33,15 +33,17 @@ def test_from_the_directory_to_a_force_and_its_contact(contributor, visit):
     expect(page.locator(".portal-contacts")).to_contain_text("Force HeForShe lead")
     expect(page.get_by_role("img", name=re.compile("case studies by year"))).to_be_visible()
 
-    # Follow the force from its page: the button turns into Unfollow in place.
+    # Follow the force from its page: the button turns into Stop following in place.
     loads = []
     page.on("load", lambda: loads.append(page.url))
     page.get_by_role("button", name="Follow Northamptonshire Police").click()
-    expect(page.get_by_role("button", name="Unfollow Northamptonshire Police")).to_be_visible()
+    expect(
+        page.get_by_role("button", name="Stop following Northamptonshire Police")
+    ).to_be_visible()
     expect(page.locator("#announcer")).to_contain_text("Northamptonshire Police")
     assert loads == []
     assert_accessible(page)
-    page.get_by_role("button", name="Unfollow Northamptonshire Police").click()
+    page.get_by_role("button", name="Stop following Northamptonshire Police").click()
     expect(page.get_by_role("button", name="Follow Northamptonshire Police")).to_be_visible()
 
 
