@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import sys
 
 import click
@@ -10,11 +12,48 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from .models import Role
 
+#: How Werkzeug's development server starts its banner (`portal run`, `make run`).
+SERVER_BANNER_START = "WARNING: This is a development server."
+ANSI_STYLES = re.compile(r"^(?:\x1b\[[0-9;]*m)+")  # the colour it may start with
+
+
+class ServerBanner(logging.Filter):
+    """Let the development server's start-up banner through one line at a time.
+
+    The portal escapes every line break in a log message, so that nothing a visitor types
+    can forge a log line (web/logs.py). The banner is Werkzeug's own, not a visitor's:
+    several lines in one message, which that escaping printed as a literal "\\n". This
+    filter, ahead of that one, logs each of its lines as a message of its own. A request's
+    log line starts with the client's address, so no visitor's words can pass for it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg
+        if (
+            record.args
+            or not isinstance(message, str)
+            or "\n" not in message
+            or not ANSI_STYLES.sub("", message).startswith(SERVER_BANNER_START)
+        ):
+            return True
+        logger = logging.getLogger(record.name)
+        for line in message.split("\n"):
+            logger.log(record.levelno, line)
+        return False
+
+
+def show_server_banner_lines() -> None:
+    """Put the ServerBanner filter first on Werkzeug's logger (once)."""
+    logger = logging.getLogger("werkzeug")
+    if not any(isinstance(f, ServerBanner) for f in logger.filters):
+        logger.filters.insert(0, ServerBanner())
+
 
 def main() -> None:
     """Run the `portal` console script: the Flask CLI of this app."""
     from . import create_app
 
+    show_server_banner_lines()
     FlaskGroup(create_app=create_app, help="HeForShe Practice Library commands.")(
         prog_name="portal"
     )
