@@ -4,12 +4,14 @@ Anything an author can send is compared in bounded time. Lines are matched with 
 diff (lines that occur once on each side anchor the match; the stretches between anchors are
 compared the same way; a stretch with no such line gets a longest common subsequence, by
 Hunt and Szymanski, when its matching pairs are few enough), then words inside each run of
-changed lines. Every step counts what it looks at against one budget per comparison; past
-it, what is left is shown as removed and added, which is still correct, only less fine.
-Unchanged stretches fold to a count. A field with more changed lines than a moderator could
-read is shown whole, before and after, marked "too large to compare". difflib is not used:
-its matcher (and ndiff above it) grows faster than the square of the input on repetitive
-text.
+changed lines. A changed line (a paragraph) that keeps most of its words is shown once, with
+the removed and added words marked inside it; one rewritten beyond that, split or joined is
+shown removed, then added, with the words that differ marked. Every step counts what it
+looks at against one budget per comparison; past it, what is left is shown as removed and
+added, which is still correct, only less fine. Unchanged stretches fold to a count. A field
+with more changed lines than a moderator could read is shown whole, before and after, marked
+"too large to compare". difflib is not used: its matcher (and ndiff above it) grows faster
+than the square of the input on repetitive text.
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ BUDGET = 250_000
 MAX_SHOWN_LINES = 1_500
 #: Unchanged lines kept either side of a change; longer stretches fold to a count.
 CONTEXT = 2
+#: A changed line is shown once, its words marked inside it, when at least this share of
+#: its characters (on both sides together) is unchanged; otherwise removed, then added.
+INLINE_SHARE = 0.5
+
+#: What a piece of a line is: unchanged, removed (only in the old version), added (only new).
+SAME, REMOVED, ADDED = "", "-", "+"
 
 # A word or a sign with the spaces after it, so spaces never anchor a match on their own.
 _WORDS = re.compile(r"\n|\w+[^\S\n]*|[^\w\s][^\S\n]*|[^\S\n]+")
@@ -51,18 +59,58 @@ _WORDS = re.compile(r"\n|\w+[^\S\n]*|[^\w\s][^\S\n]*|[^\S\n]+")
 class DiffLine:
     """One line of a comparison.
 
-    `op` is " " (unchanged), "-" (removed), "+" (added) or "…" (`folded` unchanged lines
-    not shown). `parts` is the line's text in pieces, each marked True where that piece
-    itself changed (the words that differ inside a changed line).
+    `op` is " " (unchanged), "-" (removed), "+" (added), "~" (changed: one line with its
+    removed and added words inside it) or "…" (`folded` unchanged lines not shown). `parts`
+    is the line's text in pieces, each marked SAME, REMOVED or ADDED: a removed line's
+    changed words are REMOVED, an added line's ADDED, and a changed line holds both.
     """
 
     op: str
-    parts: tuple[tuple[bool, str], ...] = ()
+    parts: tuple[tuple[str, str], ...] = ()
     folded: int = 0
 
     @property
     def text(self) -> str:
         return "".join(text for _, text in self.parts)
+
+    @property
+    def before(self) -> str:
+        """The line as it was (for a changed line: its unchanged and removed pieces)."""
+        return "".join(text for kind, text in self.parts if kind != ADDED)
+
+    @property
+    def after(self) -> str:
+        """The line as it is now (for a changed line: its unchanged and added pieces)."""
+        return "".join(text for kind, text in self.parts if kind != REMOVED)
+
+    @property
+    def shown(self) -> tuple[tuple[str, str], ...]:
+        """The pieces as a page shows them: spaces around a marked piece left unmarked, a
+        space between a removed and an added piece, and a change of spacing alone shown as
+        the new spacing."""
+        shown: list[tuple[str, str]] = []
+        for kind, text in self.parts:
+            word = text.strip()
+            if kind == SAME or not word:
+                if kind != REMOVED or self.op != "~":
+                    _join(shown, SAME, text)
+                continue
+            start = text.index(word[0])
+            _join(shown, SAME, text[:start])
+            if shown and shown[-1][0] == REMOVED and kind == ADDED:
+                _join(shown, SAME, " ")  # "day evening", not "dayevening"
+            _join(shown, kind, word)
+            _join(shown, SAME, text[start + len(word) :])
+        return tuple(shown)
+
+
+def _join(pieces: list[tuple[str, str]], kind: str, text: str) -> None:
+    if not text:
+        return
+    if pieces and pieces[-1][0] == kind:
+        pieces[-1] = (kind, pieces[-1][1] + text)
+    else:
+        pieces.append((kind, text))
 
 
 @dataclass(frozen=True)
@@ -73,6 +121,11 @@ class FieldDiff:
     too_large: bool = False
     before: str = ""
     after: str = ""
+
+    @property
+    def inline(self) -> bool:
+        """Whether any line is shown once with its removed and added words inside it."""
+        return any(line.op == "~" for line in self.lines)
 
 
 class _Budget:
@@ -116,12 +169,12 @@ def _compare_field(
     lines: list[DiffLine] = []
     for tag, old, new in runs:
         if tag == "=":
-            lines.extend(DiffLine(" ", ((False, line),)) for line in old)
+            lines.extend(DiffLine(" ", ((SAME, line),)) for line in old)
         elif old and new and budget.left > 0:
             lines.extend(_word_diff(old, new, budget))
         else:
-            lines.extend(DiffLine("-", ((False, line),)) for line in old)
-            lines.extend(DiffLine("+", ((False, line),)) for line in new)
+            lines.extend(DiffLine("-", ((SAME, line),)) for line in old)
+            lines.extend(DiffLine("+", ((SAME, line),)) for line in new)
     return FieldDiff(label, tuple(_fold(lines, context)))
 
 
@@ -222,7 +275,12 @@ def _rising_chain(pairs) -> list[tuple[int, int]]:
 
 
 def _word_diff(old: Sequence[str], new: Sequence[str], budget: _Budget) -> list[DiffLine]:
-    """Return the changed lines with the words that differ marked: removed, then added."""
+    """Return a run of changed lines compared word by word.
+
+    The words of both sides become one sequence of pieces (unchanged, removed, added), cut
+    into lines where both sides break; each such line is shown once with its changes inside
+    (see _lines_of).
+    """
     a, b = "\n".join(old), "\n".join(new)
     # The same start and end are found at C speed and never split into words, so a long
     # paragraph with one word changed costs little; each is cut back to a word boundary.
@@ -231,22 +289,67 @@ def _word_diff(old: Sequence[str], new: Sequence[str], budget: _Budget) -> list[
     start = len(a) - _common_prefix(a[head:][::-1], b[head:][::-1])
     breaks = [x for x in (a.find(" ", start), a.find("\n", start)) if x >= 0]
     tail = len(a) - min(breaks) if breaks else 0
-    removed: list[list[tuple[bool, str]]] = [[]]
-    added: list[list[tuple[bool, str]]] = [[]]
-    for side in (removed, added):
-        _emit(side, False, a[:head])
+    pieces: list[tuple[str, str]] = [(SAME, a[:head])]
     middle_a, middle_b = a[head : len(a) - tail], b[head : len(b) - tail]
     # A word is the same word whatever follows it: "20." and "20 and" share "20".
     for tag, old_words, new_words in _opcodes(
         _WORDS.findall(middle_a), _WORDS.findall(middle_b), budget, key=_bare
     ):
-        _emit(removed, tag != "=", "".join(old_words))
-        _emit(added, tag != "=", "".join(new_words))
-    for side in (removed, added):
-        _emit(side, False, a[len(a) - tail :])
-    return [DiffLine("-", _merge(parts)) for parts in removed] + [
-        DiffLine("+", _merge(parts)) for parts in added
-    ]
+        was, now = "".join(old_words), "".join(new_words)
+        if tag != "=":
+            pieces += [(REMOVED, was), (ADDED, now)]
+        elif was == now:
+            pieces.append((SAME, was))
+        else:  # the same words, spaced differently
+            for old_word, new_word in zip(old_words, new_words, strict=True):
+                word = _bare(old_word)
+                pieces.append((SAME, word))
+                if old_word != new_word:
+                    pieces += [(REMOVED, old_word[len(word) :]), (ADDED, new_word[len(word) :])]
+                else:
+                    pieces.append((SAME, old_word[len(word) :]))
+    pieces.append((SAME, a[len(a) - tail :]))
+    return _lines_of(pieces)
+
+
+def _lines_of(pieces: list[tuple[str, str]]) -> list[DiffLine]:
+    """Cut a run's pieces into lines where both sides break, and show each line.
+
+    A line that keeps at least INLINE_SHARE of its characters is one changed line ("~").
+    One that is split or joined (a break on one side only), or mostly rewritten, is shown
+    as its old lines removed, then its new lines added, with the words that differ marked.
+    """
+    groups: list[list[tuple[str, str]]] = [[]]
+    for kind, text in pieces:
+        if kind != SAME:
+            _join(groups[-1], kind, text)
+            continue
+        first, *rest = text.split("\n")
+        _join(groups[-1], SAME, first)
+        for piece in rest:
+            groups.append([])
+            _join(groups[-1], SAME, piece)
+    lines: list[DiffLine] = []
+    for group in groups:
+        changed = [text for kind, text in group if kind != SAME]
+        if not changed:
+            lines.append(DiffLine(" ", tuple(group)))
+            continue
+        kept = sum(len(text.strip()) for kind, text in group if kind == SAME)
+        both = sum(len(text) for kind, text in group if kind == SAME) * 2 + sum(map(len, changed))
+        if not any("\n" in text for text in changed) and kept * 2 >= INLINE_SHARE * both:
+            lines.append(DiffLine("~", tuple(group)))
+            continue
+        removed: list[list[tuple[bool, str]]] = [[]]
+        added: list[list[tuple[bool, str]]] = [[]]
+        for kind, text in group:
+            if kind != ADDED:
+                _emit(removed, kind == REMOVED, text)
+            if kind != REMOVED:
+                _emit(added, kind == ADDED, text)
+        lines += [DiffLine("-", _merge(parts, REMOVED)) for parts in removed]
+        lines += [DiffLine("+", _merge(parts, ADDED)) for parts in added]
+    return lines
 
 
 def _bare(word: str) -> str:
@@ -274,19 +377,13 @@ def _emit(lines: list[list[tuple[bool, str]]], changed: bool, text: str) -> None
         lines.append([(changed, piece)] if piece else [])
 
 
-def _merge(parts: list[tuple[bool, str]]) -> tuple[tuple[bool, str], ...]:
+def _merge(parts: list[tuple[bool, str]], mark: str) -> tuple[tuple[str, str], ...]:
     """Join neighbouring pieces of the same kind; spaces after a changed word are unmarked."""
-    split: list[tuple[bool, str]] = []
+    merged: list[tuple[str, str]] = []
     for changed, text in parts:
         word = text.rstrip() if changed else text
-        split += [(changed, word)] if word else []
-        split += [(False, text[len(word) :])] if len(word) < len(text) else []
-    merged: list[tuple[bool, str]] = []
-    for changed, text in split:
-        if merged and merged[-1][0] == changed:
-            merged[-1] = (changed, merged[-1][1] + text)
-        else:
-            merged.append((changed, text))
+        _join(merged, mark if changed else SAME, word)
+        _join(merged, SAME, text[len(word) :])
     return tuple(merged)
 
 

@@ -195,16 +195,14 @@ def test_the_author_fixes_and_resubmits_and_sees_what_changed(app, author, moder
     assert states(app, case_id) == [RevisionState.SUBMITTED]
     review = moderator.get(f"/moderation/{revision_id}").get_data(as_text=True)
     assert "Compared with the previous submission" in review
-    removed, added = diff_lines(review)
-    assert [text_of(line) for line in removed] == [
-        "Removed: 230 walkers; 41 people asked for support."
-    ]
-    assert [text_of(line) for line in added] == [
-        "Added: 230 walkers; 41 asked for support; £12,000 raised."
-    ]
-    # the words that changed are marked inside the lines
-    assert '<strong class="portal-diff__word">people</strong>' in removed[0]
-    assert '<strong class="portal-diff__word">; £12,000 raised</strong>.' in added[0]
+    # One changed paragraph, the words removed from it and added to it marked inside it.
+    (line,) = changed_lines(review)
+    assert text_of(line) == (
+        "Changed: 230 walkers; 41 [removed] people [end removed] asked for support"
+        "[added] ; £12,000 raised [end added]."
+    )
+    assert '<strong class="portal-diff__word">people</strong>' in line
+    assert '<strong class="portal-diff__word">; £12,000 raised</strong>' in line
 
 
 def diff_lines(page: str) -> tuple[list[str], list[str]]:
@@ -212,6 +210,13 @@ def diff_lines(page: str) -> tuple[list[str], list[str]]:
     return (
         re.findall(r'<del class="portal-diff">(.*?)</del>', page, re.S),
         re.findall(r'<ins class="portal-diff">(.*?)</ins>', page, re.S),
+    )
+
+
+def changed_lines(page: str) -> list[str]:
+    """Return the markup of the changed lines (one each, with their changes inside)."""
+    return re.findall(
+        r'<span class="portal-diff portal-diff--changed">(.*?)</span>\s*\n', page, re.S
     )
 
 
@@ -564,9 +569,10 @@ def test_after_a_rejected_edit_the_next_edit_is_compared_with_the_rejected_submi
         third = db.session.scalar(select(Revision.id).where(Revision.number == 3))
     review = moderator.get(f"/moderation/{third}").get_data(as_text=True)
     assert "Compared with the previous submission" in review
-    removed, added = diff_lines(review)
-    assert "Removed: First try at new outcomes." in [text_of(line) for line in removed]
-    assert "Added: Second try at new outcomes." in [text_of(line) for line in added]
+    assert (
+        "Changed: [removed] First [end removed] [added] Second [end added] try at new outcomes."
+        in [text_of(line) for line in changed_lines(review)]
+    )
 
 
 def test_deciding_on_a_draft_says_it_is_not_waiting(app, author, moderator):

@@ -1,16 +1,22 @@
 """Comparing two versions: exact, readable, and bounded whatever an author sends."""
 
+import time
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portal.casestudies.diff import MAX_SHOWN_LINES, compare
+from portal.casestudies.diff import ADDED, MAX_SHOWN_LINES, REMOVED, SAME, compare
 
 
 def sides(diff) -> tuple[list[str], list[str]]:
     """Rebuild the two versions from a comparison shown in full."""
-    before = [line.text for line in diff.lines if line.op in " -"]
-    after = [line.text for line in diff.lines if line.op in " +"]
+    before = [line.before for line in diff.lines if line.op in " -~"]
+    after = [line.after for line in diff.lines if line.op in " +~"]
     return before, after
+
+
+def marked(line, kind) -> list[str]:
+    return [text for piece_kind, text in line.parts if piece_kind == kind]
 
 
 lines = st.lists(
@@ -40,14 +46,106 @@ def test_words_marked_inside_lines_still_spell_both_versions(old, new):
             assert changes == []
             continue
         assert sides(changes[0]) == (before.splitlines(), after.splitlines())
+        for line in changes[0].lines:  # a changed line is one line on both sides
+            assert line.op != "~" or "\n" not in line.text
+
+
+words = st.lists(st.sampled_from(["allies", "rugby", "the", "day", ",", ".", "20."]), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(words, words, st.sampled_from([" ", "  ", "\t", " \u00a0", ""]))
+def test_what_a_page_shows_reads_as_the_new_version(old, new, space):
+    before, after = space.join(old), " ".join(new)
+    for diff in compare({"body": before}, {"body": after}, context=10**6):
+        for line in diff.lines:
+            shown = line.shown
+            if line.op == "~":  # without the removed words, the new line (spacing aside)
+                kept = "".join(text for kind, text in shown if kind != REMOVED)
+                assert "".join(kept.split()) == "".join(line.after.split())
+            for kind, text in shown:  # marks hold words; the spaces around them are not marked
+                assert kind == SAME or (text and text == text.strip())
 
 
 def test_only_the_changed_words_are_marked():
     (diff,) = compare({"title": "Rugby allies day"}, {"title": "Rugby allies evening"})
     assert [(line.op, line.parts) for line in diff.lines] == [
-        ("-", ((False, "Rugby allies "), (True, "day"))),
-        ("+", ((False, "Rugby allies "), (True, "evening"))),
+        ("~", ((SAME, "Rugby allies "), (REMOVED, "day"), (ADDED, "evening"))),
     ]
+
+
+def test_a_sentence_added_to_a_paragraph_is_marked_inside_it():
+    paragraph = "We walked, we talked. Officers joined in every week."
+    added = "We walked, we talked. We raised £12,000. Officers joined in every week."
+    (diff,) = compare({"body": f"# Heading\n\n{paragraph}"}, {"body": f"# Heading\n\n{added}"})
+    (line,) = [line for line in diff.lines if line.op != " "]
+    assert line.op == "~"
+    assert marked(line, ADDED) == ["We raised £12,000. "]
+    assert marked(line, REMOVED) == []
+    assert (line.before, line.after) == (paragraph, added)
+    assert line.shown == (
+        (SAME, "We walked, we talked. "),
+        (ADDED, "We raised £12,000."),
+        (SAME, " Officers joined in every week."),
+    )
+
+
+def test_a_word_replaced_shows_the_old_word_removed_and_the_new_one_added():
+    (diff,) = compare(
+        {"outcomes": "230 walkers; 41 people asked for support."},
+        {"outcomes": "230 walkers; 41 asked for support; £12,000 raised."},
+    )
+    (line,) = diff.lines
+    assert line.op == "~"
+    assert [piece for piece in line.shown if piece[0] != SAME] == [
+        (REMOVED, "people"),
+        (ADDED, "; £12,000 raised"),
+    ]
+
+
+def test_a_new_word_with_its_space_is_marked_without_the_space():
+    (diff,) = compare({"title": "Walk day"}, {"title": "Walk and talk day"})
+    (line,) = diff.lines
+    assert line.shown == ((SAME, "Walk "), (ADDED, "and talk"), (SAME, " day"))
+
+
+def test_spacing_alone_is_kept_exactly_and_shown_as_the_new_spacing():
+    (diff,) = compare({"summary": "Rugby  allies day"}, {"summary": "Rugby allies night"})
+    (line,) = diff.lines
+    assert (line.before, line.after) == ("Rugby  allies day", "Rugby allies night")
+    assert line.shown == ((SAME, "Rugby allies "), (REMOVED, "day"), (SAME, " "), (ADDED, "night"))
+
+
+def test_a_paragraph_rewritten_is_shown_removed_then_added():
+    (diff,) = compare(
+        {"lessons": "Start planning in September with the club."},
+        {"lessons": "Book the hall early; ask partners before summer."},
+    )
+    assert [line.op for line in diff.lines] == ["-", "+"]
+    assert diff.lines[0].before == "Start planning in September with the club."
+
+
+def test_a_paragraph_split_in_two_is_shown_removed_then_added():
+    (diff,) = compare(
+        {"body": "We walked. We talked about men's health."},
+        {"body": "We walked.\nWe talked about men's health."},
+    )
+    assert [line.op for line in diff.lines] == ["-", "+", "+"]
+    assert sides(diff) == (
+        ["We walked. We talked about men's health."],
+        ["We walked.", "We talked about men's health."],
+    )
+
+
+def test_a_sentence_added_to_each_of_300_paragraphs_stays_fast_and_inline():
+    old = "\n\n".join(f"Paragraph {n}: the allies met on day {n}." for n in range(300))
+    new = old.replace(" met on", " met, trained together and met on")
+    started = time.perf_counter()
+    (diff,) = compare({"body": old}, {"body": new})
+    assert time.perf_counter() - started < 5  # a backstop: bench/bounds_bench.py times it
+    changed = [line for line in diff.lines if line.op == "~"]
+    assert len(changed) == 300
+    assert {tuple(marked(line, ADDED)) for line in changed} == {(", trained together and met",)}
 
 
 def test_long_unchanged_stretches_are_folded_to_a_count():
@@ -62,9 +160,9 @@ def test_one_word_changed_in_a_100_kb_paragraph_is_found():
     words = " ".join(f"word{n}" for n in range(14_000))
     assert len(words) > 100_000
     (diff,) = compare({"body": words}, {"body": words.replace("word7000 ", "changed ")})
-    removed, added = diff.lines
-    assert [text for changed, text in removed.parts if changed] == ["word7000"]
-    assert [text for changed, text in added.parts if changed] == ["changed"]
+    (line,) = diff.lines
+    assert line.op == "~"
+    assert (marked(line, REMOVED), marked(line, ADDED)) == (["word7000"], ["changed"])
 
 
 def test_a_field_rewritten_beyond_reading_is_shown_whole():
