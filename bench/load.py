@@ -17,6 +17,7 @@ has nothing missing, stale or queued. Prints throughput, p50/p95/p99 per kind an
 from __future__ import annotations
 
 import argparse
+import html
 import http.client
 import os
 import random
@@ -45,6 +46,7 @@ POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6379/0"
 PASSWORD = "load test password 2026"
 TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+SEEN = re.compile(r'name="seen" value="([^"]+)"')
 THEMES = ["workplace-culture", "night-time-economy", "menopause-support", "allyship-and-bystander-action"]  # fmt: skip
 FORCES = ["kent-police", "greater-manchester-police", "metropolitan-police-service", "west-midlands-police"]  # fmt: skip
 
@@ -259,10 +261,16 @@ class Run:
         if not waiting:
             return
         revision = rng.choice(waiting)
-        token = TOKEN.search(queue).group(1)
+        # As a moderator does: the review page, then the approval's check page confirmed.
+        _, _, review = browser.request("GET", f"/moderation/{revision}")
+        token, seen = TOKEN.search(review), SEEN.search(review)
+        if not seen:
+            return  # decided while the queue was read
         started = time.perf_counter()
         status, _, body = browser.request(
-            "POST", f"/moderation/{revision}/decide", {"decision": "approve", "csrf_token": token}
+            "POST",
+            f"/moderation/{revision}/approve",
+            {"csrf_token": token.group(1), "seen": html.unescape(seen.group(1))},
         )
         if status == 400 and "already" in body.lower():
             with self.lock:

@@ -1,6 +1,8 @@
 """Write, submit and decide on case studies through the real pages, as people do."""
 
+import html
 import io
+import re
 import zipfile
 
 from sqlalchemy import select
@@ -81,13 +83,20 @@ def states(app, case_study_id) -> list[RevisionState]:
         )
 
 
-def decide(client, revision_id, decision, comment="", htmx=False):
-    page = client.get("/moderation").get_data(as_text=True)
-    headers = {"HX-Request": "true"} if htmx else {}
+def seen_on(page: str) -> str:
+    """The submission a review or check page shows (its hidden `seen` field), or ""."""
+    match = re.search(r'name="seen" value="([^"]*)"', page)
+    return html.unescape(match.group(1)) if match else ""
+
+
+def decide(client, revision_id, decision, comment=""):
+    """Decide as a moderator does: on the review page; an approval through its check page."""
+    page = client.get(f"/moderation/{revision_id}").get_data(as_text=True)
+    data = {"csrf_token": csrf_from(page), "seen": seen_on(page)}
+    if decision == "approve":
+        return client.post(f"/moderation/{revision_id}/approve", data={**data, "comment": comment})
     return client.post(
-        f"/moderation/{revision_id}/decide",
-        headers=headers,
-        data={"decision": decision, "comment": comment, "csrf_token": csrf_from(page)},
+        f"/moderation/{revision_id}", data={**data, "decision": decision, "comment": comment}
     )
 
 

@@ -1,71 +1,31 @@
-"""The moderation queue, the review page and the three decisions."""
+"""The moderation queue, the review page (where decisions are taken) and the approval check.
+
+The queue only lists and links. A moderator decides on the review page, below the content:
+requesting changes or rejecting takes effect there (its comment required; an error stays on
+the review page's address); approving leads to a check page that says what will be
+published, and by whom, before anything changes.
+"""
 
 from __future__ import annotations
 
-from flask import (
-    Blueprint,
-    abort,
-    flash,
-    make_response,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
-from flask_login import current_user
-from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
 from ..auth.permissions import require_role
-from ..casestudies import services
-from ..casestudies.forms import CaseStudyForm, DecisionForm
+from ..casestudies import services as lifecycle
+from ..casestudies.forms import CaseStudyForm
 from ..core.errors import FieldErrors
 from ..extensions import db
-from ..models import (
-    CaseStudy,
-    Force,
-    Revision,
-    RevisionState,
-    Role,
-    Theme,
-    revision_theme,
-    utcnow,
-)
-from ..web.htmx import is_partial, vary_on_htmx
+from ..models import Revision, RevisionState, Role
+from ..web.forms import add_errors
+from ..web.people import signed_in_user
+from . import queries
+from . import services as decisions
+from .forms import ApproveForm, ReviewForm
 
 bp = Blueprint("moderation", __name__, url_prefix="/moderation")
 bp.before_request(require_role(Role.MODERATOR, Role.ADMIN))
 
-DECISIONS = {
-    "approve": (services.approve, "Approved and published"),
-    "changes": (services.request_changes, "Sent back to the author for changes"),
-    "reject": (services.reject, "Rejected"),
-}
-
-
-def _waiting(force: str = "", theme: str = ""):
-    query = (
-        select(Revision)
-        .join(Revision.case_study)
-        .where(Revision.state == RevisionState.SUBMITTED)
-        .options(
-            selectinload(Revision.case_study).selectinload(CaseStudy.force),
-            selectinload(Revision.case_study).selectinload(CaseStudy.author),
-            selectinload(Revision.themes),
-        )
-        .order_by(Revision.submitted_at, Revision.id)
-    )
-    if force:
-        query = query.join(Force, CaseStudy.force_id == Force.id).where(Force.slug == force)
-    if theme:
-        query = query.where(
-            Revision.id.in_(
-                select(revision_theme.c.revision_id)
-                .join(Theme, Theme.id == revision_theme.c.theme_id)
-                .where(Theme.slug == theme)
-            )
-        )
-    return db.session.scalars(query).all()
+REFUSALS = (lifecycle.AlreadyDecided, lifecycle.NotAllowed)
 
 
 @bp.get("")
@@ -73,29 +33,14 @@ def queue():
     """List the revisions waiting for a decision, oldest first, with filters."""
     force = request.args.get("force", "", type=str)[:120]
     theme = request.args.get("theme", "", type=str)[:80]
-    waiting = _waiting(force, theme)
-    total = db.session.scalar(
-        select(func.count()).select_from(Revision).where(Revision.state == RevisionState.SUBMITTED)
-    )
-    forces = db.session.execute(
-        select(Force.slug, Force.name, func.count(Revision.id))
-        .join(CaseStudy, CaseStudy.force_id == Force.id)
-        .join(Revision, Revision.case_study_id == CaseStudy.id)
-        .where(Revision.state == RevisionState.SUBMITTED)
-        .group_by(Force.slug, Force.name)
-        .order_by(Force.name)
-    ).all()
-    themes = db.session.scalars(select(Theme).order_by(Theme.position)).all()
     return render_template(
         "moderation/queue.html",
-        waiting=waiting,
-        total=total,
-        forces=forces,
-        themes=themes,
+        waiting=queries.waiting(force, theme),
+        total=queries.waiting_count(),
+        forces=queries.forces_waiting(),
+        themes=queries.themes(),
         force=force,
         theme=theme,
-        now=utcnow(),
-        form=DecisionForm(),
     )
 
 
@@ -106,24 +51,87 @@ def _revision_or_404(revision_id: int) -> Revision:
     return revision
 
 
-@bp.get("/<id:revision_id>")
+def _seen() -> str:
+    return request.values.get("seen", "", type=str)[:40]
+
+
+@bp.route("/<id:revision_id>", methods=["GET", "POST"])
 def review(revision_id: int):
-    """Show a submitted revision: content, attachments, what changed, the checklist, decisions."""
-    return render_review(_revision_or_404(revision_id), DecisionForm())
+    """Show a submitted revision (what changed, the content, its images) and take a decision."""
+    revision = _revision_or_404(revision_id)
+    form = ReviewForm()
+    if request.method != "POST":
+        form.seen.data = decisions.seen_token(revision)
+        return _review_page(revision, form)
+    if not form.validate_on_submit():
+        return _review_page(revision, form), 400
+    choice = form.decision.data
+    try:
+        if choice == "approve":
+            # Nothing changes until the check page is confirmed; a comment typed goes with it.
+            decisions.check(signed_in_user(), revision, _seen())
+            return _approve_page(revision, ApproveForm(formdata=None, comment=form.comment.data))
+        decisions.decide(signed_in_user(), revision, choice, form.comment.data or "", _seen())
+    except FieldErrors as failure:
+        add_errors(form, failure.errors)
+        return _review_page(revision, form), 400
+    except REFUSALS as failure:
+        return _refused(revision, form, failure)
+    flash(f"{decisions.DONE[choice]}: {revision.title}", "success")
+    return redirect(url_for(".queue"), code=303)
 
 
-def render_review(revision: Revision, decision_form: DecisionForm, error: str | None = None):
+@bp.route("/<id:revision_id>/approve", methods=["GET", "POST"])
+def approve(revision_id: int):
+    """Check what will be published, and by whom; publish only when confirmed (POST)."""
+    revision = _revision_or_404(revision_id)
+    form = ApproveForm()
+    moderator = signed_in_user()
+    if request.method != "POST":
+        try:
+            decisions.check(moderator, revision, _seen())
+        except REFUSALS as failure:  # the review page says where it stands
+            if _seen() and isinstance(failure, decisions.Changed):
+                flash(str(failure))
+            return redirect(url_for(".review", revision_id=revision.id), code=303)
+        return _approve_page(revision, form)
+    if not form.validate_on_submit():
+        return _approve_page(revision, form), 400
+    try:
+        decisions.decide(moderator, revision, "approve", form.comment.data or "", _seen())
+    except FieldErrors as failure:
+        add_errors(form, failure.errors)
+        return _approve_page(revision, form), 400
+    except REFUSALS as failure:
+        return _refused(revision, ReviewForm(formdata=None), failure)
+    flash(f"{decisions.DONE['approve']}: {revision.title}", "success")
+    return redirect(url_for(".queue"), code=303)
+
+
+def _refused(revision: Revision, form: ReviewForm, failure: Exception):
+    """The review page as it is now, the reason at the top; what was typed is kept."""
+    form.form_errors.append(str(failure))
+    if isinstance(failure, decisions.Changed) or not form.seen.data:
+        # The page now shows the version as it is: a decision from it is on what was seen.
+        form.seen.data = decisions.seen_token(revision)
+    return _review_page(revision, form), 400
+
+
+def _review_page(revision: Revision, form: ReviewForm) -> str:
     case_study = revision.case_study
-    labels = CaseStudyForm()
     waiting = revision.state == RevisionState.SUBMITTED
+    labels = CaseStudyForm(formdata=None, meta={"csrf": False})
     return render_template(
         "moderation/review.html",
         revision=revision,
         case_study=case_study,
-        diffs=services.changes_for_review(case_study) if waiting else {},
-        decision_form=decision_form,
-        error=error,
-        own=current_user.id in (case_study.author_id, revision.created_by_id),
+        form=form,
+        waiting=waiting,
+        diffs=lifecycle.changes_for_review(case_study) if waiting else {},
+        own=decisions.is_own(signed_in_user(), revision),
+        last_request=decisions.last_request(case_study) if waiting else None,
+        decided=None if waiting else decisions.last_decision(revision),
+        images=decisions.images(revision),
         checklist=[
             labels.no_personal_data.label.text,
             labels.not_sensitive.label.text,
@@ -132,41 +140,14 @@ def render_review(revision: Revision, decision_form: DecisionForm, error: str | 
     )
 
 
-@bp.post("/<id:revision_id>/decide")
-def decide(revision_id: int):
-    """Approve, request changes or reject; from the queue (htmx) or the review page."""
-    revision = _revision_or_404(revision_id)
-    form = DecisionForm()
-    choice = request.form.get("decision", "")
-    valid = form.validate_on_submit()
-    if form.csrf_token.errors or choice not in DECISIONS:
-        abort(400)
-    step, done = DECISIONS[choice]
-    moderator = current_user._get_current_object()
-    error = None if valid else form.comment.errors[0]  # the typed comment is kept below
-    try:
-        if valid:
-            step(moderator, revision, form.comment.data or "")
-    except FieldErrors as failure:
-        error = next(iter(failure.errors.values()))
-    except (services.AlreadyDecided, services.NotAllowed) as failure:
-        error = str(failure)
-    if is_partial():
-        # Swap just this item: its outcome, or its form with the error next to the comment.
-        response = make_response(
-            render_template(
-                "moderation/_queue_item.html",
-                revision=revision,
-                done=None if error else done,
-                error=error,
-                form=form,
-                now=utcnow(),
-                swapped=True,
-            ),
-            200 if not error else 400,
-        )
-        return vary_on_htmx(response)
-    if error:
-        return render_review(revision, form, error), 400
-    flash(f"{done}: {revision.title}", "success")
-    return redirect(url_for(".queue"), code=303)
+def _approve_page(revision: Revision, form: ApproveForm) -> str:
+    case_study = revision.case_study
+    form.seen.data = _seen()
+    return render_template(
+        "moderation/approve.html",
+        revision=revision,
+        case_study=case_study,
+        form=form,
+        replaces=lifecycle.published(case_study),
+        public=current_app.config["PUBLIC_LIBRARY"],
+    )

@@ -61,21 +61,18 @@ def test_write_preview_submit_request_changes_fix_approve_and_publish(
     expect(page.get_by_text("Waiting for moderation")).to_be_visible()
     assert_accessible(page)
 
-    # A moderator, signed in with a code, asks for changes from the queue (no page load).
+    # A moderator, signed in with a code, opens it from the queue and asks for changes.
     password, secret = make_moderator(live_app, "morgan.reed@npcc.police.uk")
     moderator = other_page
     sign_in(moderator, base_url, "morgan.reed@npcc.police.uk", password)
     moderator.get_by_label("Enter your security code").fill(pyotp.TOTP(secret).now())
     moderator.get_by_role("button", name="Continue").click()
     visit("/moderation", on=moderator)
-    item = moderator.locator(".portal-card", has_text=title)
-    item.get_by_label("Comment for the author").fill("Please add how the club helped.")
-    url_before = moderator.url
-    item.get_by_role("button", name="Request changes").click()
-    expect(moderator.locator(".portal-card", has_text=title)).to_contain_text(
-        "Sent back to the author"
-    )
-    assert moderator.url == url_before
+    moderator.get_by_role("link", name=title).click()
+    moderator.get_by_label("Request changes").check()
+    moderator.get_by_label("Comment for the author").fill("Please add how the club helped.")
+    moderator.get_by_role("button", name="Continue").click()
+    expect(moderator.get_by_text(f"Sent back to the author for changes: {title}")).to_be_visible()
     assert_accessible(moderator)
 
     # The contributor sees the comment, fixes the case study and submits it again.
@@ -103,6 +100,9 @@ def test_write_preview_submit_request_changes_fix_approve_and_publish(
     moderator.get_by_role("link", name=title).click()
     expect(moderator.get_by_text("Compared with the previous submission")).to_be_visible()
     assert_accessible(moderator)
+    moderator.get_by_label("Approve and publish").check()
+    moderator.get_by_role("button", name="Continue").click()
+    expect(moderator.get_by_role("heading", level=1)).to_have_text("Check before you publish")
     moderator.get_by_role("button", name="Approve and publish").click()
     expect(moderator.get_by_text(f"Approved and published: {title}")).to_be_visible()
     assert_accessible(moderator)

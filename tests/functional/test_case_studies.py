@@ -24,6 +24,7 @@ from ..writing import (
     decide,
     only_case_study,
     post_case_study,
+    seen_on,
     states,
     submitted,
     theme_ids,
@@ -256,16 +257,16 @@ def test_the_second_of_two_moderators_is_told_who_decided_first(
     app, author, moderator, second_moderator
 ):
     case_id, revision_id = submitted(app, author)
-    first_page = moderator.get("/moderation").get_data(as_text=True)
-    second_page = second_moderator.get("/moderation").get_data(as_text=True)
-    moderator.post(
-        f"/moderation/{revision_id}/decide",
-        data={"decision": "approve", "csrf_token": csrf_from(first_page)},
-    )
+    second_page = second_moderator.get(f"/moderation/{revision_id}").get_data(as_text=True)
+    assert decide(moderator, revision_id, "approve").status_code == 303
     late = second_moderator.post(
-        f"/moderation/{revision_id}/decide",
-        headers={"HX-Request": "true"},
-        data={"decision": "reject", "comment": "No", "csrf_token": csrf_from(second_page)},
+        f"/moderation/{revision_id}",
+        data={
+            "decision": "reject",
+            "comment": "No",
+            "seen": seen_on(second_page),
+            "csrf_token": csrf_from(second_page),
+        },
     )
     assert late.status_code == 400
     assert "already approved by Mo Derator" in late.get_data(as_text=True)
@@ -282,19 +283,12 @@ def test_the_second_of_two_moderators_is_told_who_decided_first(
 def test_contributors_cannot_decide(app, author, colleague):
     _, revision_id = submitted(app, author)
     token = csrf_from(colleague.get("/").get_data(as_text=True))
-    response = colleague.post(
-        f"/moderation/{revision_id}/decide", data={"decision": "approve", "csrf_token": token}
-    )
-    assert response.status_code == 403
-
-
-def test_decisions_from_the_queue_swap_only_that_item(app, author, moderator):
-    _, revision_id = submitted(app, author)
-    response = decide(moderator, revision_id, "approve", htmx=True)
-    fragment = response.get_data(as_text=True)
-    assert response.status_code == 200
-    assert "<html" not in fragment and f'id="queue-item-{revision_id}"' in fragment
-    assert "Approved and published" in fragment
+    for path, data in (
+        (f"/moderation/{revision_id}", {"decision": "changes", "comment": "No"}),
+        (f"/moderation/{revision_id}/approve", {}),
+    ):
+        response = colleague.post(path, data={**data, "csrf_token": token})
+        assert response.status_code == 403
 
 
 def test_the_author_can_withdraw_but_no_one_else(app, author, colleague):
@@ -579,7 +573,7 @@ def test_deciding_on_a_draft_says_it_is_not_waiting(app, author, moderator):
     post_case_study(author, complete(app), action="save")
     with app.app_context():
         revision_id = db.session.scalar(select(Revision.id))
-    response = decide(moderator, revision_id, "approve", htmx=True)
+    response = decide(moderator, revision_id, "approve")
     assert "not waiting for a decision" in response.get_data(as_text=True)
 
 

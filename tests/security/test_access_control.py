@@ -26,7 +26,7 @@ from portal.models import (
 
 from ..conftest import Auth, csrf_from
 from ..records import pdf_attachment
-from ..writing import complete, post_case_study
+from ..writing import complete, post_case_study, seen_on
 
 
 @pytest.fixture
@@ -130,7 +130,13 @@ WRITES = [
     ("colleague", "/case-studies/{draft}/edit", {"title": "Taken over", "action": "save"}, {404}),
     ("colleague", "/case-studies/{waiting}/withdraw", {}, {404}),
     ("colleague", "/case-studies/{live}/archive", {}, {303}),  # back, with a message why
-    ("colleague", "/moderation/{waiting_revision}/decide", {"decision": "approve"}, {403}),
+    (
+        "colleague",
+        "/moderation/{waiting_revision}",
+        {"decision": "reject", "comment": "x"},
+        {403},
+    ),
+    ("colleague", "/moderation/{waiting_revision}/approve", {}, {403}),
     ("colleague", "/admin/users/{author}/role", {"role": "admin"}, {403}),
     ("colleague", "/admin/users/{author}/status", {"status": "disabled"}, {403}),
     (
@@ -142,10 +148,11 @@ WRITES = [
     ("colleague", "/case-studies/{live}/adoptions/{adoption}/remove", {}, {403, 404}),
     (
         "moderator-without-mfa",
-        "/moderation/{waiting_revision}/decide",
-        {"decision": "approve"},
+        "/moderation/{waiting_revision}",
+        {"decision": "reject", "comment": "x"},
         {302, 403},
     ),
+    ("moderator-without-mfa", "/moderation/{waiting_revision}/approve", {}, {302, 403}),
     ("moderator", "/admin/users/{author}/role", {"role": "admin"}, {403}),
     (
         "moderator",
@@ -212,10 +219,10 @@ def test_a_moderator_cannot_approve_their_own_submission(app, moderator):
         revision = db.session.scalar(select(Revision).where(Revision.title == "My own"))
         revision_id = revision.id
     before = state(app)
-    page = moderator.get("/moderation").get_data(as_text=True)
+    page = moderator.get(f"/moderation/{revision_id}").get_data(as_text=True)
     response = moderator.post(
-        f"/moderation/{revision_id}/decide",
-        data={"decision": "approve", "csrf_token": csrf_from(page)},
+        f"/moderation/{revision_id}/approve",
+        data={"seen": seen_on(page), "csrf_token": csrf_from(page)},
     )
     assert response.status_code in (400, 403)
     assert state(app) == before
