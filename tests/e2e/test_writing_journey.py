@@ -149,7 +149,7 @@ def submitted_by(live_app, email: str, title: str) -> int:
                 event_date=date(2025, 9, 6),
                 outcomes="61 people walked home safely in the first month.",
                 evidence=Evidence.PROMISING,
-                contact_name="Robin Ellis",
+                contact_name=author.name,
                 contact_email=email,
             ),
             submit=True,
