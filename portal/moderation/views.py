@@ -52,7 +52,9 @@ def _revision_or_404(revision_id: int) -> Revision:
 
 
 def _seen() -> str:
-    return request.values.get("seen", "", type=str)[:40]
+    """The submission the moderator read: the form's field on a POST, the query's on a GET."""
+    source = request.form if request.method == "POST" else request.args
+    return source.get("seen", "", type=str)[:40]
 
 
 @bp.route("/<id:revision_id>", methods=["GET", "POST"])
