@@ -34,9 +34,10 @@ def _account_page(**forms):
     forms.setdefault("disable_form", PasswordCheckForm())
     forms.setdefault("codes_form", PasswordCheckForm(prefix="codes"))
     failed = forms.pop("failed", None)
+    context = {"user": signed_in_user(), "admins": services.portal_admins(), **forms}
     if failed is not None:
-        return render_form("account/index.html", failed, user=signed_in_user(), **forms)
-    return render_template("account/index.html", user=signed_in_user(), **forms)
+        return render_form("account/index.html", failed, **context)
+    return render_template("account/index.html", **context)
 
 
 @bp.get("")

@@ -1,13 +1,31 @@
 """Forms for accounts. Passwords are never stripped or changed: they are used as typed."""
 
 from flask_wtf import FlaskForm
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 from wtforms import EmailField, PasswordField, StringField, ValidationError
 from wtforms.validators import DataRequired, Length
 
 from ..core.text import EMAIL_MAX, looks_like_email
+from ..extensions import db
+from ..models import Force
 from ..reference import find_force
 from ..web.forms import stripped
 from .passwords import password_problem
+
+
+def force_choices() -> list[tuple[str, str]]:
+    """Return each force once, as (name, its aliases), for the force field's suggestions.
+
+    One suggestion a force: its name is what goes in the field, and its aliases are the
+    suggestion's label, so typing "Northants" or "the Met" still finds it. Whatever alias
+    is typed and sent as it is, the server resolves (validate_force_name, find_force).
+    """
+    forces = db.session.scalars(select(Force).options(selectinload(Force.aliases)))
+    return sorted(
+        ((force.name, ", ".join(a.alias for a in force.aliases)) for force in forces),
+        key=lambda choice: choice[0].casefold(),
+    )
 
 
 def validate_force_name(name: str | None) -> None:

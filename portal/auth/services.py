@@ -7,6 +7,7 @@ event, and sends any email only after the commit.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
@@ -48,8 +49,35 @@ def email_domain_problem(email: str) -> str | None:
 
 def _mail(user: User | str, template: str, subject: str, **context) -> None:
     to = user.email if isinstance(user, User) else user
-    body = render_template(f"mail/{template}.txt", user=user, **context)
+    name = greeting_name(user) if isinstance(user, User) else None
+    body = render_template(f"mail/{template}.txt", user=user, name=name, **context)
     send_mail(to, subject, body)
+
+
+_NAME_SHAPE = re.compile(r"[^\W\d_]+(?:[ .'’-]+[^\W\d_]+)*\.?")
+
+
+def _letters(text: str) -> str:
+    plain = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in plain if "a" <= ch <= "z")
+
+
+def greeting_name(user: User) -> str | None:
+    """Return the name to greet the owner of `user`'s address by in an email, or None.
+
+    A confirmed account's name is its owner's. An unconfirmed account's name is whatever
+    its registrant typed, and the registrant may not own the address: putting that name in
+    a mail would let anyone write to any police mailbox in the portal's voice. So it is used
+    only when it spells the address's own name ("Riley Ward" for riley.ward@...): then it
+    says nothing the address does not say already.
+    """
+    if user.status != UserStatus.PENDING:
+        return user.name
+    typed = " ".join(user.name.split())
+    local = user.email.partition("@")[0]
+    if not _NAME_SHAPE.fullmatch(typed) or not _letters(typed):
+        return None
+    return typed if _letters(typed) == _letters(local) else None
 
 
 def resolve_force(name: str) -> Force:
@@ -397,6 +425,18 @@ def _set_password(user: User, password: str) -> None:
 
 
 # Profile and second factor
+
+
+def portal_admins(limit: int = 5) -> list[User]:
+    """Return active admins by name: whom people ask to change what only admins change."""
+    return list(
+        db.session.scalars(
+            select(User)
+            .where(User.role == Role.ADMIN, User.status == UserStatus.ACTIVE)
+            .order_by(User.name, User.id)
+            .limit(limit)
+        )
+    )
 
 
 def update_profile(

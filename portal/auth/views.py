@@ -10,7 +10,6 @@ from flask_login import current_user
 
 from ..extensions import limiter
 from ..models import UserStatus
-from ..reference import force_names_and_aliases
 from ..web import attempts
 from ..web.attempts import AttemptLimit
 from ..web.deferred import after_response
@@ -24,6 +23,7 @@ from .forms import (
     LoginForm,
     NewPasswordForm,
     RegisterForm,
+    force_choices,
 )
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -129,7 +129,7 @@ def register():
     if step.done:
         session["check_email"] = "registered"
         return redirect(url_for(".check_email"), code=303)
-    return render_form("auth/register.html", form, forces=force_names_and_aliases())
+    return render_form("auth/register.html", form, forces=force_choices())
 
 
 @bp.get("/check-email")
@@ -142,7 +142,8 @@ def check_email():
 @bp.route("/confirm/<token>", methods=["GET", "POST"])
 @limiter.limit("10 per 15 minutes", methods=["POST"])
 def confirm(token: str):
-    """Confirm the email with the password chosen at registration (a button, not the link).
+    """Confirm the email with the password chosen at registration (a button, not the link),
+    and sign in.
 
     Mail scanners follow links but never fill in forms, and asking for the password means
     a link sent for somebody else's registration of your address confirms nothing.
@@ -159,9 +160,24 @@ def confirm(token: str):
     except tokens.TokenInvalid as error:
         return _link_invalid(str(error), "confirm")
     if step.done:
-        flash("Your email address is confirmed. You can now sign in.", "success")
-        return redirect(url_for(".login"), code=303)
+        return _signed_in_after_confirming(step.value)
     return render_form("auth/confirm.html", form, email=user.email)
+
+
+def _signed_in_after_confirming(user):
+    """Sign in whoever just confirmed (they gave the link and the password): on a fresh
+    session, as signing in does, and through the second factor when the account has one."""
+    if user.mfa_enabled:
+        sessions.begin_second_factor(user, None)
+        flash(
+            "Your email address is confirmed. Enter a code from your authenticator app to sign in.",
+            "success",
+        )
+        return redirect(url_for(".second_factor"), code=303)
+    sessions.start_session(user)
+    services.record_sign_in(user, method="email_confirmation")
+    flash("Your email address is confirmed and you are signed in.", "success")
+    return redirect(url_for("library.home"), code=303)
 
 
 def _link_invalid(reason: str, purpose: str):
@@ -228,5 +244,5 @@ def reset_password(token: str):
         form,
         email=user.email,
         pending=pending,
-        forces=force_names_and_aliases() if pending else (),
+        forces=force_choices() if pending else (),
     )
