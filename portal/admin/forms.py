@@ -1,7 +1,7 @@
 """Forms for the admin pages."""
 
 from flask_wtf import FlaskForm
-from wtforms import SelectChoice, SelectField, StringField
+from wtforms import Form, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired
 
 from ..models import Role, UserStatus
@@ -43,3 +43,21 @@ class SynonymForm(FlaskForm):
     expansion = StringField(
         "What it stands for", validators=[DataRequired("Enter the words it stands for")]
     )
+
+
+class AuditFilterForm(Form):
+    """The audit log's filters: a GET form (no CSRF: it changes nothing), read by
+    admin.audit_log.read_filters, which refuses every bad value next to its field."""
+
+    event = StringField("Event")
+    person = StringField("Person")
+    start_day = StringField("Day")
+    start_month = StringField("Month")
+    start_year = StringField("Year")
+    end_day = StringField("Day")
+    end_month = StringField("Month")
+    end_year = StringField("Year")
+
+    def query_args(self) -> dict[str, str]:
+        """The filters as typed, for links to other pages of the same log."""
+        return {f.name: f.data.strip() for f in self if isinstance(f.data, str) and f.data.strip()}

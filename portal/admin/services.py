@@ -3,18 +3,34 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from flask import current_app, render_template
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from .. import audit
 from ..auth.services import resolve_force
 from ..core.errors import FieldErrors
+from ..core.links import external_url
 from ..core.text import is_clean_text
 from ..extensions import db
-from ..models import AuditEvent, Role, Synonym, User, UserStatus, utcnow
+from ..mail import send_mail
+from ..models import Revision, RevisionState, Role, Synonym, User, UserStatus, utcnow
 from ..pagination import Page, like_pattern, paginate
+
+
+def overview() -> dict[str, int]:
+    """Return what waits for admins: accounts to confirm, case studies to moderate."""
+    pending = select(func.count()).select_from(User).where(User.status == UserStatus.PENDING)
+    waiting = (
+        select(func.count()).select_from(Revision).where(Revision.state == RevisionState.SUBMITTED)
+    )
+    return {
+        "pending_accounts": db.session.scalar(pending) or 0,
+        "waiting_case_studies": db.session.scalar(waiting) or 0,
+    }
 
 
 def search_users(text: str = "", page: int = 1, per_page: int = 25) -> Page:
@@ -32,14 +48,6 @@ def search_users(text: str = "", page: int = 1, per_page: int = 25) -> Page:
                 func.lower(User.email).like(pattern, escape="\\"),
             )
         )
-    return paginate(query, page, per_page)
-
-
-def audit_log(page: int = 1, per_page: int = 50) -> Page:
-    """Return the audit log, newest first."""
-    query = (
-        select(AuditEvent).options(selectinload(AuditEvent.actor)).order_by(AuditEvent.id.desc())
-    )
     return paginate(query, page, per_page)
 
 
@@ -75,14 +83,50 @@ def set_status(admin: User, user: User, status: UserStatus) -> None:
     db.session.commit()
 
 
-def set_role(admin: User, user: User, role: Role) -> None:
-    """Change an account's role; an admin cannot demote themselves."""
+@dataclass(frozen=True)
+class RoleChange:
+    """What saving a role did: whether it changed, and whether its owner was emailed."""
+
+    changed: bool
+    emailed: bool = False
+
+
+ROLE_SUBJECTS = {
+    Role.CONTRIBUTOR: "Your role on the {site} is now contributor",
+    Role.MODERATOR: "You are now a moderator on the {site}",
+    Role.ADMIN: "You are now an admin on the {site}",
+}
+
+
+def set_role(admin: User, user: User, role: Role) -> RoleChange:
+    """Change an account's role and email its owner; an admin cannot demote themselves.
+
+    The change and its audit event are one transaction, made by one conditional UPDATE:
+    two admins saving the same change at once change it, and email, once; saving the
+    role the account already has changes nothing and sends nothing. The email goes only
+    after the commit, and only to an active account (a pending account's name is what
+    its registrant typed, and a disabled account cannot sign in to use the role).
+    """
     if user.id == admin.id and role != Role.ADMIN:
         raise FieldErrors({"role": "You cannot remove your own admin role"})
-    if role == user.role:
-        return
     before = user.role
-    user.role = role
+    if role == before:
+        return RoleChange(changed=False)
+    changed = db.session.execute(
+        update(User)
+        .where(User.id == user.id, User.role == before)
+        .values(role=role)
+        .returning(User.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if changed is None:  # another admin changed it a moment ago
+        db.session.rollback()
+        db.session.refresh(user)
+        if user.role == role:
+            return RoleChange(changed=False)
+        raise FieldErrors(
+            {"role": "Someone else changed this role a moment ago. Check it and try again"}
+        )
     audit.record(
         "admin.user_role_changed",
         actor=admin,
@@ -90,6 +134,36 @@ def set_role(admin: User, user: User, role: Role) -> None:
         detail={"from": before.value, "to": role.value},
     )
     db.session.commit()
+    db.session.refresh(user)
+    if user.status != UserStatus.ACTIVE:
+        return RoleChange(changed=True)
+    return RoleChange(changed=True, emailed=_tell_role_changed(admin, user, before))
+
+
+def _tell_role_changed(admin: User, user: User, before: Role) -> bool:
+    """Email the person what they can now do, with a link; a failure is logged, not raised."""
+    links = {
+        Role.CONTRIBUTOR: external_url("library.home"),
+        Role.MODERATOR: external_url("moderation.queue"),
+        Role.ADMIN: external_url("admin.index"),
+    }
+    setup_needed = user.needs_mfa and not user.mfa_enabled
+    body = render_template(
+        "mail/role_changed.txt",
+        user=user,
+        admin=admin,
+        role=user.role.value,
+        before=before.value,
+        link=links[user.role],
+        mfa_link=external_url("account.mfa_setup") if setup_needed else None,
+    )
+    subject = ROLE_SUBJECTS[user.role].format(site=current_app.config["SITE_NAME"])
+    try:
+        send_mail(user.email, subject, body, reply_to=admin.email)
+    except Exception:  # noqa: BLE001 - the change is committed; a mail server's failure is logged
+        current_app.logger.exception("could not send %r", subject)
+        return False
+    return True
 
 
 def set_force(admin: User, user: User, force_name: str) -> None:

@@ -1,18 +1,29 @@
-"""Admin pages: find users and change their status, role and force; read the audit log."""
+"""Admin pages: the landing page; find users and change their status, role and force;
+synonyms; the audit log with its filters."""
 
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from ..auth.forms import force_choices
 from ..auth.permissions import require_role
+from ..core.errors import FieldErrors
 from ..core.text import clean_query
 from ..extensions import db
 from ..models import Role, Synonym, User, UserStatus
-from ..reference import force_names_and_aliases
-from ..web.forms import carry_out, render_form
+from ..web.forms import add_errors, carry_out, render_form
+from ..web.people import signed_in_user
+from . import audit_log as log
 from . import services
-from .forms import ConfirmUserForm, ForceForm, RoleForm, StatusForm, SynonymForm
+from .forms import (
+    AuditFilterForm,
+    ConfirmUserForm,
+    ForceForm,
+    RoleForm,
+    StatusForm,
+    SynonymForm,
+)
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.before_request(require_role(Role.ADMIN))
@@ -20,7 +31,8 @@ bp.before_request(require_role(Role.ADMIN))
 
 @bp.get("")
 def index():
-    return redirect(url_for(".users"))
+    """The admin pages in one place, with what is waiting for an admin."""
+    return render_template("admin/index.html", waiting=services.overview())
 
 
 @bp.get("/users")
@@ -52,7 +64,7 @@ def _forms(user: User, **replace):
 
 
 def _user_page(user: User, failed=None, **replace):
-    context = {"user": user, "forces": force_names_and_aliases(), **_forms(user, **replace)}
+    context = {"user": user, "forces": force_choices(), **_forms(user, **replace)}
     if failed is not None:
         return render_form("admin/user.html", failed, **context)
     return render_template("admin/user.html", **context)
@@ -71,17 +83,31 @@ def _apply(user: User, form, form_name: str, change, message: str):
     return _user_page(user, failed=form, **{form_name: form})
 
 
+def _a(role: Role) -> str:
+    return ("an " if role == Role.ADMIN else "a ") + role.value
+
+
 @bp.post("/users/<id:user_id>/role")
 def change_role(user_id: int):
+    """Change a role; its owner is emailed what they can now do (once, on a real change)."""
     user = _user_or_404(user_id)
     form = RoleForm()
-    return _apply(
-        user,
-        form,
-        "role_form",
-        lambda: services.set_role(current_user, user, Role(form.role.data)),
-        "Role changed.",
-    )
+    step = carry_out(form, lambda: services.set_role(signed_in_user(), user, Role(form.role.data)))
+    if not step.done:
+        return _user_page(user, failed=form, role_form=form)
+    change, role = step.value, _a(user.role)
+    if not change.changed:
+        flash(f"{user.name} is already {role}: nothing changed.", "info")
+    elif change.emailed:
+        flash(f"{user.name} is now {role}. We have emailed them to say so.", "success")
+    elif user.status != UserStatus.ACTIVE:
+        flash(f"{user.name} is now {role}. They were not emailed: the account is not active.")
+    else:
+        flash(
+            f"{user.name} is now {role}, but the email telling them could not be sent. "
+            "Tell them yourself.",
+        )
+    return redirect(url_for(".user", user_id=user.id), code=303)
 
 
 @bp.post("/users/<id:user_id>/force")
@@ -125,9 +151,32 @@ def confirm(user_id: int):
 
 @bp.get("/audit")
 def audit_log():
-    """Show the audit log, newest first."""
-    page = services.audit_log(page=max(1, request.args.get("page", 1, type=int)))
-    return render_template("admin/audit.html", results=page)
+    """Show the audit log, newest first, narrowed by event, person and dates."""
+    form = AuditFilterForm(request.args)
+    form.validate()  # nothing to check here (read_filters does), but it readies the errors
+    choices = log.event_choices()
+    known = {code for _, group in choices for code, _ in group}
+    try:
+        filters = log.read_filters(
+            form.event.data,
+            form.person.data,
+            (form.start_day.data, form.start_month.data, form.start_year.data),
+            (form.end_day.data, form.end_month.data, form.end_year.data),
+            known,
+        )
+    except FieldErrors as refused:
+        add_errors(form, refused.errors)
+        return render_form("admin/audit.html", form, choices=choices, results=None, entries=[])
+    results = log.find(filters, page=request.args.get("page", 1, type=int))
+    return render_template(
+        "admin/audit.html",
+        form=form,
+        choices=choices,
+        filters=filters,
+        results=results,
+        entries=log.entries(results.items),
+        describe=log.describe,
+    )
 
 
 @bp.route("/synonyms", methods=["GET", "POST"])

@@ -19,6 +19,7 @@ PUBLIC_ENDPOINTS = {
     "auth.reset_request",
     "auth.reset_password",
     "health.healthz",
+    "health.status",
     "static",
 }
 #: Pages PORTAL_PUBLIC_LIBRARY=1 opens to anonymous readers.

@@ -297,8 +297,9 @@ def test_the_tables_are_labelled_regions_that_scroll_by_themselves(app, admin):
     assert 'scope="col"' in page and 'scope="row"' in page
 
 
-def test_the_users_page_links_to_the_insights(admin):
-    assert f'href="{PAGE}"' in admin.get("/admin/users").get_data(as_text=True)
+def test_the_admin_page_links_to_the_insights(admin):
+    # Since issue 15 the admin pages are linked from one page, /admin (not from /admin/users).
+    assert f'href="{PAGE}"' in admin.get("/admin").get_data(as_text=True)
 
 
 # Who may see it
