@@ -30,14 +30,25 @@ def link_sent_to(outbox: Path, to: str) -> str:
     raise AssertionError(f"no email to {to}")
 
 
-def sign_in_with_code(page, live_app, base_url, role: str) -> None:
-    account = next(a for a in DEMO_ACCOUNTS if a.role.value == role)
-    with live_app.app_context():  # let this test use the current code even if another just did
-        db.session.execute(
-            update(User).where(User.email == account.email).values(totp_last_step=None)
-        )
+def free_the_codes(live_app) -> None:
+    """Let the current TOTP code of the demo staff be used again (by this test or the next)."""
+    with live_app.app_context():
+        emails = [a.email for a in DEMO_ACCOUNTS if a.totp_secret]
+        db.session.execute(update(User).where(User.email.in_(emails)).values(totp_last_step=None))
         db.session.commit()
         db.session.remove()
+
+
+@pytest.fixture(autouse=True)
+def _codes_left_free(live_app):
+    """Other browser tests sign the demo staff in with the current code, without freeing it."""
+    yield
+    free_the_codes(live_app)
+
+
+def sign_in_with_code(page, live_app, base_url, role: str) -> None:
+    account = next(a for a in DEMO_ACCOUNTS if a.role.value == role)
+    free_the_codes(live_app)
     sign_in(page, base_url, account.email, account.password)
     page.get_by_label("Enter your security code").fill(pyotp.TOTP(account.totp_secret).now())
     page.get_by_role("button", name="Continue").click()
