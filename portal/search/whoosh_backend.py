@@ -24,6 +24,7 @@ from markupsafe import escape
 from whoosh import index
 from whoosh.columns import VarBytesColumn
 from whoosh.fields import COLUMN, DATETIME, ID, KEYWORD, NUMERIC, STORED, TEXT, Schema
+from whoosh.index import EmptyIndexError
 from whoosh.query import Or, Phrase, Term
 
 from . import failures, highlight
@@ -39,6 +40,7 @@ CACHED_QUERIES = 256
 CACHED_MATCHES = 4_000_000  # at most about 48 MB of cached matches per process
 MERGE_AFTER_SEGMENTS = 8
 WRITE_TIMEOUT = 30.0  # seconds a writer waits for another process's lock
+OPEN_ATTEMPTS = 3  # reads of the `current` link when a rebuild swaps it meanwhile
 PREFIX_SCANNED = 5_000  # indexed words read for one half-typed word, at most
 PREFIX_TERMS = 40  # of which the commonest are searched
 _ANALYSE = analyzer()
@@ -175,23 +177,36 @@ class WhooshBackend:
     def _current_searcher(self) -> tuple[Any, _SearcherState]:
         """Return this process's searcher and what it knows, reopened if the index changed."""
         with self._lock:
-            folder = self.current.resolve()
-            if self._opened is None or self._opened[0] != folder:
-                self._ix = index.open_dir(str(folder))  # reads the schema once per index
-            ix = self._ix
-            state = (folder, ix.latest_generation())
-            if self._searcher is None or self._opened != state:
-                old = self._searcher
-                self._searcher = ix.searcher()
-                self._opened = state
-                self._facets = _SearcherState(self._searcher, self._view(folder, self._searcher))
-                # A request on another thread may still be reading the old searcher: it is
-                # closed one reopen later, not now.
-                if self._retired is not None:
-                    self._retired.close()
-                self._retired = old
-            # Opened together with the searcher above: never None here.
-            return self._searcher, cast(_SearcherState, self._facets)
+            for attempt in range(OPEN_ATTEMPTS):
+                try:
+                    return self._open_current()
+                except (EmptyIndexError, OSError):
+                    # A rebuild swapped the link and removed the old folder between our
+                    # reading the link and opening what it named: read the link again.
+                    if attempt == OPEN_ATTEMPTS - 1:
+                        raise
+                    self._opened = None
+            raise AssertionError("unreachable")
+
+    def _open_current(self) -> tuple[Any, _SearcherState]:
+        """Open (or keep) the searcher of the folder `current` names; under the lock."""
+        folder = self.current.resolve()
+        if self._opened is None or self._opened[0] != folder:
+            self._ix = index.open_dir(str(folder))  # reads the schema once per index
+        ix = self._ix
+        state = (folder, ix.latest_generation())
+        if self._searcher is None or self._opened != state:
+            old = self._searcher
+            self._searcher = ix.searcher()
+            self._opened = state
+            self._facets = _SearcherState(self._searcher, self._view(folder, self._searcher))
+            # A request on another thread may still be reading the old searcher: it is
+            # closed one reopen later, not now.
+            if self._retired is not None:
+                self._retired.close()
+            self._retired = old
+        # Opened together with the searcher above: never None here.
+        return self._searcher, cast(_SearcherState, self._facets)
 
     def _view(self, folder: Path, searcher: Any) -> View:
         """Line up the searcher's segments, reading only those not seen before."""

@@ -214,6 +214,8 @@ def test_without_javascript_the_library_is_a_form_with_results_first_on_a_phone(
     expect(page.locator(".portal-result-count")).to_contain_text("matching misogyny")
     assert page.locator("hx-partial").count() == 0
     expect(page.locator(".portal-filter-toggle")).to_be_hidden()
+    # The click only waits for the new page to start: measure once its styles have loaded.
+    page.wait_for_load_state("load")
     filters = page.locator("#library-filters").bounding_box()
     assert cards(page).first.bounding_box()["y"] < filters["y"]  # results before filters
     assert page.evaluate("document.documentElement.scrollWidth") <= 320
