@@ -8,12 +8,15 @@ after the commit sends its emails.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 from flask import current_app, render_template
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
 from .. import audit
 from ..core import rules
@@ -27,6 +30,7 @@ from ..mail import send_mail
 from ..models import (
     WORKING_STATES,
     Attachment,
+    AuditEvent,
     CaseStudy,
     ModerationAction,
     ModerationEvent,
@@ -50,6 +54,20 @@ class NotFound(Exception):
 
 class NotAllowed(Exception):
     """The user may see the object but not do this to it; the message says why."""
+
+
+class DraftDeleted(NotFound):
+    """The draft was deleted (in another window) while this request was writing to it."""
+
+
+class AlreadySubmitted(NotAllowed):
+    """The draft was submitted (a double click, another window) while this request wrote."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This case study has already been sent to the moderators: "
+            "it was submitted in another window or by a second click."
+        )
 
 
 class AlreadyDecided(Exception):
@@ -201,10 +219,98 @@ def save(
     submit: bool = False,
     checklist: bool = False,
 ) -> CaseStudy:
-    """Save the author's work as a draft, and submit it when asked: one transaction."""
+    """Save the author's work as a draft, and submit it when asked: one transaction.
+
+    Raises AlreadySubmitted when another request submitted the draft first (nothing of
+    this one is written, no email is sent) and DraftDeleted when it was deleted meanwhile.
+    """
     problems = content_problems(content)
     if problems:
         raise FieldErrors(problems)
+    with _unless_deleted(case_study):
+        return _save(
+            author,
+            case_study,
+            content,
+            attachments=attachments,
+            remove_attachment_ids=remove_attachment_ids,
+            submit=submit,
+            checklist=checklist,
+        )
+
+
+@contextmanager
+def _unless_deleted(case_study: CaseStudy | None) -> Iterator[None]:
+    """Turn the errors of writing to a draft deleted meanwhile into DraftDeleted.
+
+    A delete that commits between this request's reads and its flush leaves the UPDATE
+    matching no row (StaleDataError), a new file or theme pointing at no revision
+    (IntegrityError), or the objects gone (ObjectDeletedError).
+    """
+    case_study_id = case_study.id if case_study is not None else None
+    try:
+        yield
+    except (StaleDataError, IntegrityError, ObjectDeletedError):
+        db.session.rollback()
+        if case_study_id is not None and _gone(case_study_id):
+            raise DraftDeleted from None
+        raise
+
+
+def _gone(case_study_id: int) -> bool:
+    return db.session.scalar(select(CaseStudy.id).where(CaseStudy.id == case_study_id)) is None
+
+
+def deleted_by(user: User, case_study_id: int) -> bool:
+    """Whether this user deleted the case study with this number (their audit log says so)."""
+    return (
+        db.session.scalar(
+            select(AuditEvent.id).where(
+                AuditEvent.action == "case_study.deleted",
+                AuditEvent.actor_id == user.id,
+                AuditEvent.target_type == CaseStudy.__tablename__,
+                AuditEvent.target_id == case_study_id,
+            )
+        )
+        is not None
+    )
+
+
+def _new_files(revision: Revision, attachments: Sequence[Attachment]) -> list[Attachment]:
+    """Leave out a file already attached (same name, same bytes): a resent form adds none."""
+    have = {(a.filename, a.sha256) for a in revision.attachments}
+    fresh = []
+    for attachment in attachments:
+        if (attachment.filename, attachment.sha256) not in have:
+            have.add((attachment.filename, attachment.sha256))
+            fresh.append(attachment)
+    return fresh
+
+
+def _still_a_draft(revision: Revision) -> None:
+    """Hold the revision as a draft until commit; refuse if it was submitted or deleted.
+
+    A conditional UPDATE (DRAFT to DRAFT): of a save and a submission racing, the save
+    cannot write content into a revision the moderators already have.
+    """
+    case_study_id = revision.case_study_id
+    if not _move(revision, RevisionState.DRAFT, RevisionState.DRAFT):
+        db.session.rollback()
+        if _gone(case_study_id):
+            raise DraftDeleted
+        raise AlreadySubmitted
+
+
+def _save(
+    author: User,
+    case_study: CaseStudy | None,
+    content: Content,
+    *,
+    attachments: Sequence[Attachment],
+    remove_attachment_ids: Sequence[int],
+    submit: bool,
+    checklist: bool,
+) -> CaseStudy:
     copies: dict[int, Attachment] = {}
     case_study, revision, copies = _draft_to_write(author, case_study, content.title)
     _apply(revision, content)
@@ -215,7 +321,7 @@ def save(
         for a in revision.attachments
         if not (a.id is not None and a.id in removing) and not any(a is d for d in dropped)
     ]
-    revision.attachments = keep + list(attachments)
+    revision.attachments = keep + _new_files(revision, attachments)
     most = current_app.config["ATTACHMENT_MAX_COUNT"]
     if len(revision.attachments) > most:
         db.session.rollback()
@@ -231,6 +337,7 @@ def save(
         _submit(author, revision)
     else:
         db.session.flush()
+        _still_a_draft(revision)
         audit.record("case_study.saved", actor=author, target=case_study)
     db.session.commit()
     if problems:
@@ -272,20 +379,22 @@ def keep_files(
     transaction, so the author need not choose them again. A new case study gets an
     untitled draft to hold them.
     """
-    case_study, revision, _ = _draft_to_write(author, case_study, "")
-    revision.attachments = [*revision.attachments, *attachments]
-    most = current_app.config["ATTACHMENT_MAX_COUNT"]
-    if len(revision.attachments) > most:
-        db.session.rollback()
-        raise FieldErrors({"attachments": f"A case study can have at most {most} attachments"})
-    db.session.flush()
-    audit.record(
-        "case_study.saved",
-        actor=author,
-        target=case_study,
-        detail={"files_kept": len(attachments)},
-    )
-    db.session.commit()
+    with _unless_deleted(case_study):
+        case_study, revision, _ = _draft_to_write(author, case_study, "")
+        revision.attachments = [*revision.attachments, *_new_files(revision, attachments)]
+        most = current_app.config["ATTACHMENT_MAX_COUNT"]
+        if len(revision.attachments) > most:
+            db.session.rollback()
+            raise FieldErrors({"attachments": f"A case study can have at most {most} attachments"})
+        db.session.flush()
+        _still_a_draft(revision)
+        audit.record(
+            "case_study.saved",
+            actor=author,
+            target=case_study,
+            detail={"files_kept": len(attachments)},
+        )
+        db.session.commit()
     return case_study
 
 
@@ -435,11 +544,24 @@ def changes_for_review(case_study: CaseStudy) -> dict[str, list]:
 
 
 def _submit(author: User, revision: Revision) -> None:
+    """Move the draft to SUBMITTED with a conditional UPDATE: of requests racing, one wins.
+
+    The losers roll back everything they wrote and send no email.
+    """
     now = utcnow()
-    revision.state = RevisionState.SUBMITTED
-    revision.submitted_at = now
-    revision.checklist_confirmed_at = now
-    db.session.flush()
+    db.session.flush()  # a new case study gets its number
+    case_study_id = revision.case_study_id
+    if not _move(
+        revision,
+        RevisionState.DRAFT,
+        RevisionState.SUBMITTED,
+        submitted_at=now,
+        checklist_confirmed_at=now,
+    ):
+        db.session.rollback()
+        if _gone(case_study_id):
+            raise DraftDeleted
+        raise AlreadySubmitted
     _event(
         revision,
         author,

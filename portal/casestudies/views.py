@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -14,6 +15,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_login import current_user
@@ -86,8 +88,46 @@ def mine():
     )
 
 
-def _form_page(form, case_study, revision, *, preview=None, notice=None, removing=()):
-    return render_form(
+#: The session's memory of the drafts /case-studies/new made: {form token: case study id}.
+NEW_DRAFTS = "new_drafts"
+#: How many such drafts a session remembers (the latest).
+NEW_DRAFTS_KEPT = 5
+DRAFT_TOKEN = re.compile(r"[A-Za-z0-9_-]{22,43}")
+
+DELETED_NOTICE = (
+    "This draft was deleted, in another window or tab, so your changes could not be saved "
+    "to it. What you typed is below: save it to start a new draft (choose any files again)."
+)
+
+
+def _draft_token() -> str:
+    """The one-time token of a /new form: the posted one, or a fresh one for a new form."""
+    posted = request.form.get("draft_token", "")
+    return posted if DRAFT_TOKEN.fullmatch(posted) else secrets.token_urlsafe(18)
+
+
+def _remember_new(case_study: CaseStudy) -> None:
+    """Remember the draft this /new form made, so the same form sent again goes to it."""
+    token = request.form.get("draft_token", "")
+    if not DRAFT_TOKEN.fullmatch(token):
+        return
+    made = dict(session.get(NEW_DRAFTS) or {})
+    made.pop(token, None)
+    made[token] = case_study.id
+    session[NEW_DRAFTS] = dict(list(made.items())[-NEW_DRAFTS_KEPT:])
+
+
+def _made_by_this_form() -> int | None:
+    """The draft an earlier send of this very /new form made, if it still exists."""
+    made = session.get(NEW_DRAFTS) or {}
+    case_study_id = made.get(request.form.get("draft_token", ""))
+    if not isinstance(case_study_id, int) or db.session.get(CaseStudy, case_study_id) is None:
+        return None
+    return case_study_id
+
+
+def _form_page(form, case_study, revision, *, preview=None, notice=None, removing=(), status=None):
+    page, answer = render_form(
         "casestudies/form.html",
         form,
         case_study=case_study,
@@ -98,7 +138,20 @@ def _form_page(form, case_study, revision, *, preview=None, notice=None, removin
         preview=preview,
         notice=notice,
         removing=set(removing),
+        draft_token=_draft_token() if case_study is None else None,
     )
+    return page, status or answer
+
+
+def _new_form() -> CaseStudyForm:
+    form = CaseStudyForm()
+    form.set_theme_choices(db.session.scalars(select(Theme).order_by(Theme.position)))
+    return form
+
+
+def _deleted_page(form):
+    """The draft is gone: 404, with what was typed in a form that starts a new draft."""
+    return _form_page(form, None, None, notice=DELETED_NOTICE, status=404)
 
 
 #: Where a service's field name shows on the form, when the form names it differently.
@@ -128,13 +181,18 @@ def _add_refused(form, refused: list[str]) -> None:
     form.attachments.errors = [*form.attachments.errors, *refused]
 
 
-def _kept_note(files_kept) -> str:
+def _kept_note(files_kept, *, new_draft: bool = False) -> str:
     names = ", ".join(a.filename for a in files_kept)
     one = len(files_kept) == 1
+    where = (
+        f"We saved a draft to keep your {'file' if one else 'files'}: "
+        f"{'it is' if one else 'they are'} attached to it, and this form now saves to that draft."
+        if new_draft
+        else f"{'It is' if one else 'They are'} attached to your draft."
+    )
     return (
-        f"We kept {'the file' if one else 'the files'} you chose ({names}): "
-        f"{'it is' if one else 'they are'} attached to your draft. Your other changes are "
-        "not saved yet: fix the problems below, then save or submit again."
+        f"We kept {'the file' if one else 'the files'} you chose ({names}). {where} "
+        "Your other changes are not saved yet: fix the problems below, then save or submit again."
     )
 
 
@@ -144,8 +202,7 @@ def _write(case_study: CaseStudy | None):
     revision = None
     if case_study is not None:
         revision = services.working(case_study) or services.published(case_study)
-    form = CaseStudyForm()
-    form.set_theme_choices(db.session.scalars(select(Theme).order_by(Theme.position)))
+    form = _new_form()
     if request.method == "GET":
         if revision is not None:
             form.fill(services.Content.of(revision))
@@ -172,6 +229,7 @@ def _write(case_study: CaseStudy | None):
     accepted, refused = files.read_uploads(form.attachments.data or [], len(keeping))
     if not valid:
         return _refused_form(form, user, case_study, revision, submit, accepted, refused, removing)
+    case_study_id = case_study.id if case_study is not None else None
     try:
         saved = services.save(
             user,
@@ -183,6 +241,8 @@ def _write(case_study: CaseStudy | None):
             checklist=form.checklist_ticked,
         )
     except services.SubmitRefused as refusal:
+        if case_study is None:
+            _remember_new(refusal.case_study)
         _add_service_errors(form, refusal.errors)
         notice = "Your draft has been saved. Fix the problems below to submit it."
         return _form_page(
@@ -191,6 +251,11 @@ def _write(case_study: CaseStudy | None):
     except FieldErrors as failure:  # e.g. too many attachments in the end
         _add_service_errors(form, failure.errors)
         return _form_page(form, case_study, revision, removing=removing)
+    except services.DraftDeleted:
+        return _deleted_page(form)
+    except services.AlreadySubmitted as error:  # a second click, another window: sent once
+        flash(str(error))
+        return redirect(url_for(".show", case_study_id=case_study_id), code=303)
     except services.NotAllowed as error:
         flash(str(error))
         return redirect(_page_of(case_study, ".show"), code=303)
@@ -198,7 +263,12 @@ def _write(case_study: CaseStudy | None):
         # Two saves at once (a double click, two windows): the other one won.
         db.session.rollback()
         flash("This case study was changed in another window at the same time. Check it again.")
-        return redirect(_page_of(case_study, ".edit"), code=303)
+        return redirect(
+            url_for(".edit", case_study_id=case_study_id) if case_study_id else url_for(".mine"),
+            code=303,
+        )
+    if case_study is None:
+        _remember_new(saved)
     if refused:
         _add_refused(form, refused)
         if submit:
@@ -226,15 +296,20 @@ def _refused_form(form, user, case_study, revision, submit, accepted, refused, r
     _add_refused(form, refused)
     notice = None
     if accepted:
+        new_draft = case_study is None
         try:
             case_study = services.keep_files(user, case_study, accepted)
         except FieldErrors as failure:
             _add_service_errors(form, failure.errors)
+        except services.DraftDeleted:
+            return _deleted_page(form)
         except services.NotAllowed as error:
             form.form_errors.append(str(error))
         else:
+            if new_draft:
+                _remember_new(case_study)
             revision = services.working(case_study)
-            notice = _kept_note(accepted)
+            notice = _kept_note(accepted, new_draft=new_draft)
     return _form_page(form, case_study, revision, notice=notice, removing=removing)
 
 
@@ -247,20 +322,37 @@ def _page_of(case_study: CaseStudy | None, endpoint: str) -> str:
 
 @bp.route("/new", methods=["GET", "POST"])
 def new():
-    """Write a new case study."""
+    """Write a new case study.
+
+    The form carries a one-time token: once a send of it made a draft (to keep files, or
+    saved with problems left), sending it again (a refresh, a resend) writes to that draft.
+    """
+    if request.method == "POST":
+        made = _made_by_this_form()
+        if made is not None:
+            return edit(made)
     return _write(None)
 
 
 @bp.route("/<id:case_study_id>/edit", methods=["GET", "POST"])
 def edit(case_study_id: int):
     """Edit the draft, or start a new version of a published case study."""
-    case_study = case_study_or_404(case_study_id)
     user = signed_in_user()
+    try:
+        case_study = services.get_case_study(case_study_id)
+    except services.NotFound:
+        if request.method == "POST" and services.deleted_by(user, case_study_id):
+            # A page open since its draft was deleted: keep what was typed, say why.
+            return _deleted_page(_new_form())
+        abort(404)
     _visible_revision(case_study)  # 404 for those who may not see it at all
     if not services.editable_by(user, case_study):
         if services.is_author(user, case_study) and services.revision_in(
             case_study, RevisionState.SUBMITTED
         ):
+            if request.method == "POST" and request.form.get("action") == "submit":
+                flash(str(services.AlreadySubmitted()))
+                return redirect(url_for(".show", case_study_id=case_study.id), code=303)
             flash("Withdraw your case study from moderation before you change it.")
             return redirect(url_for(".show", case_study_id=case_study.id), code=303)
         abort(403)
@@ -308,7 +400,7 @@ def show(case_study_id: int, slug: str | None = None):
         )
     user = visitor()
     behind_the_scenes = services.may_see_unpublished(user, case_study)
-    return render_template(
+    page = render_template(
         "casestudies/show.html",
         case_study=case_study,
         revision=revision,
@@ -326,6 +418,11 @@ def show(case_study_id: int, slug: str | None = None):
         can_see_history=behind_the_scenes,
         action_form=ActionForm(),
     )
+    response = make_response(page)
+    # The "Library" breadcrumb is built from the Referer: a shared cache must not hand one
+    # reader's search back to another who came from elsewhere.
+    response.vary.add("Referer")
+    return response
 
 
 #: What a library address may hold, as library/query_string.py reads it.

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import email
 import html
+import io
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from portal.casestudies import services
 from portal.casestudies.attachments import human_size
@@ -528,3 +530,211 @@ def test_partner_suggestions_give_each_name_once_in_its_usual_spelling(app, auth
     datalist = page.split('<datalist id="partner-names">', 1)[1].split("</datalist>", 1)[0]
     names = [html.unescape(n) for n in re.findall(r'<option value="([^"]*)">', datalist)]
     assert names == ["Movember", "Rugby Club", "Women’s Aid"]
+
+
+# 6. Races and resends: one submission, one draft, no 500 for a deleted draft
+
+
+def signed_in_over_http(base: str, author) -> requests.Session:
+    http = requests.Session()
+    token = csrf_from(http.get(base + "/auth/login", timeout=60).text)
+    signed = http.post(
+        base + "/auth/login",
+        data={"email": author.user.email, "password": author.user.password, "csrf_token": token},
+        allow_redirects=False,
+        timeout=60,
+    )
+    assert signed.status_code == 303
+    return http
+
+
+def test_thirty_submits_at_once_submit_once_and_email_once(
+    app, author, moderator, second_moderator
+):
+    assert post_case_study(author, complete(app), action="save").status_code == 303
+    case_study_id = only_case_study(app).id
+    with served(app) as base:
+        http = signed_in_over_http(base, author)
+        page = http.get(f"{base}/case-studies/{case_study_id}/edit", timeout=60).text
+        form = {**complete(app), "csrf_token": csrf_from(page), "action": "submit"}
+        cookies = http.cookies.get_dict()
+        barrier = threading.Barrier(30)
+
+        def submit(_: int) -> requests.Response:
+            barrier.wait()
+            return requests.post(
+                f"{base}/case-studies/{case_study_id}/edit",
+                data=form,
+                cookies=cookies,
+                allow_redirects=False,
+                timeout=120,
+            )
+
+        with ThreadPoolExecutor(max_workers=30) as pool:
+            answers = list(pool.map(submit, range(30)))
+        # Those that came second are told so, on the page they are sent to (the message
+        # travels in the session cookie of their own answer).
+        second = next(a for a in answers if a.headers["Location"] != "/case-studies/mine")
+        told = requests.get(
+            base + second.headers["Location"],
+            cookies={**cookies, **second.cookies.get_dict()},
+            timeout=60,
+        )
+    assert {a.status_code for a in answers} == {303}
+    locations = sorted(a.headers["Location"] for a in answers)
+    assert locations.count("/case-studies/mine") == 1
+    assert locations.count(f"/case-studies/{case_study_id}") == 29
+    assert "already been sent to the moderators" in html.unescape(told.text)
+    assert states(app, case_study_id) == [RevisionState.SUBMITTED]
+    with app.app_context():
+        events = db.session.scalars(select(ModerationEvent.action)).all()
+        audited = db.session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "case_study.submitted")
+        )
+    assert [e.value for e in events] == ["submitted"]
+    assert audited == 1
+    sent = sorted((m["To"], m["Subject"]) for m in outbox(app))
+    assert sent == [
+        ("ali.khan@kent.police.uk", "Received: Walk and talk for Movember"),
+        ("mo.derator@npcc.police.uk", "To moderate: Walk and talk for Movember"),
+        ("sec.ond@npcc.police.uk", "To moderate: Walk and talk for Movember"),
+    ]
+
+
+def test_a_second_submission_after_the_first_is_told_and_sends_nothing(app, author, moderator):
+    case_study_id, _ = submitted(app, author)
+    before = len(outbox(app))
+    page = author.get("/case-studies/mine").get_data(as_text=True)
+    response = author.post(
+        f"/case-studies/{case_study_id}/edit",
+        data={**complete(app), "action": "submit", "csrf_token": csrf_from(page)},
+    )
+    assert response.status_code == 303
+    assert response.location.endswith(f"/case-studies/{case_study_id}")
+    shown = author.get(response.location, follow_redirects=True).get_data(as_text=True)
+    assert "already been sent to the moderators" in html.unescape(shown)
+    assert len(outbox(app)) == before
+
+
+def draft_token_of(page: str) -> str:
+    return re.search(r'name="draft_token" value="([^"]+)"', page).group(1)
+
+
+def test_sending_the_same_new_form_twice_keeps_the_files_in_one_draft(app, author):
+    page = author.get("/case-studies/new").get_data(as_text=True)
+    token, csrf = draft_token_of(page), csrf_from(page)
+    data = {**complete(app, contact_email="not an email"), "action": "save"}
+
+    def send():
+        return author.post(
+            "/case-studies/new",
+            data={
+                **data,
+                "csrf_token": csrf,
+                "draft_token": token,
+                "attachments": [(io.BytesIO(PNG), "chart.png")],
+            },
+            content_type="multipart/form-data",
+        )
+
+    first = html.unescape(send().get_data(as_text=True))
+    case_study_id = only_case_study(app).id
+    assert "We saved a draft to keep your file" in first
+    assert f'action="/case-studies/{case_study_id}/edit"' in first
+    assert 'name="draft_token"' not in first  # the form now writes to that draft
+    again = send()  # a refresh that sends the same form again
+    page = html.unescape(again.get_data(as_text=True))
+    assert again.status_code == 400 and 'value="not an email"' in page
+    assert f'action="/case-studies/{case_study_id}/edit"' in page
+    assert count(app, CaseStudy) == 1
+    assert files_of(app, case_study_id) == ["chart.png"]  # the same file is not added twice
+    # A new form (a new token) is a new case study.
+    fresh = draft_token_of(author.get("/case-studies/new").get_data(as_text=True))
+    assert fresh != token
+
+
+def test_sending_the_same_new_form_again_after_a_refused_submission_makes_no_new_draft(app, author):
+    page = author.get("/case-studies/new").get_data(as_text=True)
+    data = {
+        **complete(app, summary=""),
+        "action": "submit",
+        "csrf_token": csrf_from(page),
+        "draft_token": draft_token_of(page),
+    }
+    for _ in range(3):
+        response = author.post("/case-studies/new", data=data)
+        assert response.status_code == 400
+        assert "Your draft has been saved" in response.get_data(as_text=True)
+    assert count(app, CaseStudy) == 1
+
+
+def test_saving_a_draft_deleted_in_another_window_keeps_what_was_typed(app, author):
+    post_case_study(author, complete(app), action="save")
+    case_study_id = only_case_study(app).id
+    stale = author.get(f"/case-studies/{case_study_id}/edit").get_data(as_text=True)
+    token = csrf_from(author.get(f"/case-studies/{case_study_id}/delete").get_data(as_text=True))
+    author.post(f"/case-studies/{case_study_id}/delete", data={"csrf_token": token})
+    response = author.post(
+        f"/case-studies/{case_study_id}/edit",
+        data={
+            **complete(app, title="Typed after"),
+            "action": "save",
+            "csrf_token": csrf_from(stale),
+        },
+    )
+    page = html.unescape(response.get_data(as_text=True))
+    assert response.status_code == 404
+    assert "This draft was deleted" in page
+    assert 'value="Typed after"' in page and 'action="/case-studies/new"' in page
+    assert count(app, CaseStudy) == 0
+    # A number this person never had is a plain 404.
+    other = author.post(
+        "/case-studies/999999/edit", data={**complete(app), "csrf_token": csrf_from(stale)}
+    )
+    assert other.status_code == 404
+    assert "This draft was deleted" not in other.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("action", ["save", "submit"])
+def test_a_draft_deleted_while_its_save_is_under_way_answers_404_not_500(
+    app, author, monkeypatch, action
+):
+    post_case_study(author, complete(app), action="save")
+    case_study_id = only_case_study(app).id
+    apply = services._apply
+
+    def deleted_meanwhile(revision, content):
+        # Another request's delete commits between this save's reads and its writes.
+        with db.engine.begin() as other:
+            other.execute(delete(CaseStudy).where(CaseStudy.id == case_study_id))
+        apply(revision, content)
+
+    monkeypatch.setattr(services, "_apply", deleted_meanwhile)
+    response = post_case_study(
+        author, complete(app), action=action, case_study_id=case_study_id, files=[("a.pdf", PDF)]
+    )
+    assert response.status_code == 404
+    assert "This draft was deleted" in html.unescape(response.get_data(as_text=True))
+    assert count(app, CaseStudy) == 0 and count(app, Attachment) == 0
+    assert outbox(app) == []
+
+
+def test_the_case_study_page_varies_on_the_referer_its_breadcrumb_reads(instance_path, published):
+    from ..conftest import make_app
+
+    (case_study_id,) = published()
+    public = make_app(instance_path, PUBLIC_LIBRARY=True)
+    try:
+        response = public.test_client().get(
+            f"/case-studies/{case_study_id}",
+            headers={"Referer": "http://localhost/library?q=rugby"},
+            follow_redirects=True,
+        )
+        assert response.status_code == 200
+        assert "Referer" in response.headers.get("Vary", "")
+        assert "/library?q=rugby" in response.get_data(as_text=True)
+    finally:
+        with public.app_context():
+            db.engine.dispose()
