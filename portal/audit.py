@@ -57,6 +57,7 @@ EVENT_NAMES: dict[str, str] = {
     "auth.recovery_code_used": "Used a recovery code",
     # Their own account
     "account.profile_changed": "Changed their details",
+    "account.force_change_requested": "Asked the admins to change their force",
     "auth.password_changed": "Changed their password",
     "auth.password_check_failed": "Wrong password on an account page",
     "auth.password_reset_requested": "Asked to reset their password",

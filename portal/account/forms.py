@@ -1,7 +1,7 @@
 """Forms for the signed-in user's own account. Passwords are used exactly as typed."""
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, PasswordField, StringField
+from wtforms import BooleanField, PasswordField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from ..auth.forms import person_name_field
@@ -34,3 +34,13 @@ class MfaSetupForm(FlaskForm):
 
 class PasswordCheckForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired("Enter your password")])
+
+
+class ForceChangeForm(FlaskForm):
+    """Ask the admins to change your force: the force (a name or an alias) and a note.
+
+    The service checks both (request_force_change), so every mistake shows at once.
+    """
+
+    force = StringField("Your new force or organisation", filters=[stripped])
+    note = TextAreaField("Anything the admins should know (optional)", filters=[stripped])

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+from math import ceil
+
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from ..auth import mfa, services, sessions
+from ..auth.forms import force_choices
+from ..core.errors import FieldErrors
 from ..web import attempts
-from ..web.attempts import AttemptLimit
-from ..web.forms import carry_out, render_form
+from ..web.attempts import AttemptLimit, TooManyAttempts
+from ..web.forms import add_errors, carry_out, render_form
 from ..web.people import signed_in_user
-from .forms import ChangePasswordForm, MfaSetupForm, PasswordCheckForm, ProfileForm
+from . import services as account
+from .forms import (
+    ChangePasswordForm,
+    ForceChangeForm,
+    MfaSetupForm,
+    PasswordCheckForm,
+    ProfileForm,
+)
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
 PASSWORD_CHECKS = AttemptLimit("password-check", 10, 5 * 60)
+#: Requests to change force that reached the admins: enough to correct a mistake, too few
+#: to flood the admins' inboxes. A refused or unsent request gives its slot back.
+FORCE_REQUESTS = AttemptLimit("force-request", 3, 24 * 3600)
 
 
 def _user_key() -> str:
@@ -34,7 +48,7 @@ def _account_page(**forms):
     forms.setdefault("disable_form", PasswordCheckForm())
     forms.setdefault("codes_form", PasswordCheckForm(prefix="codes"))
     failed = forms.pop("failed", None)
-    context = {"user": signed_in_user(), "admins": services.portal_admins(), **forms}
+    context = {"user": signed_in_user(), **forms}
     if failed is not None:
         return render_form("account/index.html", failed, **context)
     return render_template("account/index.html", **context)
@@ -70,6 +84,63 @@ def profile():
         flash("Your details have been updated.", "success")
         return redirect(url_for(".index"), code=303)
     return render_form("account/profile.html", form, user=user)
+
+
+def _force_page(form, status: int | None = None, **headers):
+    user = signed_in_user()
+    forces = force_choices()
+    response, code = render_form(
+        "account/force.html", form, user=user, forces=forces, note_max=account.NOTE_MAX
+    )
+    return response, status or code, headers
+
+
+def _too_many_requests(retry_after: int) -> str:
+    hours = max(1, ceil(retry_after / 3600))
+    return (
+        f"You have asked {FORCE_REQUESTS.amount} times in the last day. You can ask again in "
+        f"{hours} hour{'' if hours == 1 else 's'}, or reply to an admin's email about it"
+    )
+
+
+@bp.route("/force", methods=["GET", "POST"])
+def force():
+    """Ask the admins to change your force: they are emailed, their addresses stay private.
+
+    Only requests that reached an admin count towards the limit; what was typed is kept
+    whatever goes wrong.
+    """
+    user = signed_in_user()
+    form = ForceChangeForm()
+    if not form.validate_on_submit():
+        return _force_page(form)
+    try:
+        attempt = attempts.take((FORCE_REQUESTS, f"force-request:{user.id}"))
+    except TooManyAttempts as refused:
+        retry_after = int(refused.retry_after or 3600)
+        form.form_errors.append(_too_many_requests(retry_after))
+        return _force_page(form, 429, **{"Retry-After": str(retry_after)})
+    sent = None
+    try:
+        sent = account.request_force_change(user, form.force.data, form.note.data)
+    except FieldErrors as failure:
+        add_errors(form, failure.errors)
+    finally:
+        if sent is None or not sent.emailed:
+            attempt.give_back()
+    if sent is None:
+        return _force_page(form)
+    if not sent.emailed:
+        form.form_errors.append(
+            "Your request could not be sent just now. It is below: try again in a few minutes"
+        )
+        return _force_page(form, 503)
+    flash(
+        f"We’ve asked the admins to change your force to {sent.force.name}. When one of "
+        "them has, this page will show it. They may reply to you by email.",
+        "success",
+    )
+    return redirect(url_for(".index"), code=303)
 
 
 @bp.route("/password", methods=["GET", "POST"])

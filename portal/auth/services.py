@@ -427,18 +427,6 @@ def _set_password(user: User, password: str) -> None:
 # Profile and second factor
 
 
-def portal_admins(limit: int = 5) -> list[User]:
-    """Return active admins by name: whom people ask to change what only admins change."""
-    return list(
-        db.session.scalars(
-            select(User)
-            .where(User.role == Role.ADMIN, User.status == UserStatus.ACTIVE)
-            .order_by(User.name, User.id)
-            .limit(limit)
-        )
-    )
-
-
 def update_profile(
     user: User,
     name: str,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
 
@@ -38,8 +38,27 @@ WRONG_CODE = "Enter a correct code from your authenticator app, or a recovery co
 
 def _account_key() -> str:
     # Hashed, so what was typed never reaches the limiter's storage or its log lines.
-    typed = services.normalise_email(request.form.get("email", ""))
-    return "account:" + hashlib.sha256(typed.encode()).hexdigest()[:32]
+    return _email_key(request.form.get("email", ""))
+
+
+def _email_key(email: str) -> str:
+    return "account:" + hashlib.sha256(services.normalise_email(email).encode()).hexdigest()[:32]
+
+
+def _confirming_key() -> str:
+    """The account a confirmation link was made for, under the key signing in uses: the
+    password is guessed for the account, and confirming signs in, so both share one limit.
+    """
+    token = (request.view_args or {}).get("token", "")
+    try:
+        return _email_key(tokens.read_token(token, tokens.CONFIRM).email)
+    except tokens.TokenInvalid:  # answered with the invalid-link page, which never counts
+        return "confirm-link:" + hashlib.sha256(str(token).encode()).hexdigest()[:32]
+
+
+def _wrong_confirming_password(response) -> bool:
+    # Only a refused form counts, not a link that is out of date or used already.
+    return attempts.refused(response) and not g.get("link_invalid", False)
 
 
 def _pending_key() -> str:
@@ -141,6 +160,7 @@ def check_email():
 
 @bp.route("/confirm/<token>", methods=["GET", "POST"])
 @limiter.limit("10 per 15 minutes", methods=["POST"])
+@attempts.counted((SIGN_IN_PER_ACCOUNT, _confirming_key), counts=_wrong_confirming_password)
 def confirm(token: str):
     """Confirm the email with the password chosen at registration (a button, not the link),
     and sign in.
@@ -181,6 +201,7 @@ def _signed_in_after_confirming(user):
 
 
 def _link_invalid(reason: str, purpose: str):
+    g.link_invalid = True
     return render_template("auth/link_invalid.html", reason=reason, purpose=purpose), 400
 
 

@@ -447,26 +447,277 @@ def test_a_bad_role_changes_nothing_and_sends_nothing(app, admin, make_user):
     assert row(app, pat.email).role == Role.CONTRIBUTOR and role_emails(app, pat.email) == []
 
 
-# Changing force: the account page says how, and whom to ask
+# Changing force: people ask on a form; every active admin is emailed, no address is shown
+
+FORCE_PAGE = "/account/force"
 
 
-def test_the_account_page_says_how_to_ask_an_admin_to_change_force(app, make_user, member):
+def ask_for_force(client, force="Northants", note="", **extra):
+    token = csrf_from(client.get(FORCE_PAGE).text)
+    return client.post(
+        FORCE_PAGE, data={"force": force, "note": note, "csrf_token": token}, **extra
+    )
+
+
+def force_requests(app, to: str | None = None):
+    return [
+        m
+        for m in outbox(app)
+        if m["Subject"].startswith("Please change the force of") and (to is None or m["To"] == to)
+    ]
+
+
+@pytest.fixture
+def admins(app, make_user):
+    """Two active admins and a disabled one; returns the active ones' addresses."""
     make_user("admin", email="chris.lee@college.police.uk", name="Chris Lee")
+    make_user("admin", email="dana.fox@college.police.uk", name="Dana Fox")
     gone = make_user("admin", email="old.admin@college.police.uk", name="Old Admin")
     with app.app_context():
         db.session.execute(
             update(User).where(User.email == gone.email).values(status=UserStatus.DISABLED)
         )
         db.session.commit()
+    return ["chris.lee@college.police.uk", "dana.fox@college.police.uk"]
+
+
+def test_the_account_page_shows_no_admin_address_and_links_to_the_request_form(app, admins, member):
     page = member.get("/account").text
-    assert 'href="#change-force">How to change' in page
-    assert 'id="change-force">Changing your force' in page
-    mailto = re.search(r'href="(mailto:chris\.lee@college\.police\.uk\?[^"]+)"', page).group(1)
-    assert "subject=Please%20change%20my%20force" in mailto
-    assert "from%20Kent%20Police%20to" in mailto
-    assert "old.admin@" not in page  # only admins who can act on it
+    assert "college.police.uk" not in page and "mailto:" not in page
+    assert f'href="{FORCE_PAGE}">Ask to change<span class="govuk-visually-hidden"> your force' in (
+        page
+    )
     profile = member.get("/account/profile").text
-    assert 'href="/account#change-force"' in profile and "ask an admin" not in profile
+    assert f'href="{FORCE_PAGE}"' in profile and "college.police.uk" not in profile
+    form = member.get(FORCE_PAGE)
+    assert form.status_code == 200
+    assert "college.police.uk" not in form.text
+    assert "You are in <strong>Kent Police</strong>" in form.text
+    assert 'list="force-names"' in form.text and '<datalist id="force-names">' in form.text
+    assert ">Send</button>" in form.text
+
+
+def test_asking_emails_every_active_admin_with_the_person_and_a_link(app, admins, member):
+    response = ask_for_force(member, "Northants", note="I moved on 1 March.\r\nThanks")
+    assert response.status_code == 303 and response.location == "/account"
+    assert "We’ve asked the admins to change your force to Northamptonshire Police" in (
+        member.get("/account").text
+    )
+    sent = force_requests(app)
+    assert sorted(m["To"] for m in sent) == admins  # never the disabled admin
+    person = row(app, member.user.email)
+    for message, name in zip(
+        sorted(sent, key=lambda m: m["To"]), ["Chris Lee", "Dana Fox"], strict=True
+    ):
+        body = message.get_content()
+        assert message["Reply-To"] == member.user.email
+        assert message["Subject"] == "Please change the force of Alex Example"
+        assert body.startswith(f"Hello {name},")
+        assert f"Alex Example ({member.user.email})" in body
+        assert "Force now: Kent Police" in body
+        assert "Force they ask for: Northamptonshire Police" in body
+        assert "I moved on 1 March.\nThanks" in body
+        assert f"/admin/users/{person.id}" in body
+    with app.app_context():  # admins change it
+        assert db.session.get(User, person.id).force.name == "Kent Police"
+    with app.app_context():
+        event = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "account.force_change_requested")
+        ).one()
+        assert json.loads(event.detail) == {
+            "admins": 2,
+            "from": "kent-police",
+            "to": "northamptonshire-police",
+        }
+        assert event.actor_id == event.target_id == person.id
+    assert describe("account.force_change_requested") == "Asked the admins to change their force"
+
+
+def test_an_admin_asking_is_not_emailed_their_own_request(app, admins):
+    chris = signed_in(app, make_admin_login(app, "chris.lee@college.police.uk"))
+    assert ask_for_force(chris, "the Met").status_code == 303
+    assert [m["To"] for m in force_requests(app)] == ["dana.fox@college.police.uk"]
+
+
+def make_admin_login(app, email):
+    from ..conftest import TestUser
+
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == email))
+        secret = user.totp_secret
+        db.session.execute(update(User).where(User.id == user.id).values(totp_last_step=None))
+        db.session.commit()
+    return TestUser(email=email, password=PASSWORD, totp_secret=secret, role="admin")
+
+
+@pytest.mark.parametrize(
+    ("force", "note", "errors"),
+    [
+        ("", "", ["Choose your new force from the list"]),
+        ("Atlantis Constabulary", "", ["Choose your new force from the list"]),
+        ("Kent", "", ["You are already in Kent Police: choose the force you have moved to"]),
+        ("kent police", "", ["You are already in Kent Police"]),
+        ("Surrey", "x" * 501, ["Your note must be 500 characters or fewer"]),
+        ("Surrey", "bell \x07 here", ["Remove the special characters from your note"]),
+        ("Atlantis", "y" * 600, ["Choose your new force", "Your note must be 500"]),
+    ],
+)
+def test_a_refused_request_says_why_keeps_what_was_typed_and_sends_nothing(
+    app, admins, member, force, note, errors
+):
+    response = ask_for_force(member, force, note)
+    assert response.status_code == 400
+    summary = re.search(r'govuk-error-summary__list">(.*?)</ul>', response.text, re.S).group(1)
+    for message in errors:
+        assert message in summary
+    assert f'value="{force}"' in response.text
+    if note and "\x07" not in note:
+        assert f">{note}</textarea>" in response.text
+    assert force_requests(app) == []
+    assert "account.force_change_requested" not in actions(app)
+
+
+def test_a_request_without_a_csrf_token_is_refused(app, admins, member):
+    response = member.post(FORCE_PAGE, data={"force": "Surrey", "note": ""})
+    assert response.status_code == 400
+    assert force_requests(app) == []
+
+
+def test_a_fourth_request_in_a_day_is_refused_with_a_clear_message(app, admins, member):
+    for force in ("Surrey", "Sussex", "Essex"):
+        assert ask_for_force(member, force).status_code == 303
+    refused = ask_for_force(member, "Northants", note="Sorry, it is this one")
+    assert refused.status_code == 429
+    assert "You have asked 3 times in the last day. You can ask again in" in refused.text
+    assert 'value="Northants"' in refused.text and ">Sorry, it is this one</textarea>" in (
+        refused.text
+    )
+    assert int(refused.headers["Retry-After"]) > 0
+    assert len(force_requests(app)) == 3 * len(admins)
+
+
+def test_refused_requests_do_not_use_up_the_limit(app, admins, member):
+    for _ in range(4):
+        assert ask_for_force(member, "Kent").status_code == 400
+    assert ask_for_force(member, "Surrey").status_code == 303
+
+
+def test_a_mail_server_failure_gives_no_error_page_and_keeps_the_request(
+    app, admins, member, monkeypatch
+):
+    from portal.account import services as account_services
+
+    def down(*args, **kwargs):
+        raise ConnectionRefusedError("no mail server")
+
+    monkeypatch.setattr(account_services, "send_mail", down)
+    response = ask_for_force(member, "Surrey", note="Moved in May")
+    assert response.status_code == 503
+    assert "could not be sent just now" in response.text
+    assert 'value="Surrey"' in response.text and ">Moved in May</textarea>" in response.text
+    monkeypatch.undo()
+    for _ in range(3):  # the unsent request did not count
+        assert ask_for_force(member, "Surrey").status_code == 303
+
+
+def test_one_admin_unreachable_still_sends_to_the_others(app, admins, member, monkeypatch):
+    from portal.account import services as account_services
+
+    real = account_services.send_mail
+
+    def flaky(to, *args, **kwargs):
+        if to == admins[0]:
+            raise ConnectionRefusedError("no mail server")
+        return real(to, *args, **kwargs)
+
+    monkeypatch.setattr(account_services, "send_mail", flaky)
+    assert ask_for_force(member, "Surrey").status_code == 303
+    assert [m["To"] for m in force_requests(app)] == [admins[1]]
+
+
+def test_with_no_admin_to_ask_the_form_says_so(app, member):
+    response = ask_for_force(member, "Surrey")
+    assert response.status_code == 400
+    assert "There is no admin to ask just now" in response.text
+    assert "account.force_change_requested" not in actions(app)
+
+
+def test_the_force_form_needs_a_signed_in_person(client):
+    assert client.get(FORCE_PAGE).status_code == 302
+    assert client.post(FORCE_PAGE, data={"force": "Surrey"}).status_code in (302, 400)
+
+
+# Confirming an email: wrong passwords count per account, as signing in does
+
+
+def test_the_eleventh_wrong_confirming_password_for_an_account_is_refused_from_any_address(
+    app, client
+):
+    register(client)
+    link = confirmation_link(app)
+    token = csrf_from(client.get(link).text)
+    statuses = [
+        client.post(
+            link,
+            data={"password": "not the one I chose", "csrf_token": token},
+            environ_base={"REMOTE_ADDR": f"10.3.0.{n}"},
+        ).status_code
+        for n in range(11)
+    ]
+    assert statuses == [400] * 10 + [429]
+    assert actions(app).count("auth.confirm_password_failed") == 10
+    # Even the right password waits now, and signing in to the account shares the limit.
+    right = client.post(
+        link,
+        data={"password": RILEY_PASSWORD, "csrf_token": token},
+        environ_base={"REMOTE_ADDR": "10.3.1.1"},
+    )
+    assert right.status_code == 429 and row(app, RILEY).status == UserStatus.PENDING
+    sign_in = client.post(
+        "/auth/login",
+        data={"email": RILEY.upper(), "password": RILEY_PASSWORD, "csrf_token": token},
+        environ_base={"REMOTE_ADDR": "10.3.1.2"},
+    )
+    assert sign_in.status_code == 429
+
+
+def test_a_right_confirming_password_does_not_use_up_the_limit(app, client, make_user):
+    register(client)
+    link = confirmation_link(app)
+    token = csrf_from(client.get(link).text)
+    for n in range(9):
+        client.post(
+            link,
+            data={"password": "not the one I chose", "csrf_token": token},
+            environ_base={"REMOTE_ADDR": f"10.4.0.{n}"},
+        )
+    done = client.post(
+        link,
+        data={"password": RILEY_PASSWORD, "csrf_token": token},
+        environ_base={"REMOTE_ADDR": "10.4.1.0"},
+    )
+    assert done.status_code == 303
+
+
+def test_out_of_date_links_do_not_count_against_the_account(app, client):
+    register(client)
+    link = confirmation_link(app)
+    confirm(client, link)  # used now, and signed in
+    client.post("/auth/logout", data={"csrf_token": csrf_from(client.get("/account").text)})
+    token = csrf_from(client.get("/auth/login").text)
+    for n in range(11):
+        used = client.post(
+            link,
+            data={"password": "anything at all", "csrf_token": token},
+            environ_base={"REMOTE_ADDR": f"10.5.0.{n}"},
+        )
+        assert used.status_code == 400
+    signed = client.post(
+        "/auth/login",
+        data={"email": RILEY, "password": RILEY_PASSWORD, "csrf_token": token},
+        environ_base={"REMOTE_ADDR": "10.5.1.0"},
+    )
+    assert signed.status_code == 303
 
 
 # One Admin item in the navigation
