@@ -44,11 +44,19 @@ def diff_inputs(rng: random.Random) -> list[tuple[str, str, str]]:
     lines = doc.split("\n")
     scattered = [line.replace("a", "A", 1) if n % 40 == 0 else line for n, line in enumerate(lines)]
     one_line = doc.replace("\n", " ")
+    first, last = one_line.index(" "), one_line.rindex(" ")
+    respaced_ends = f"{one_line[:first]}  {one_line[first + 1 : last]}  {one_line[last + 1 :]}"
+    spaced = one_line.replace(" ", "  ")
+    spaced = spaced[: spaced.rindex("  ", 0, 100_000)]
     return [
         ("100 KB, an edit every 40 lines", doc, "\n".join(scattered)),
         ("100 KB, rewritten", doc, paragraphs(rng, 100_000)),
         ("100 KB paragraph, one word changed", one_line, one_line.replace(" ", " changed ", 1)),
         ("100 KB paragraph, rewritten", one_line, paragraphs(rng, 100_000).replace("\n", " ")),
+        # The same words, spaced differently: only at both ends (so no common start or end
+        # saves the work), then everywhere (a piece for every word).
+        ("100 KB paragraph, spacing changed at both ends", respaced_ends, one_line),
+        ("100 KB paragraph, every space doubled", spaced, spaced.replace("  ", " ")),
         ("100 KB of 'a' lines against 'a b' lines", "a\n" * 50_000, "a\nb\n" * 25_000),
         ("100 KB of 'a ' against 'a b '", "a " * 50_000, "a b " * 25_000),
         (

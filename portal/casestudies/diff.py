@@ -88,29 +88,49 @@ class DiffLine:
         """The pieces as a page shows them: spaces around a marked piece left unmarked, a
         space between a removed and an added piece, and a change of spacing alone shown as
         the new spacing."""
-        shown: list[tuple[str, str]] = []
+        shown = _Pieces()
         for kind, text in self.parts:
             word = text.strip()
             if kind == SAME or not word:
                 if kind != REMOVED or self.op != "~":
-                    _join(shown, SAME, text)
+                    shown.add(SAME, text)
                 continue
             start = text.index(word[0])
-            _join(shown, SAME, text[:start])
-            if shown and shown[-1][0] == REMOVED and kind == ADDED:
-                _join(shown, SAME, " ")  # "day evening", not "dayevening"
-            _join(shown, kind, word)
-            _join(shown, SAME, text[start + len(word) :])
-        return tuple(shown)
+            shown.add(SAME, text[:start])
+            if shown.last == REMOVED and kind == ADDED:
+                shown.add(SAME, " ")  # "day evening", not "dayevening"
+            shown.add(kind, word)
+            shown.add(SAME, text[start + len(word) :])
+        return shown.done()
 
 
-def _join(pieces: list[tuple[str, str]], kind: str, text: str) -> None:
-    if not text:
-        return
-    if pieces and pieces[-1][0] == kind:
-        pieces[-1] = (kind, pieces[-1][1] + text)
-    else:
-        pieces.append((kind, text))
+class _Pieces:
+    """Marked pieces of text, added one at a time; neighbours of one kind become one piece.
+
+    The texts of the piece being built are kept in a list and joined once it is finished:
+    adding to a string would copy it each time, and a line of many words would cost the
+    square of its length.
+    """
+
+    def __init__(self) -> None:
+        self.finished: list[tuple[str, str]] = []
+        self.last: str | None = None  # the kind of the piece being built
+        self.texts: list[str] = []  # its texts
+
+    def add(self, kind: str, text: str) -> None:
+        if not text:
+            return
+        if kind != self.last:
+            if self.last is not None:
+                self.finished.append((self.last, "".join(self.texts)))
+                self.texts.clear()
+            self.last = kind
+        self.texts.append(text)
+
+    def done(self) -> tuple[tuple[str, str], ...]:
+        if self.last is None:
+            return ()
+        return (*self.finished, (self.last, "".join(self.texts)))
 
 
 @dataclass(frozen=True)
@@ -289,6 +309,7 @@ def _word_diff(old: Sequence[str], new: Sequence[str], budget: _Budget) -> list[
     start = len(a) - _common_prefix(a[head:][::-1], b[head:][::-1])
     breaks = [x for x in (a.find(" ", start), a.find("\n", start)) if x >= 0]
     tail = len(a) - min(breaks) if breaks else 0
+    # Pieces in order, neighbours of one kind not yet joined (_lines_of joins them).
     pieces: list[tuple[str, str]] = [(SAME, a[:head])]
     middle_a, middle_b = a[head : len(a) - tail], b[head : len(b) - tail]
     # A word is the same word whatever follows it: "20." and "20 and" share "20".
@@ -296,49 +317,54 @@ def _word_diff(old: Sequence[str], new: Sequence[str], budget: _Budget) -> list[
         _WORDS.findall(middle_a), _WORDS.findall(middle_b), budget, key=_bare
     ):
         was, now = "".join(old_words), "".join(new_words)
-        if tag != "=":
+        if tag != "=" or (was != now and not budget.spend(len(old_words) + len(new_words))):
+            # Changed words; or the same words spaced differently, with no budget left to
+            # mark each word's spacing (a piece a word): removed and added, as a rewrite is.
             pieces += [(REMOVED, was), (ADDED, now)]
         elif was == now:
             pieces.append((SAME, was))
-        else:  # the same words, spaced differently
+        else:  # the same words, spaced differently: each word's spacing marked
             for old_word, new_word in zip(old_words, new_words, strict=True):
-                word = _bare(old_word)
-                pieces.append((SAME, word))
-                if old_word != new_word:
-                    pieces += [(REMOVED, old_word[len(word) :]), (ADDED, new_word[len(word) :])]
+                if old_word == new_word:
+                    pieces.append((SAME, old_word))
                 else:
-                    pieces.append((SAME, old_word[len(word) :]))
+                    word = _bare(old_word)
+                    pieces += [
+                        (SAME, word),
+                        (REMOVED, old_word[len(word) :]),
+                        (ADDED, new_word[len(word) :]),
+                    ]
     pieces.append((SAME, a[len(a) - tail :]))
     return _lines_of(pieces)
 
 
-def _lines_of(pieces: list[tuple[str, str]]) -> list[DiffLine]:
+def _lines_of(pieces: Sequence[tuple[str, str]]) -> list[DiffLine]:
     """Cut a run's pieces into lines where both sides break, and show each line.
 
     A line that keeps at least INLINE_SHARE of its characters is one changed line ("~").
     One that is split or joined (a break on one side only), or mostly rewritten, is shown
     as its old lines removed, then its new lines added, with the words that differ marked.
     """
-    groups: list[list[tuple[str, str]]] = [[]]
+    building = [_Pieces()]
     for kind, text in pieces:
         if kind != SAME:
-            _join(groups[-1], kind, text)
+            building[-1].add(kind, text)
             continue
         first, *rest = text.split("\n")
-        _join(groups[-1], SAME, first)
+        building[-1].add(SAME, first)
         for piece in rest:
-            groups.append([])
-            _join(groups[-1], SAME, piece)
+            building.append(_Pieces())
+            building[-1].add(SAME, piece)
     lines: list[DiffLine] = []
-    for group in groups:
+    for group in map(_Pieces.done, building):
         changed = [text for kind, text in group if kind != SAME]
         if not changed:
-            lines.append(DiffLine(" ", tuple(group)))
+            lines.append(DiffLine(" ", group))
             continue
         kept = sum(len(text.strip()) for kind, text in group if kind == SAME)
         both = sum(len(text) for kind, text in group if kind == SAME) * 2 + sum(map(len, changed))
         if not any("\n" in text for text in changed) and kept * 2 >= INLINE_SHARE * both:
-            lines.append(DiffLine("~", tuple(group)))
+            lines.append(DiffLine("~", group))
             continue
         removed: list[list[tuple[bool, str]]] = [[]]
         added: list[list[tuple[bool, str]]] = [[]]
@@ -379,12 +405,12 @@ def _emit(lines: list[list[tuple[bool, str]]], changed: bool, text: str) -> None
 
 def _merge(parts: list[tuple[bool, str]], mark: str) -> tuple[tuple[str, str], ...]:
     """Join neighbouring pieces of the same kind; spaces after a changed word are unmarked."""
-    merged: list[tuple[str, str]] = []
+    merged = _Pieces()
     for changed, text in parts:
         word = text.rstrip() if changed else text
-        _join(merged, mark if changed else SAME, word)
-        _join(merged, SAME, text[len(word) :])
-    return tuple(merged)
+        merged.add(mark if changed else SAME, word)
+        merged.add(SAME, text[len(word) :])
+    return merged.done()
 
 
 def _fold(lines: list[DiffLine], context: int) -> list[DiffLine]:

@@ -2,10 +2,12 @@
 
 import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portal.casestudies.diff import ADDED, MAX_SHOWN_LINES, REMOVED, SAME, compare
+from portal.casestudies import diff as diff_module
+from portal.casestudies.diff import ADDED, BUDGET, MAX_SHOWN_LINES, REMOVED, SAME, compare
 
 
 def sides(diff) -> tuple[list[str], list[str]]:
@@ -180,3 +182,48 @@ def test_lists_are_compared_item_by_item():
         ("-", "Safety"),
         ("+", "Sport"),
     ]
+
+
+def _respaced(words: list[str], everywhere: bool) -> tuple[str, str]:
+    """A paragraph and the same words spaced differently at both ends, or everywhere."""
+    new = " ".join(words)
+    if everywhere:
+        return new.replace(" ", "  "), new
+    first, last = new.index(" "), new.rindex(" ")
+    return f"{new[:first]}  {new[first + 1 : last]}  {new[last + 1 :]}", new
+
+
+@pytest.mark.parametrize("everywhere", [False, True], ids=["at both ends", "everywhere"])
+def test_the_same_words_spaced_differently_cost_what_the_budget_allows(monkeypatch, everywhere):
+    # The words between the changed spaces are matched one by one, then marked a piece each:
+    # that work is charged to the budget, so past it the paragraph is shown removed and
+    # added (less fine, still exact), and the pieces are bounded by what was charged.
+    words = [f"word{n}" for n in range(10_000 if everywhere else 11_000)]
+    old, new = _respaced(words, everywhere)
+    assert 80_000 < max(len(old), len(new)) <= 100_000
+    budgets: list[diff_module._Budget] = []
+    pieces: list[int] = []
+
+    class Budget(diff_module._Budget):
+        def __init__(self, items: int) -> None:
+            super().__init__(items)
+            budgets.append(self)
+
+    lines_of = diff_module._lines_of
+    monkeypatch.setattr(diff_module, "_Budget", Budget)
+    monkeypatch.setattr(diff_module, "_lines_of", lambda p: pieces.append(len(p)) or lines_of(p))
+
+    (diff,) = compare({"body": old}, {"body": new})
+    (line,) = diff.lines
+    assert line.op == "~" and (line.before, line.after) == (old, new)
+    spent = BUDGET - budgets[-1].left
+    assert spent >= 2 * len(words) - 4  # each word was charged, on both sides
+    assert pieces[-1] <= 3 * spent + 3  # at most three pieces a charged word, plus the ends
+    if everywhere:
+        assert line.shown == ((SAME, new),)  # a change of spacing alone shows the new spacing
+
+    (diff,) = compare({"body": old}, {"body": new}, budget=len(words))
+    assert [line.op for line in diff.lines] == ["-", "+"]
+    assert sides(diff) == ([old], [new])
+    # A few pieces (the same start and end, the words removed and added), not some a word.
+    assert pieces[-1] <= 10
