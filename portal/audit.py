@@ -78,7 +78,7 @@ EVENT_NAMES: dict[str, str] = {
     "case_study.withdrawn": "Case study withdrawn from moderation",
     "case_study.deleted": "Case study deleted",
     "case_study.approved": "Case study approved",
-    "case_study.changes_requested": "Changes asked for",
+    "case_study.changes_requested": "Changes requested",
     "case_study.rejected": "Case study rejected",
     "case_study.archived": "Case study archived",
     "case_study.contacted": "Author contacted",

@@ -261,15 +261,15 @@ def test_the_review_page_repeats_what_was_asked_last_time(app, author, moderator
         author, complete(app, outcomes="230 walkers; 41 asked for support."), case_study_id=case_id
     )
     page = moderator.get(f"/moderation/{revision_id}").get_data(as_text=True)
-    asked = page[page.index("Changes asked for last time") :]
+    asked = page[page.index("Changes requested last time") :]
     assert re.search(r"Mo Derator asked on <time datetime=\"[^\"]+\">\d{1,2} \w+ \d{4} at ", asked)
     assert "Please add how many people walked." in asked
-    assert page.index("Changes asked for last time") < page.index("As it will appear")
+    assert page.index("Changes requested last time") < page.index("As it will appear")
 
 
 def test_a_first_submission_has_no_previous_request(app, author, moderator):
     _, revision_id = submitted(app, author)
-    assert "Changes asked for last time" not in moderator.get(
+    assert "Changes requested last time" not in moderator.get(
         f"/moderation/{revision_id}"
     ).get_data(as_text=True)
 

@@ -315,7 +315,7 @@ def test_dashboard_shows_the_figures(app, data, member):
     moderation = dict(tables["moderation-figures"])
     assert moderation["Submissions"] == str(submissions)
     assert moderation["Approved"] == str(decisions["approved"])
-    assert moderation["Sent back for changes"] == str(decisions["changes_requested"])
+    assert moderation["Changes requested"] == str(decisions["changes_requested"])
     assert moderation["Rejected"] == str(decisions["rejected"])
     assert moderation["Median days from submission to decision"] == (
         f"{statistics.median(waits):.1f}"

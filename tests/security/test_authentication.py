@@ -57,7 +57,10 @@ def test_thirty_second_factor_codes_at_once_pause_the_account_once(app, visitor,
     )
     tried = audited(app, "auth.second_factor_failed")
     if is_weakened(app):
-        assert tried > 10
+        # Without the limiter no code is refused as too many: each reaches the check, where
+        # the account's own pause stops the guessing at ten at the soonest (those that raced
+        # past it are counted too). How many race past depends on timing, so not asserted.
+        assert statuses.count(429) == 0 and tried >= 10
         return
     account = user_row(app, moderator.email)
     assert tried == 10 and statuses.count(429) == 20
