@@ -149,13 +149,20 @@ def _demo_history() -> None:
                 (ModerationAction.SUBMITTED, published - timedelta(days=4)),
             ]
         steps.append((ModerationAction.APPROVED, published))
+        # Written, last submitted and changed when its history says, not when the demo ran.
+        started = steps[0][1] - timedelta(days=3)
+        revision.created_at = revision.case_study.created_at = started
+        revision.updated_at = revision.submitted_at = steps[-2][1]
         queue_change(revision.case_study_id)  # the index sorts by the publication date
         for action, at in steps:
+            moderated = action != ModerationAction.SUBMITTED
             db.session.add(
                 ModerationEvent(
                     case_study_id=revision.case_study_id,
                     revision_id=revision.id,
-                    actor_id=moderator.id if moderator and action != "submitted" else None,
+                    actor_id=(moderator.id if moderator else None)
+                    if moderated
+                    else revision.created_by_id,
                     action=action,
                     comment="Please add the outcomes you measured."
                     if action == ModerationAction.CHANGES_REQUESTED

@@ -206,3 +206,22 @@ def test_the_author_sees_changes_requested_and_sends_it_back(writer, visit, live
     )
     expect(page.get_by_role("region", name="Changes requested")).to_have_count(0)
     assert_accessible(page)
+
+
+def test_your_case_studies_fits_a_phone_with_the_date_under_the_title(writer, visit):
+    page = writer
+    visit("/case-studies/new")
+    page.get_by_label("Title").fill("Night safety walks with Street Pastors in Northampton")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Edit your case study")
+    page.set_viewport_size({"width": 320, "height": 700})
+    visit("/case-studies/mine")
+    region = page.get_by_role("region", name="Your case studies and their states")
+    # Nothing hides to the side of the table: every column shows without scrolling.
+    assert region.evaluate("el => el.scrollWidth <= el.clientWidth")
+    expect(page.get_by_role("columnheader", name="Last changed")).to_be_hidden()
+    expect(region.locator(".portal-narrow-only").first).to_contain_text("Last changed")
+    assert_accessible(page)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    expect(page.get_by_role("columnheader", name="Last changed")).to_be_visible()
+    expect(region.locator(".portal-narrow-only").first).to_be_hidden()
