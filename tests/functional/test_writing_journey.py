@@ -150,6 +150,21 @@ def test_saving_a_draft_lists_only_what_is_wrong_not_what_is_missing(app, author
     assert summary_items(page) == [("contact_email", rules.EMAIL_PROBLEM)]
 
 
+def test_a_form_with_unsaved_changes_offers_no_link_away_from_them(app, author):
+    post_case_study(author, {"title": "Half an idea"}, action="save")
+    case_id = only_case_study(app).id
+    clean = author.get(f"/case-studies/{case_id}/edit").get_data(as_text=True)
+    assert "View the case study page" in clean
+    refused = post_case_study(
+        author,
+        {"title": "Half an idea, better", "contact_email": "nope"},
+        action="save",
+        case_study_id=case_id,
+    )
+    assert refused.status_code == 400
+    assert "View the case study page" not in refused.get_data(as_text=True)
+
+
 def test_a_missing_date_is_not_listed_twice_beside_a_wrong_one(app, author):
     response = post_case_study(author, complete(app, event_day="", event_month="3"))
     items = summary_items(response.get_data(as_text=True))
