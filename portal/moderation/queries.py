@@ -9,10 +9,14 @@ from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..models import CaseStudy, Force, Revision, RevisionState, Theme, revision_theme
+from ..pagination import Page, paginate
+
+#: Revisions listed on one page of the queue.
+PER_PAGE = 50
 
 
-def waiting(force: str = "", theme: str = "") -> Sequence[Revision]:
-    """The revisions waiting for a decision, oldest submission first, optionally filtered."""
+def waiting(force: str = "", theme: str = "", page: int = 1, per_page: int = PER_PAGE) -> Page:
+    """One page of the revisions waiting for a decision, oldest submission first, filtered."""
     query = (
         select(Revision)
         .join(Revision.case_study)
@@ -34,7 +38,7 @@ def waiting(force: str = "", theme: str = "") -> Sequence[Revision]:
                 .where(Theme.slug == theme)
             )
         )
-    return db.session.scalars(query).all()
+    return paginate(query, page, per_page)
 
 
 def waiting_count() -> int:

@@ -30,12 +30,14 @@ REFUSALS = (lifecycle.AlreadyDecided, lifecycle.NotAllowed)
 
 @bp.get("")
 def queue():
-    """List the revisions waiting for a decision, oldest first, with filters."""
+    """List the revisions waiting for a decision, oldest first, with filters, a page at a time."""
     force = request.args.get("force", "", type=str)[:120]
     theme = request.args.get("theme", "", type=str)[:80]
+    # Text, 0, negatives and pages past the last all show a real page (paginate clamps).
+    page = request.args.get("page", 1, type=int)
     return render_template(
         "moderation/queue.html",
-        waiting=queries.waiting(force, theme),
+        waiting=queries.waiting(force, theme, page=page),
         total=queries.waiting_count(),
         forces=queries.forces_waiting(),
         themes=queries.themes(),

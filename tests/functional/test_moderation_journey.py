@@ -451,3 +451,95 @@ def test_thirty_approvals_sent_at_once_publish_once(app, author, make_user):
     assert approvals == 1
     published = [m for m in outbox(app) if m["Subject"] == f"Published: {TITLE}"]
     assert len(published) == 1
+
+
+# Pages of the queue
+
+
+def waiting_many(app, author, count: int) -> list[int]:
+    """`count` case studies waiting, the first submitted longest ago; their revision ids."""
+    from portal.models import CaseStudy
+
+    _, first_id = submitted(app, author)
+    with app.app_context():
+        first = db.session.get(Revision, first_id)
+        start = utcnow() - timedelta(days=count + 1)
+        first.submitted_at = start
+        ids = [first_id]
+        for n in range(1, count):
+            case_study = CaseStudy(
+                slug=f"waiting-{n}",
+                force_id=first.case_study.force_id,
+                author_id=first.case_study.author_id,
+            )
+            revision = Revision(
+                case_study=case_study,
+                number=1,
+                state=RevisionState.SUBMITTED,
+                title=f"Waiting number {n}",
+                summary="A scheme waiting for a decision.",
+                submitted_at=start + timedelta(days=n),
+            )
+            db.session.add_all([case_study, revision])
+            db.session.flush()
+            ids.append(revision.id)
+        db.session.commit()
+    return ids
+
+
+def listed(page: str) -> list[int]:
+    return [int(i) for i in re.findall(r'id="queue-item-(\d+)"', page)]
+
+
+def test_the_queue_shows_fifty_a_page_oldest_first_and_counts_them_all(app, author, moderator):
+    ids = waiting_many(app, author, 52)
+    first = moderator.get("/moderation").get_data(as_text=True)
+    assert "52 case studies waiting for a decision: page 1 of 2" in first
+    assert listed(first) == ids[:50]
+    assert 'class="govuk-pagination"' in first and 'rel="prev"' not in first
+    later = re.search(r'href="([^"]+)" rel="next"', first).group(1).replace("&amp;", "&")
+    second = moderator.get(later).get_data(as_text=True)
+    assert listed(second) == ids[50:]
+    assert "52 case studies waiting" in second and "page 2 of 2" in second
+    assert 'rel="prev"' in second and 'rel="next"' not in second
+
+
+def test_a_short_queue_has_no_pagination(app, author, moderator):
+    waiting_many(app, author, 3)
+    page = moderator.get("/moderation").get_data(as_text=True)
+    assert len(listed(page)) == 3 and "govuk-pagination" not in page and "page 1 of" not in page
+
+
+def test_pages_of_a_filtered_queue_keep_the_filters(app, author, moderator):
+    ids = waiting_many(app, author, 51)
+    with app.app_context():
+        force = db.session.get(Revision, ids[0]).case_study.force.slug
+    first = moderator.get(f"/moderation?force={force}").get_data(as_text=True)
+    later = re.search(r'href="([^"]+)" rel="next"', first).group(1).replace("&amp;", "&")
+    assert f"force={force}" in later and "page=2" in later
+    second = moderator.get(later).get_data(as_text=True)
+    assert listed(second) == ids[50:] and "51 with these filters" in second
+
+
+@pytest.mark.parametrize(
+    ("query", "shown"),
+    [
+        ("page=0", 1),
+        ("page=-1", 1),
+        ("page=x", 1),
+        ("page=", 1),
+        ("page=2.5", 1),
+        ("page=99999999999999999999999", 2),
+        ("page=2&force=nowhere", 1),
+    ],
+)
+def test_odd_page_numbers_show_a_real_page_never_a_500(app, author, moderator, query, shown):
+    ids = waiting_many(app, author, 51)
+    response = moderator.get("/moderation?" + query)
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    if "force=nowhere" in query:
+        assert listed(page) == [] and "Nothing is waiting with these filters" in page
+    else:
+        assert listed(page) == (ids[:50] if shown == 1 else ids[50:])
+        assert f"page {shown} of 2" in page
