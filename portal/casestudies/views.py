@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,9 +23,11 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
+from werkzeug.exceptions import ServiceUnavailable
 
 from ..core import rules
 from ..core.errors import FieldErrors
+from ..core.times import format_time
 from ..extensions import db, limiter
 from ..insights.services import mark_opened
 from ..models import (
@@ -34,8 +37,11 @@ from ..models import (
     Revision,
     RevisionState,
     Theme,
+    utcnow,
 )
 from ..reference import partner_suggestions
+from ..web import attempts
+from ..web.attempts import AttemptLimit, TooManyAttempts
 from ..web.forms import add_errors, render_form
 from ..web.htmx import vary_on_htmx
 from ..web.people import signed_in_user, visitor
@@ -53,6 +59,44 @@ bp.add_app_template_filter(files.human_size, "file_size")
 #: The live preview follows typing (a request after each pause); a script could ask for a
 #: 100,000-character render many times a second.
 PREVIEW_LIMIT = "60 per minute"
+
+#: Each submission emails every moderator: submit/withdraw cycles must not flood them.
+#: Only a submission that went through keeps its slot (a refused or lost one gives it back);
+#: over the limit the draft is still saved, just not submitted.
+SUBMISSIONS_PER_HOUR = AttemptLimit("submissions-hour", 10, 3600)
+
+
+class HeldBack(Exception):
+    """The submission may not go now: the draft is saved instead, and the page says why."""
+
+    def __init__(self, message: str, status: int, retry_after: int) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+def _submission_slot(user) -> attempts.Attempt:
+    """Take one of this person's submission slots, or raise HeldBack saying when to retry."""
+    try:
+        return attempts.take((SUBMISSIONS_PER_HOUR, f"submit:{user.id}"))
+    except TooManyAttempts as over:
+        wait = over.retry_after if isinstance(over.retry_after, int) else 0
+        wait = wait or SUBMISSIONS_PER_HOUR.seconds
+        when = format_time(utcnow() + timedelta(seconds=wait))
+        raise HeldBack(
+            f"You have submitted {SUBMISSIONS_PER_HOUR.amount} case studies in the last hour, "
+            f"so this one was not sent to the moderators. Your draft has been saved: you can "
+            f"submit it from {when} (UK time).",
+            429,
+            wait,
+        ) from None
+    except ServiceUnavailable:  # the limit's counters are down: save now, submit later
+        raise HeldBack(
+            "Your draft has been saved, but it could not be sent to the moderators just now. "
+            "Try submitting it again in a few minutes.",
+            503,
+            300,
+        ) from None
 
 
 def case_study_or_404(case_study_id: int) -> CaseStudy:
@@ -230,6 +274,14 @@ def _write(case_study: CaseStudy | None):
     if not valid:
         return _refused_form(form, user, case_study, revision, submit, accepted, refused, removing)
     case_study_id = case_study.id if case_study is not None else None
+    submitting = submit and not refused  # a refused file waits for the author's choice
+    slot, held_back = None, None
+    if submitting:
+        try:
+            slot = _submission_slot(user)
+        except HeldBack as refusal:
+            submitting, held_back = False, refusal
+    went_through = False
     try:
         saved = services.save(
             user,
@@ -237,9 +289,10 @@ def _write(case_study: CaseStudy | None):
             form.content(),
             attachments=accepted,
             remove_attachment_ids=sorted(removing),
-            submit=submit and not refused,  # a refused file waits for the author's choice
+            submit=submitting,
             checklist=form.checklist_ticked,
         )
+        went_through = submitting
     except services.SubmitRefused as refusal:
         if case_study is None:
             _remember_new(refusal.case_study)
@@ -267,8 +320,15 @@ def _write(case_study: CaseStudy | None):
             url_for(".edit", case_study_id=case_study_id) if case_study_id else url_for(".mine"),
             code=303,
         )
+    finally:
+        if slot is not None and not went_through:
+            slot.give_back()  # only a submission that went through counts
     if case_study is None:
         _remember_new(saved)
+    if held_back is not None:  # saved with what was typed, not submitted: say when to retry
+        form.form_errors.append(str(held_back))
+        page, status = _form_page(form, saved, services.working(saved), status=held_back.status)
+        return page, status, {"Retry-After": str(held_back.retry_after)}
     if refused:
         _add_refused(form, refused)
         if submit:

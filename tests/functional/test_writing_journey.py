@@ -753,3 +753,138 @@ def test_the_case_study_page_varies_on_the_referer_its_breadcrumb_reads(instance
     finally:
         with public.app_context():
             db.engine.dispose()
+
+
+# 7. The limit on submissions: submit/withdraw cycles must not flood the moderators
+
+
+def to_moderators(app) -> int:
+    return sum(m["Subject"].startswith("To moderate:") for m in outbox(app))
+
+
+def submitted_count(app) -> int:
+    with app.app_context():
+        return db.session.scalar(
+            select(func.count())
+            .select_from(Revision)
+            .where(Revision.state == RevisionState.SUBMITTED)
+        )
+
+
+@pytest.fixture
+def limit_of_two(monkeypatch):
+    from portal.casestudies import views
+    from portal.web.attempts import AttemptLimit
+
+    monkeypatch.setattr(views, "SUBMISSIONS_PER_HOUR", AttemptLimit("submissions-hour", 2, 3600))
+
+
+def test_a_submission_over_the_limit_saves_the_draft_and_says_when_to_submit(
+    app, author, moderator, limit_of_two
+):
+    for n in range(2):
+        assert post_case_study(author, complete(app, title=f"Scheme {n}")).status_code == 303
+    sent = to_moderators(app)
+    response = post_case_study(author, complete(app, title="Typed over the limit"))
+    assert response.status_code == 429
+    assert 0 < int(response.headers["Retry-After"]) <= 3600
+    page = html.unescape(response.get_data(as_text=True))
+    assert "There is a problem" in page
+    assert re.search(
+        r"You have submitted 2 case studies in the last hour, so this one was not sent to the "
+        r"moderators\. Your draft has been saved: you can submit it from "
+        r"(\d{1,2}(:\d\d)?[ap]m|midday|midnight) \(UK time\)\.",
+        page,
+    )
+    assert 'value="Typed over the limit"' in page  # what was typed is on the page...
+    case_study = only_case_study(app)  # ...and saved, as a draft the form now writes to
+    assert f'action="/case-studies/{case_study.id}/edit"' in page
+    assert states(app, case_study.id) == [RevisionState.DRAFT]
+    with app.app_context():
+        assert db.session.get(CaseStudy, case_study.id).revisions[0].title == (
+            "Typed over the limit"
+        )
+    assert to_moderators(app) == sent and submitted_count(app) == 2
+    # Saving a draft is never limited.
+    again = post_case_study(
+        author, complete(app, title="Saved again"), action="save", case_study_id=case_study.id
+    )
+    assert again.status_code == 303
+
+
+def test_only_submissions_that_went_through_count(app, author, moderator, limit_of_two):
+    for _ in range(3):  # refused as incomplete: saved, not submitted, not counted
+        assert post_case_study(author, complete(app, summary="")).status_code == 400
+    first = post_case_study(author, complete(app), case_study_id=only_case_study(app).id)
+    assert first.status_code == 303
+    # Submitted, withdrawn and submitted again: each submission that went through counts.
+    case_study_id = only_case_study(app).id
+    token = csrf_from(author.get("/case-studies/mine").get_data(as_text=True))
+    author.post(f"/case-studies/{case_study_id}/withdraw", data={"csrf_token": token})
+    assert post_case_study(author, complete(app), case_study_id=case_study_id).status_code == 303
+    token = csrf_from(author.get("/case-studies/mine").get_data(as_text=True))
+    author.post(f"/case-studies/{case_study_id}/withdraw", data={"csrf_token": token})
+    third = post_case_study(author, complete(app), case_study_id=case_study_id)
+    assert third.status_code == 429
+    assert states(app, case_study_id)[-1] == RevisionState.DRAFT
+
+
+def test_the_limit_is_per_person(app, author, make_user, limit_of_two):
+    from ..conftest import signed_in
+
+    for _ in range(2):
+        assert post_case_study(author, complete(app)).status_code == 303
+    assert post_case_study(author, complete(app)).status_code == 429
+    other = signed_in(app, make_user(email="sam.other@kent.police.uk", name="Sam Other"))
+    assert post_case_study(other, complete(app)).status_code == 303
+
+
+@pytest.mark.parametrize("limited", [False, True], ids=["weakened:limits-off", "as-shipped"])
+def test_thirty_different_drafts_submitted_at_once_submit_at_most_the_limit(
+    app, author, moderator, limited
+):
+    from portal.casestudies.views import SUBMISSIONS_PER_HOUR
+
+    app.config["RATELIMIT_ENABLED"] = limited
+    ids = []
+    for n in range(30):
+        data = complete(app, title=f"Draft number {n}")
+        assert post_case_study(author, data, action="save").status_code == 303
+        ids.append(only_case_study(app).id)
+    with served(app) as base:
+        http = signed_in_over_http(base, author)
+        token = csrf_from(http.get(f"{base}/case-studies/{ids[0]}/edit", timeout=60).text)
+        cookies = http.cookies.get_dict()
+        barrier = threading.Barrier(30)
+
+        def submit(n: int) -> requests.Response:
+            barrier.wait()
+            return requests.post(
+                f"{base}/case-studies/{ids[n]}/edit",
+                data={
+                    **complete(app, title=f"Submitted number {n}"),
+                    "csrf_token": token,
+                    "action": "submit",
+                },
+                cookies=cookies,
+                allow_redirects=False,
+                timeout=120,
+            )
+
+        with ThreadPoolExecutor(max_workers=30) as pool:
+            answers = list(pool.map(submit, range(30)))
+    statuses = [a.status_code for a in answers]
+    went = submitted_count(app)
+    assert to_moderators(app) == went  # one email to the one moderator per submission
+    if not limited:  # the attack lands without the limit: every draft floods the moderators
+        assert statuses == [303] * 30 and went == 30
+        return
+    assert set(statuses) <= {303, 429} and statuses.count(303) == went
+    assert 0 < went <= SUBMISSIONS_PER_HOUR.amount
+    assert all("Retry-After" in a.headers for a in answers if a.status_code == 429)
+    with app.app_context():  # nothing typed was lost: every draft holds its new title
+        titles = {
+            r.case_study_id: r.title
+            for r in db.session.scalars(select(Revision).where(Revision.case_study_id.in_(ids)))
+        }
+    assert titles == {ids[n]: f"Submitted number {n}" for n in range(30)}
