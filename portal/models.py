@@ -425,6 +425,11 @@ class AuditEvent(db.Model):
     """An append-only record of who did what to which object, and when."""
 
     __tablename__ = "audit_event"
+    __table_args__ = (
+        # The audit log's person filter and "deleted by this user" look events up by what
+        # they were done to: without it, each of those lookups read the whole table.
+        Index("ix_audit_event_target_type_target_id", "target_type", "target_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
