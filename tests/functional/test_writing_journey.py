@@ -534,6 +534,20 @@ def test_the_library_breadcrumb_returns_to_the_search_only_from_this_library(
     assert links == ["/", expected]
 
 
+def test_a_case_study_not_in_the_library_leads_back_to_where_its_readers_work(
+    app, author, moderator
+):
+    def crumbs(client, case_id):
+        page = client.get(f"/case-studies/{case_id}", follow_redirects=True)
+        nav = page.get_data(as_text=True).split('class="govuk-breadcrumbs"', 1)[1]
+        return re.findall(r'href="([^"]+)"', nav.split("</nav>", 1)[0])
+
+    post_case_study(author, complete(app))
+    case_id = only_case_study(app).id
+    assert crumbs(author, case_id) == ["/", "/case-studies/mine"]
+    assert crumbs(moderator, case_id) == ["/", "/moderation"]
+
+
 def test_partner_suggestions_give_each_name_once_in_its_usual_spelling(app, author, published):
     published(
         case_study_line(title="One", partners=["Women’s Aid", "movember"]),
