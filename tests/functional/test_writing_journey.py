@@ -603,16 +603,23 @@ def test_thirty_submits_at_once_submit_once_and_email_once(
             answers = list(pool.map(submit, range(30)))
         # Those that came second are told so, on the page they are sent to (the message
         # travels in the session cookie of their own answer).
-        second = next(a for a in answers if a.headers["Location"] != "/case-studies/mine")
+        second = next(
+            a for a in answers if a.headers.get("Location") not in (None, "/case-studies/mine")
+        )
         told = requests.get(
             base + second.headers["Location"],
             cookies={**cookies, **second.cookies.get_dict()},
             timeout=60,
         )
-    assert {a.status_code for a in answers} == {303}
-    locations = sorted(a.headers["Location"] for a in answers)
+    # One goes through; the others are told it was already sent. One person's 30 at once
+    # also meet the submission limit (10 an hour): a request that found every slot briefly
+    # held by the others is answered 429 (its draft saved, unchanged) if it came before the
+    # winner committed. Either way: submitted once, emailed once, nothing lost.
+    assert {a.status_code for a in answers} <= {303, 429}
+    locations = sorted(a.headers["Location"] for a in answers if a.status_code == 303)
     assert locations.count("/case-studies/mine") == 1
-    assert locations.count(f"/case-studies/{case_study_id}") == 29
+    assert locations.count(f"/case-studies/{case_study_id}") == len(locations) - 1
+    assert len(locations) >= 10
     assert "already been sent to the moderators" in html.unescape(told.text)
     assert states(app, case_study_id) == [RevisionState.SUBMITTED]
     with app.app_context():
