@@ -616,10 +616,16 @@ def _move(revision: Revision, from_state: RevisionState, to_state: RevisionState
 # Moderating
 
 
-def _decidable(moderator: User, revision: Revision) -> None:
+def wrote(user: User, revision: Revision) -> bool:
+    """Whether `user` wrote this case study or this version (then another must decide)."""
+    return user.id in (revision.case_study.author_id, revision.created_by_id)
+
+
+def ensure_decidable(moderator: User, revision: Revision) -> None:
+    """Raise NotAllowed unless `moderator` may decide on `revision`."""
     if not is_moderator(moderator):
         raise NotAllowed("Only moderators can decide on case studies.")
-    if moderator.id in (revision.case_study.author_id, revision.created_by_id):
+    if wrote(moderator, revision):
         raise NotAllowed("You wrote this case study: another moderator must decide on it.")
 
 
@@ -657,7 +663,7 @@ def _check_comment(comment: str) -> None:
 
 def approve(moderator: User, revision: Revision, comment: str = "") -> None:
     """Publish a submitted revision; the one it replaces stays on record as superseded."""
-    _decidable(moderator, revision)
+    ensure_decidable(moderator, revision)
     _check_comment(comment)
     case_study = revision.case_study
     previous = published(case_study)
@@ -711,7 +717,7 @@ def _turn_down(
     missing: str,
 ) -> None:
     # A decision that does not publish: it must say why, and the author is told.
-    _decidable(moderator, revision)
+    ensure_decidable(moderator, revision)
     _check_comment(comment)
     if not comment.strip():
         raise FieldErrors({"comment": missing})

@@ -64,11 +64,6 @@ def seen_token(revision: Revision) -> str:
     return when.isoformat(timespec="microseconds") if when is not None else ""
 
 
-def is_own(user: User, revision: Revision) -> bool:
-    """Whether `user` wrote this case study or this version (then another must decide)."""
-    return user.id in (revision.case_study.author_id, revision.created_by_id)
-
-
 def decide(moderator: User, revision: Revision, choice: str, comment: str, seen: str) -> None:
     """Take decision `choice` on `revision`, as submitted at `seen`; all or nothing.
 
@@ -76,7 +71,7 @@ def decide(moderator: User, revision: Revision, choice: str, comment: str, seen:
     waiting, or Changed since it was seen) or services.AlreadyDecided (someone was first).
     """
     step = STEPS[choice]
-    _not_own(moderator, revision)
+    services.ensure_decidable(moderator, revision)
     if not _claimed(revision, seen):
         db.session.rollback()
         db.session.refresh(revision)
@@ -90,14 +85,9 @@ def decide(moderator: User, revision: Revision, choice: str, comment: str, seen:
 
 def check(moderator: User, revision: Revision, seen: str) -> None:
     """Raise what `decide` would refuse with now, without deciding (for the check page)."""
-    _not_own(moderator, revision)
+    services.ensure_decidable(moderator, revision)
     if revision.state != RevisionState.SUBMITTED or seen != seen_token(revision):
         raise _refusal(revision)
-
-
-def _not_own(moderator: User, revision: Revision) -> None:
-    if is_own(moderator, revision):
-        raise services.NotAllowed("You wrote this case study: another moderator must decide on it.")
 
 
 def _claimed(revision: Revision, seen: str) -> bool:

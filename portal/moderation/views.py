@@ -132,7 +132,7 @@ def _review_page(revision: Revision, form: ReviewForm) -> str:
         form=form,
         waiting=waiting,
         diffs=lifecycle.changes_for_review(case_study) if waiting else {},
-        own=decisions.is_own(signed_in_user(), revision),
+        own=lifecycle.wrote(signed_in_user(), revision),
         last_request=decisions.last_request(case_study) if waiting else None,
         decided=None if waiting else decisions.last_decision(revision),
         images=decisions.images(revision),
