@@ -302,6 +302,21 @@ def csrf_from(html: str) -> str:
     return match.group(1)
 
 
+def register(client, name: str, email: str, force: str, password: str):
+    """Fill in and send the registration form."""
+    token = csrf_from(client.get("/auth/register").get_data(as_text=True))
+    return client.post(
+        "/auth/register",
+        data={
+            "name": name,
+            "email": email,
+            "force": force,
+            "password": password,
+            "csrf_token": token,
+        },
+    )
+
+
 class Auth:
     """Sign in and out through the real pages, as a browser would."""
 

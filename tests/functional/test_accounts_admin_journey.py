@@ -23,6 +23,7 @@ from portal.extensions import db
 from portal.models import AuditEvent, Force, ModerationAction, Role, User, UserStatus
 
 from ..conftest import PASSWORD, Auth, csrf_from, signed_in
+from ..conftest import register as send_registration
 from ..records import case_study_line, outbox
 
 PORTAL = Path(__file__).resolve().parents[2] / "portal"
@@ -31,17 +32,7 @@ RILEY_PASSWORD = "seven hills and a quiet river"
 
 
 def register(client, name="Riley Ward", email=RILEY, password=RILEY_PASSWORD, force="Kent"):
-    token = csrf_from(client.get("/auth/register").get_data(as_text=True))
-    return client.post(
-        "/auth/register",
-        data={
-            "name": name,
-            "email": email,
-            "force": force,
-            "password": password,
-            "csrf_token": token,
-        },
-    )
+    return send_registration(client, name, email, force, password)
 
 
 def confirmation_link(app, to: str = RILEY) -> str:

@@ -13,7 +13,7 @@ from portal.auth.passwords import hash_password
 from portal.extensions import db
 from portal.models import Force, User, UserStatus
 
-from ..conftest import PASSWORD, Auth, csrf_from
+from ..conftest import PASSWORD, Auth, csrf_from, register
 from ..records import outbox
 from .conftest import LIMITS_OFF, audited, is_weakened, weakened_or_not
 
@@ -224,20 +224,6 @@ def test_a_mail_failure_after_the_reply_is_logged_not_shown(app, client, make_us
 
 
 # Registering someone else's address first (review finding 5)
-
-
-def register(client, name, email, force, password):
-    token = csrf_from(client.get("/auth/register").get_data(as_text=True))
-    return client.post(
-        "/auth/register",
-        data={
-            "name": name,
-            "email": email,
-            "force": force,
-            "password": password,
-            "csrf_token": token,
-        },
-    )
 
 
 def reset_link(app, email) -> str:
