@@ -21,7 +21,8 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@ $(VENV)/.runtime-installed
 
-## Set up the embedded default (SQLite + Whoosh in instance/), add demo data, serve.
+## Set up the embedded default (SQLite + Whoosh + the job queue in instance/), add demo
+## data, serve, and run one worker beside the web server.
 ## Development settings: cookies work over plain HTTP on this machine.
 run: export PORTAL_ENV ?= development
 run: export PORTAL_BASE_URL ?= http://$(HOST):$(PORT)
@@ -30,6 +31,9 @@ run: $(VENV)/.runtime-installed
 	@echo ""
 	@echo "The portal is at http://$(HOST):$(PORT)/  (Ctrl+C stops it)"
 	@echo ""
+	@# One worker beside the web server delivers the mail and runs the scheduled jobs.
+	$(BIN)/portal worker --threads 2 & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/portal run --host $(HOST) --port $(PORT)
 
 ## Set up and run the whole test suite, browser tests included, after the lint.

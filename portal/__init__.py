@@ -29,6 +29,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     configure(app, overrides)
     configure_extensions(app)
     configure_blueprints(app)
+    configure_jobs(app)
     configure_web(app)
     from . import cli
 
@@ -121,6 +122,13 @@ def configure_blueprints(app: Flask) -> None:
         health_bp,
     ):
         app.register_blueprint(blueprint)
+
+
+def configure_jobs(app: Flask) -> None:
+    """Bind the jobs every area declared to this app's queue (after the areas are imported)."""
+    from . import jobs
+
+    jobs.init_app(app)
 
 
 def configure_web(app: Flask) -> None:

@@ -224,14 +224,54 @@ def send_digests_command(days: int) -> None:
 
     run = send_digests(days=days)
     click.echo(
-        f"{run.digests} digest{'' if run.digests == 1 else 's'} sent, "
+        f"{run.digests} digest{'' if run.digests == 1 else 's'} queued for delivery, "
         f"{run.case_studies} case stud{'y' if run.case_studies == 1 else 'ies'}."
     )
     if run.failed:
         raise click.ClickException(
-            f"{run.failed} digest{'' if run.failed == 1 else 's'} could not be sent "
+            f"{run.failed} digest{'' if run.failed == 1 else 's'} could not be written "
             "(see the log); the next run tries again."
         )
+
+
+@click.command("worker")
+@with_appcontext
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="Jobs run at once by this process.",
+)
+@click.option(
+    "--schedule/--no-schedule",
+    default=True,
+    show_default=True,
+    help="Also queue the scheduled jobs (digests, repairs, retention). Several workers may "
+    "all do so: every scheduled job is safe to run twice.",
+)
+def worker_command(threads: int, schedule: bool) -> None:
+    """Run the job queue's worker: mail delivery, digests, report PDFs, repairs."""
+    from flask import current_app
+
+    from .jobs import queue_of
+
+    huey = queue_of(current_app).huey
+    logging.getLogger("huey").setLevel(logging.INFO)
+    click.echo(
+        f"Worker started on {current_app.config['QUEUE_URL'].split('@')[-1]} "
+        f"with {threads} thread{'s' if threads > 1 else ''} (Ctrl+C stops it)."
+    )
+    consumer = huey.create_consumer(
+        workers=threads,
+        worker_type="thread",
+        periodic=schedule,
+        initial_delay=0.1,
+        backoff=1.15,
+        max_delay=1.0,
+        check_worker_health=True,
+    )
+    consumer.run()
 
 
 @click.command("backup")
@@ -351,6 +391,7 @@ def register(app: Flask) -> None:
         search_sync_command,
         search_check_command,
         send_digests_command,
+        worker_command,
         backup_command,
         restore_command,
         migrate_data_command,

@@ -38,6 +38,20 @@ DEFAULTS: dict[str, Any] = {
     "ATTACHMENT_MAX_COUNT": 5,
     # How many days the admins' search insights keep each search (0: record none).
     "SEARCH_INSIGHTS_DAYS": 90,
+    # The job queue (mail delivery, digests, report PDFs, repairs): empty for SQLite in the
+    # instance folder (instance/jobs.db), or redis://host:port/db when scaling out.
+    "QUEUE_URL": "",
+    "QUEUE_NAME": "portal",  # one name per portal sharing a Redis server
+    # Seconds the portal waits for each answer of the mail server before trying again later.
+    "SMTP_TIMEOUT": 20,
+    "SMTP_CA_FILE": "",  # certificate authorities for STARTTLS (empty: the system's)
+    # When the weekly digests go: a day (mon..sun) and an hour of UK time.
+    "DIGEST_DAY": "mon",
+    "DIGEST_HOUR": 7,
+    # /metrics answers only a request with "Authorization: Bearer <this>" (empty: 404).
+    "METRICS_TOKEN": "",
+    # Log lines as `text` (for people) or `json` (one object per line, for log collectors).
+    "LOG_FORMAT": "text",
 }
 
 _BOOLEAN = {"PUBLIC_LIBRARY", "SMTP_STARTTLS"}
@@ -49,6 +63,8 @@ _INTEGER = {
     "ATTACHMENT_MAX_BYTES",
     "ATTACHMENT_MAX_COUNT",
     "SEARCH_INSIGHTS_DAYS",
+    "SMTP_TIMEOUT",
+    "DIGEST_HOUR",
 }
 
 
@@ -85,6 +101,8 @@ CHOICES = {
     "SEARCH_BACKEND": ("whoosh", "postgres"),
     "MAIL_BACKEND": ("file", "console", "smtp"),
     "ENV": ("production", "development"),
+    "DIGEST_DAY": ("mon", "tue", "wed", "thu", "fri", "sat", "sun"),
+    "LOG_FORMAT": ("text", "json"),
 }
 
 
@@ -168,6 +186,18 @@ def finalise(config: dict[str, Any], instance_path: Path) -> dict[str, Any]:
     derived["SEARCH_INDEX_PATH"] = str(instance_path / "search")
     derived["OUTBOX_PATH"] = str(instance_path / "outbox")
     derived["UPLOADS_PATH"] = str(instance_path / "uploads")
+    queue = str(config.get("QUEUE_URL") or "")
+    if queue and not queue.startswith(("redis://", "rediss://", "unix://", "sqlite:///")):
+        raise ConfigError(
+            f"PORTAL_QUEUE_URL={queue!r} is not supported: leave it empty for SQLite in the "
+            "instance folder, or give redis://host:port/db"
+        )
+    derived["QUEUE_URL"] = queue or f"sqlite:///{instance_path / 'jobs.db'}"
+    if not 0 <= int(config.get("DIGEST_HOUR", 7)) <= 23:
+        raise ConfigError(
+            f"PORTAL_DIGEST_HOUR={config.get('DIGEST_HOUR')!r} is not supported: "
+            "use an hour from 0 to 23"
+        )
     derived["RATELIMIT_STORAGE_URI"] = config.get("RATELIMIT_STORAGE_URL") or "memory://"
     derived["RATELIMIT_HEADERS_ENABLED"] = True
     # Always explicit: Flask-Limiter would otherwise take the last app's setting as default.

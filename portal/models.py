@@ -513,3 +513,68 @@ class Adoption(db.Model):
     case_study: Mapped[CaseStudy] = relationship()
     force: Mapped[Force] = relationship()
     recorded_by: Mapped[User | None] = relationship()
+
+
+class MailState(enum.StrEnum):
+    WAITING = "waiting"  # to be tried (again) at next_attempt_at
+    SENDING = "sending"  # a worker holds it until lease_until; not yet handed to the server
+    HANDED_OVER = "handed_over"  # the server was given the whole message; its answer not yet read
+    SENT = "sent"  # the server accepted it
+    UNCONFIRMED = "unconfirmed"  # a worker stopped while the server was answering: never resent
+    FAILED = "failed"  # refused for good (5xx) or out of tries: an admin may resend
+
+
+class MailMessage(db.Model):
+    """One email, recorded in the transaction of the change that causes it; delivered by a job.
+
+    The row is the truth: a rollback takes the message with it, a queue outage only delays
+    it (a sweep every minute finds what is due), and its state says whether the server was
+    ever given it, so a retry never sends twice what a server accepted.
+    """
+
+    __tablename__ = "mail_message"
+    __table_args__ = (
+        Index("ix_mail_message_state_next_attempt_at", "state", "next_attempt_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    message_id: Mapped[str] = mapped_column(String(200), unique=True)  # the Message-ID header
+    to: Mapped[str] = mapped_column(String(320))
+    reply_to: Mapped[str | None] = mapped_column(String(400))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    state: Mapped[MailState] = mapped_column(_enum(MailState, "mail_state"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class ReportFileState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ReportFile(db.Model):
+    """The annual report of one year as a PDF, made by a job; kept per version of its data."""
+
+    __tablename__ = "report_file"
+    __table_args__ = (
+        UniqueConstraint("year", "data_version", name="uq_report_file_year_data_version"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    year: Mapped[int] = mapped_column(Integer)
+    data_version: Mapped[str] = mapped_column(String(64))  # a digest of what the report shows
+    state: Mapped[ReportFileState] = mapped_column(_enum(ReportFileState, "report_file_state"))
+    progress: Mapped[int] = mapped_column(Integer, default=0)  # percent
+    requested_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    error: Mapped[str] = mapped_column(String(500), default="")
+    pdf: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -18,13 +18,16 @@ from werkzeug.serving import make_server
 from portal import create_app
 from portal.cli import init_db
 from portal.extensions import db
+from portal.jobs import queue_of
 
 from .backends import REDIS, SEARCH, SERVER
 from .records import case_study_line
 
 # The scale-out run (CI's second pass): PostgreSQL, its search backend and Redis. Read when
 # imported, before the fixture below clears PORTAL_* variables for each test.
-SERVER_CONFIG = {"SEARCH_BACKEND": SEARCH, "RATELIMIT_STORAGE_URL": REDIS} if SERVER else {}
+SERVER_CONFIG = (
+    {"SEARCH_BACKEND": SEARCH, "RATELIMIT_STORAGE_URL": REDIS, "QUEUE_URL": REDIS} if SERVER else {}
+)
 # This run's fresh database, when SERVER is set; kept in the environment because test modules
 # may import this file under another module name than pytest does.
 RUN_DATABASE = "HEFORSHE_TEST_RUN_DATABASE"
@@ -61,6 +64,8 @@ def _fresh_state(request):
         app = _APPS.pop()
         with app.app_context():
             db.engine.dispose()
+        if app.config["QUEUE_URL"].startswith("redis"):
+            queue_of(app).huey.storage.flush_all()  # this app's own keys (its queue's name)
 
 
 class SentClient(FlaskClient):
@@ -93,6 +98,8 @@ def make_app(instance: Path, **config):
     database = os.environ.get(RUN_DATABASE)
     server = {"DATABASE_URL": database, **SERVER_CONFIG} if database else {}
     server = {k: v for k, v in server.items() if v}
+    if server.get("QUEUE_URL"):  # a queue of its own on the shared Redis
+        server["QUEUE_NAME"] = f"portal-test-{uuid.uuid4().hex[:12]}"
     app = create_app({"INSTANCE_PATH": str(instance), "TESTING": True, **server, **config})
     app.test_client_class = SentClient
     _APPS.append(app)

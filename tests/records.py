@@ -39,7 +39,11 @@ def pdf_attachment(data: bytes, filename: str = "plan.pdf"):
 
 
 def outbox(app) -> list[email.message.EmailMessage]:
-    """Return the messages the file mail backend wrote, oldest first, parsed."""
+    """Run the queued jobs as a worker would, then return the messages the file mail
+    backend wrote, oldest first, parsed."""
+    from portal.jobs import run_queued
+
+    run_queued(app)
     folder = Path(app.config["OUTBOX_PATH"])
     return [
         email.message_from_bytes(p.read_bytes(), policy=email.policy.default)

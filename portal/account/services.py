@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app, render_template
+from flask import render_template
 from sqlalchemy import select
 
 from .. import audit
@@ -18,7 +18,7 @@ from ..core.errors import FieldErrors
 from ..core.links import external_url
 from ..core.text import is_clean_text
 from ..extensions import db
-from ..mail import send_mail
+from ..mail import queue_mail
 from ..models import Force, Role, User, UserStatus
 from ..reference import find_force
 
@@ -79,10 +79,8 @@ def request_force_change(user: User, force_name: str, note: str = "") -> ForceRe
         target=user,
         detail={"from": user.force.slug, "to": force.slug, "admins": len(admins)},
     )
-    db.session.commit()
     link = external_url("admin.user", user_id=user.id)
     subject = f"Please change the force of {user.name}"
-    emailed = 0
     for admin in admins:
         body = render_template(
             "mail/force_change_request.txt",
@@ -92,10 +90,6 @@ def request_force_change(user: User, force_name: str, note: str = "") -> ForceRe
             note=note,
             link=link,
         )
-        try:
-            send_mail(admin.email, subject, body, reply_to=user.email)
-        except Exception:  # noqa: BLE001 - the request is recorded; a mail failure is logged
-            current_app.logger.exception("could not send %r", subject)
-        else:
-            emailed += 1
-    return ForceRequest(force=force, emailed=emailed)
+        queue_mail(admin.email, subject, body, reply_to=user.email)
+    db.session.commit()
+    return ForceRequest(force=force, emailed=len(admins))

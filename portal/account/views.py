@@ -107,7 +107,7 @@ def _too_many_requests(retry_after: int) -> str:
 def force():
     """Ask the admins to change your force: they are emailed, their addresses stay private.
 
-    Only requests that reached an admin count towards the limit; what was typed is kept
+    Only requests that were recorded count towards the limit; what was typed is kept
     whatever goes wrong.
     """
     user = signed_in_user()
@@ -126,15 +126,10 @@ def force():
     except FieldErrors as failure:
         add_errors(form, failure.errors)
     finally:
-        if sent is None or not sent.emailed:
+        if sent is None:
             attempt.give_back()
     if sent is None:
         return _force_page(form)
-    if not sent.emailed:
-        form.form_errors.append(
-            "Your request could not be sent just now. It is below: try again in a few minutes"
-        )
-        return _force_page(form, 503)
     flash(
         f"We’ve asked the admins to change your force to {sent.force.name}. When one of "
         "them has, this page will show it. They may reply to you by email.",

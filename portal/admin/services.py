@@ -16,7 +16,7 @@ from ..core.errors import FieldErrors
 from ..core.links import external_url
 from ..core.text import is_clean_text
 from ..extensions import db
-from ..mail import send_mail
+from ..mail import queue_mail
 from ..models import Revision, RevisionState, Role, Synonym, User, UserStatus, utcnow
 from ..pagination import Page, like_pattern, paginate
 
@@ -103,8 +103,8 @@ def set_role(admin: User, user: User, role: Role) -> RoleChange:
 
     The change and its audit event are one transaction, made by one conditional UPDATE:
     two admins saving the same change at once change it, and email, once; saving the
-    role the account already has changes nothing and sends nothing. The email goes only
-    after the commit, and only to an active account (a pending account's name is what
+    role the account already has changes nothing and sends nothing. The email is recorded
+    in that transaction, and only for an active account (a pending account's name is what
     its registrant typed, and a disabled account cannot sign in to use the role).
     """
     if user.id == admin.id and role != Role.ADMIN:
@@ -133,15 +133,14 @@ def set_role(admin: User, user: User, role: Role) -> RoleChange:
         target=user,
         detail={"from": before.value, "to": role.value},
     )
+    db.session.refresh(user)  # the role as the UPDATE left it, in this transaction
+    emailed = user.status == UserStatus.ACTIVE and _tell_role_changed(admin, user, before)
     db.session.commit()
-    db.session.refresh(user)
-    if user.status != UserStatus.ACTIVE:
-        return RoleChange(changed=True)
-    return RoleChange(changed=True, emailed=_tell_role_changed(admin, user, before))
+    return RoleChange(changed=True, emailed=emailed)
 
 
 def _tell_role_changed(admin: User, user: User, before: Role) -> bool:
-    """Email the person what they can now do, with a link; a failure is logged, not raised."""
+    """Record an email telling the person what they can now do, with a link."""
     links = {
         Role.CONTRIBUTOR: external_url("library.home"),
         Role.MODERATOR: external_url("moderation.queue"),
@@ -158,11 +157,7 @@ def _tell_role_changed(admin: User, user: User, before: Role) -> bool:
         mfa_link=external_url("account.mfa_setup") if setup_needed else None,
     )
     subject = ROLE_SUBJECTS[user.role].format(site=current_app.config["SITE_NAME"])
-    try:
-        send_mail(user.email, subject, body, reply_to=admin.email)
-    except Exception:  # noqa: BLE001 - the change is committed; a mail server's failure is logged
-        current_app.logger.exception("could not send %r", subject)
-        return False
+    queue_mail(user.email, subject, body, reply_to=admin.email)
     return True
 
 

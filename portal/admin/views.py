@@ -99,14 +99,9 @@ def change_role(user_id: int):
     if not change.changed:
         flash(f"{user.name} is already {role}: nothing changed.", "info")
     elif change.emailed:
-        flash(f"{user.name} is now {role}. We have emailed them to say so.", "success")
-    elif user.status != UserStatus.ACTIVE:
-        flash(f"{user.name} is now {role}. They were not emailed: the account is not active.")
+        flash(f"{user.name} is now {role}. We are emailing them to say so.", "success")
     else:
-        flash(
-            f"{user.name} is now {role}, but the email telling them could not be sent. "
-            "Tell them yourself.",
-        )
+        flash(f"{user.name} is now {role}. They were not emailed: the account is not active.")
     return redirect(url_for(".user", user_id=user.id), code=303)
 
 

@@ -1,7 +1,7 @@
 """Account rules: registration, confirmation, sign-in, second factor, passwords, profile.
 
 Each function is one step: it checks the rules, writes in one transaction with an audit
-event, and sends any email only after the commit.
+event, and records any email in that same transaction (a job delivers it).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ..core.links import external_url
 from ..core.text import is_clean_text, looks_like_email
 from ..core.updates import changed_rows
 from ..extensions import db
-from ..mail import send_mail
+from ..mail import queue_mail
 from ..models import Force, RecoveryCode, Role, User, UserStatus, utcnow
 from ..reference import find_force
 from . import mfa, tokens
@@ -51,7 +51,7 @@ def _mail(user: User | str, template: str, subject: str, **context) -> None:
     to = user.email if isinstance(user, User) else user
     name = greeting_name(user) if isinstance(user, User) else None
     body = render_template(f"mail/{template}.txt", user=user, name=name, **context)
-    send_mail(to, subject, body)
+    queue_mail(to, subject, body)
 
 
 _NAME_SHAPE = re.compile(r"[^\W\d_]+(?:[ .'’-]+[^\W\d_]+)*\.?")
@@ -129,8 +129,8 @@ def register(name: str, email: str, force_name: str, password: str) -> None:
     existing = find_user_by_email(email)
     if existing is not None and existing.status != UserStatus.PENDING:
         audit.record("auth.register_existing", target=existing)
-        db.session.commit()
         _mail(existing, "register_existing", "Someone tried to register with your email")
+        db.session.commit()
         return
     if existing is not None:
         # Still unconfirmed: the newest registration wins, and every earlier link dies
@@ -151,8 +151,9 @@ def register(name: str, email: str, force_name: str, password: str) -> None:
         db.session.flush()
         audit.record("auth.registered", actor=user, target=user, detail={"force": force.slug})
     user.password_changed_at = utcnow()
-    db.session.commit()
+    db.session.flush()
     _send_confirmation(user)
+    db.session.commit()
 
 
 def _send_confirmation(user: User) -> None:
@@ -165,6 +166,7 @@ def resend_confirmation(email: str) -> None:
     user = find_user_by_email(email)
     if user is not None and user.status == UserStatus.PENDING:
         _send_confirmation(user)
+        db.session.commit()
 
 
 def confirm_email(token: str, password: str) -> User:
@@ -280,10 +282,10 @@ def verify_second_factor(user: User, code: str) -> bool:
     ).scalar_one()
     audit.record("auth.second_factor_failed", actor=user, target=user)
     locked = failures >= SECOND_FACTOR_MAX_FAILURES and _lock_second_factor(user, now)
-    db.session.commit()
-    db.session.refresh(user)
     if locked:
         _mail(user, "second_factor_locked", "Someone is trying to sign in to your account")
+    db.session.commit()
+    db.session.refresh(user)
     return False
 
 
@@ -355,8 +357,8 @@ def request_password_reset(email: str) -> None:
         return
     link = external_url("auth.reset_password", token=tokens.make_token(user, tokens.RESET))
     audit.record("auth.password_reset_requested", target=user)
-    db.session.commit()
     _mail(user, "reset", "Reset your password", link=link)
+    db.session.commit()
 
 
 def reset_password(
@@ -393,8 +395,8 @@ def reset_password(
         user.confirmed_at = utcnow()
         audit.record("auth.registration_finished_by_reset", actor=user, target=user, detail=changed)
     audit.record("auth.password_reset", actor=user, target=user)
-    db.session.commit()
     _mail(user, "password_changed", "Your password was changed")
+    db.session.commit()
     return user
 
 
@@ -414,8 +416,8 @@ def change_password(user: User, current: str, new: str) -> None:
         raise FieldErrors({"new_password": problem})
     _set_password(user, new)
     audit.record("auth.password_changed", actor=user, target=user)
-    db.session.commit()
     _mail(user, "password_changed", "Your password was changed")
+    db.session.commit()
 
 
 def _set_password(user: User, password: str) -> None:

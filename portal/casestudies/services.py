@@ -26,7 +26,7 @@ from ..core.rules import Content, content_problems, submission_problems
 from ..core.text import is_clean_text
 from ..core.updates import changed_rows
 from ..extensions import db
-from ..mail import send_mail
+from ..mail import queue_mail
 from ..models import (
     WORKING_STATES,
     Attachment,
@@ -335,6 +335,8 @@ def _save(
             problems["checklist"] = CHECKLIST_PROBLEM
     if submit and not problems:
         _submit(author, revision)
+        _tell_moderators(revision)
+        _tell_author_received(revision)
     else:
         db.session.flush()
         _still_a_draft(revision)
@@ -343,9 +345,6 @@ def _save(
     if problems:
         # The draft (attachments included) is safe; only the submission waits.
         raise SubmitRefused(problems, case_study)
-    if submit:
-        _tell_moderators(revision)
-        _tell_author_received(revision)
     return case_study
 
 
@@ -679,8 +678,8 @@ def approve(moderator: User, revision: Revision, comment: str = "") -> None:
     queue_change(case_study.id)
     _event(revision, moderator, ModerationAction.APPROVED, comment.strip())
     audit.record("case_study.approved", actor=moderator, target=case_study)
-    db.session.commit()
     _tell_author(revision, ModerationAction.APPROVED, comment)
+    db.session.commit()
 
 
 def request_changes(moderator: User, revision: Revision, comment: str) -> None:
@@ -725,8 +724,8 @@ def _turn_down(
         raise _already_decided(revision)
     _event(revision, moderator, action, comment.strip())
     audit.record(f"case_study.{action.value}", actor=moderator, target=revision.case_study)
-    db.session.commit()
     _tell_author(revision, action, comment)
+    db.session.commit()
 
 
 def archive(actor: User, case_study: CaseStudy) -> None:
@@ -743,9 +742,9 @@ def archive(actor: User, case_study: CaseStudy) -> None:
     queue_change(case_study.id)
     _event(live, actor, ModerationAction.ARCHIVED)
     audit.record("case_study.archived", actor=actor, target=case_study)
-    db.session.commit()
     if not is_author(actor, case_study):
         _tell_author(live, ModerationAction.ARCHIVED, "")
+    db.session.commit()
 
 
 # Email
@@ -763,16 +762,7 @@ def _tell_moderators(revision: Revision) -> None:
     link = external_url("moderation.review", revision_id=revision.id)
     for moderator in moderators:
         body = render_template("mail/submitted.txt", revision=revision, link=link, user=moderator)
-        send_quietly(moderator.email, f"To moderate: {revision.title}", body)
-
-
-def send_quietly(to: str, subject: str, body: str) -> None:
-    # The work is committed already: a mail server's failure must not turn it into an
-    # error page, nor stop the other messages. It is logged for the admins.
-    try:
-        send_mail(to, subject, body)
-    except Exception:  # noqa: BLE001 - any delivery failure is logged, none is fatal here
-        current_app.logger.exception("could not send %r", subject)
+        queue_mail(moderator.email, f"To moderate: {revision.title}", body)
 
 
 def _tell_author_received(revision: Revision) -> None:
@@ -786,7 +776,7 @@ def _tell_author_received(revision: Revision) -> None:
         link=external_url("casestudies.show", case_study_id=revision.case_study_id),
         user=author,
     )
-    send_quietly(author.email, f"Received: {revision.title[:80]}", body)
+    queue_mail(author.email, f"Received: {revision.title[:80]}", body)
 
 
 SUBJECTS = {
@@ -810,4 +800,4 @@ def _tell_author(revision: Revision, action: ModerationAction, comment: str) -> 
         link=link,
         user=author,
     )
-    send_quietly(author.email, SUBJECTS[action].format(title=revision.title[:80]), body)
+    queue_mail(author.email, SUBJECTS[action].format(title=revision.title[:80]), body)

@@ -4,13 +4,11 @@ A case study goes into a user's digest when it was first published within the wi
 (7 days by default), is still published and not archived, and its force or one of its
 themes is followed by the user, who is active and wants the digest.
 
-Never twice: before sending, the run claims each case study for the user by inserting a
-DigestItem row (INSERT ... ON CONFLICT DO NOTHING on the unique user/case-study pair) and
-commits; it sends only what it claimed. Two runs at once therefore never both send the
-same case study to the same user: the database gives each pair to one of them. If the
-process dies between that commit and the delivery, the digest is lost rather than sent
-twice. If delivery raises (the mail server refused, say), the claim is released, so the
-next run tries again.
+Never twice: the run claims each case study for the user by inserting a DigestItem row
+(INSERT ... ON CONFLICT DO NOTHING on the unique user/case-study pair) and records the
+email in that same transaction. Two runs at once therefore never both send the same case
+study to the same user: the database gives each pair to one of them. Delivery is the job
+queue's (portal/jobs/mail.py): retried until the mail server takes it, never sent twice.
 """
 
 from __future__ import annotations
@@ -21,13 +19,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app, has_request_context, render_template
-from sqlalchemy import delete, exists, or_, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..core.links import external_url
 from ..core.live import live_revisions
 from ..extensions import db
-from ..mail import send_mail
+from ..mail import queue_mail
 from ..models import (
     CaseStudy,
     DigestItem,
@@ -100,7 +98,8 @@ def _insert():
 
 
 def claim(user_id: int, case_study_ids: Iterable[int], at: datetime) -> set[int]:
-    """Record these case studies as sent to the user; return those no other run had claimed."""
+    """Record, in the caller's transaction, these case studies as sent to the user; return
+    those no other run had claimed."""
     claimed = set()
     for case_study_id in case_study_ids:
         statement = (
@@ -111,18 +110,7 @@ def claim(user_id: int, case_study_ids: Iterable[int], at: datetime) -> set[int]
         )
         if db.session.execute(statement).scalar_one_or_none() is not None:
             claimed.add(case_study_id)
-    db.session.commit()
     return claimed
-
-
-def release(user_id: int, case_study_ids: Iterable[int]) -> None:
-    """Forget a claim whose email was not delivered, so the next run sends it."""
-    db.session.execute(
-        delete(DigestItem).where(
-            DigestItem.user_id == user_id, DigestItem.case_study_id.in_(list(case_study_ids))
-        )
-    )
-    db.session.commit()
 
 
 def _reasons(revision: Revision, force_ids: frozenset[int], theme_ids: frozenset[int]):
@@ -175,14 +163,15 @@ def send_digests(days: int = DEFAULT_DAYS, now: datetime | None = None) -> Diges
             claimed = claim(user.id, [r.case_study_id for r in revisions], utcnow())
             revisions = [r for r in revisions if r.case_study_id in claimed]
             if not revisions:
+                db.session.rollback()
                 continue  # another run got there first
             try:
                 subject, body = _digest_for(user, revisions, days)
-                send_mail(user.email, subject, body)
-            except Exception:  # noqa: BLE001 - one failed delivery must not stop the others
-                current_app.logger.exception("could not send the digest to user %s", user.id)
-                db.session.rollback()
-                release(user.id, claimed)
+                queue_mail(user.email, subject, body)
+                db.session.commit()
+            except Exception:  # noqa: BLE001 - one user's failure must not stop the others
+                current_app.logger.exception("could not write the digest of user %s", user.id)
+                db.session.rollback()  # the claim goes with it: the next run tries again
                 run.failed += 1
                 continue
             run.digests += 1

@@ -8,27 +8,23 @@ from __future__ import annotations
 
 from email.utils import formataddr
 
-from flask import current_app, render_template
+from flask import render_template
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from .. import audit
-from ..casestudies.services import NotAllowed, NotFound, is_moderator, published, send_quietly
+from ..casestudies.services import NotAllowed, NotFound, is_moderator, published
 from ..core.errors import FieldErrors
 from ..core.links import external_url
 from ..core.text import is_clean_text, one_line
 from ..extensions import db
-from ..mail import send_mail
+from ..mail import queue_mail
 from ..models import Adoption, AdoptionKind, CaseStudy, Revision, User, UserStatus
 
 MESSAGE_MIN = 20
 MESSAGE_MAX = 3000
 NOTE_MAX = 500
-
-
-class DeliveryFailed(Exception):
-    """The mail server did not take the message; nothing was recorded."""
 
 
 def _live(case_study: CaseStudy) -> Revision | None:
@@ -73,16 +69,12 @@ def contact_author(sender: User, case_study: CaseStudy, message: str) -> None:
     body = render_template(
         "mail/contact.txt", sender=sender, revision=revision, message=text, link=link
     )
-    try:
-        send_mail(
-            revision.contact_email,
-            f"A message about your case study: {title[:80]}",
-            body,
-            reply_to=formataddr((one_line(sender.name), sender.email)),
-        )
-    except Exception as error:  # noqa: BLE001 - any delivery failure is the same to the sender
-        current_app.logger.exception("could not send a message to a case study's contact")
-        raise DeliveryFailed from error
+    queue_mail(
+        revision.contact_email,
+        f"A message about your case study: {title[:80]}",
+        body,
+        reply_to=formataddr((one_line(sender.name), sender.email)),
+    )
     # Never the message itself: it may hold personal data, and the log keeps it for years.
     audit.record(
         "case_study.contacted",
@@ -90,11 +82,11 @@ def contact_author(sender: User, case_study: CaseStudy, message: str) -> None:
         target=case_study,
         detail={"revision": revision.number, "characters": len(text)},
     )
-    db.session.commit()
     copy = render_template(
         "mail/contact_copy.txt", sender=sender, revision=revision, message=text, link=link
     )
-    send_quietly(sender.email, f"Your message about: {title[:80]}", copy)
+    queue_mail(sender.email, f"Your message about: {title[:80]}", copy)
+    db.session.commit()
 
 
 # Adopted elsewhere
@@ -180,6 +172,9 @@ def record_adoption(user: User, case_study: CaseStudy, kind: AdoptionKind, note:
         detail={"force": user.force.name, "kind": kind.value, "note_characters": len(note.strip())},
     )
     try:
+        if created:
+            db.session.flush()  # the author's note names the force, read through the relationship
+            _tell_author_of_adoption(adoption, case_study)
         db.session.commit()
     except IntegrityError:
         # Someone of the same force recorded it at the same moment: theirs stands, update it.
@@ -187,8 +182,6 @@ def record_adoption(user: User, case_study: CaseStudy, kind: AdoptionKind, note:
         if not created:
             raise
         return record_adoption(user, case_study, kind, note)
-    if created:
-        _tell_author_of_adoption(adoption, case_study)
     return created
 
 
@@ -220,4 +213,4 @@ def _tell_author_of_adoption(adoption: Adoption, case_study: CaseStudy) -> None:
         "mail/adopted.txt", user=author, adoption=adoption, revision=revision, link=link
     )
     title = one_line(revision.title, 80)
-    send_quietly(author.email, f"{adoption.force.name} has {adoption.kind.value}: {title}", body)
+    queue_mail(author.email, f"{adoption.force.name} has {adoption.kind.value}: {title}", body)

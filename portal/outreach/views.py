@@ -74,10 +74,6 @@ def contact(case_study_id: int):
             outreach.contact_author(signed_in_user(), case_study, form.message.data)
         except FieldErrors as failure:
             add_errors(form, failure.errors)
-        except outreach.DeliveryFailed:
-            form.form_errors.append(
-                "Your message could not be sent just now. It is below: try again in a few minutes."
-            )
         else:
             return redirect(url_for(".contact_sent", case_study_id=case_study.id), code=303)
     return render_form(

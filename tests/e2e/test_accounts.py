@@ -7,12 +7,14 @@ from pathlib import Path
 import pyotp
 from playwright.sync_api import expect
 
+from portal.jobs import run_queued
+
 from .conftest import assert_accessible
 
 
 def latest_link(outbox: Path, to: str) -> str:
     """Return the first link in the newest email sent to `to`."""
-    for path in sorted(outbox.glob("*.eml"), reverse=True):
+    for path in sorted(outbox.glob("*.eml"), reverse=True):  # after the worker ran
         message = email.message_from_bytes(path.read_bytes())
         if message["To"] == to:
             return re.search(r"https?://\S+", message.get_payload(decode=True).decode()).group(0)
@@ -32,6 +34,7 @@ def test_register_confirm_sign_in_set_up_two_factor_and_sign_out(page, visit, li
     expect(page.get_by_role("heading", level=1)).to_have_text("Check your email")
     assert_accessible(page)
 
+    run_queued(live_app)  # what the worker beside the server does
     link = latest_link(Path(live_app.config["OUTBOX_PATH"]), address)
     visit(link.replace(live_app.config["BASE_URL"], ""))
     page.get_by_label("Password", exact=True).fill(password)

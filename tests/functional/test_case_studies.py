@@ -1,9 +1,7 @@
 """Writing, submitting, moderating and publishing case studies, and who may see what."""
 
-import email
 import html
 import re
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -17,6 +15,7 @@ from portal.models import (
 )
 
 from ..conftest import Auth, csrf_from
+from ..records import outbox
 from ..writing import (
     PDF,
     PNG,
@@ -29,12 +28,6 @@ from ..writing import (
     submitted,
     theme_ids,
 )
-
-
-def outbox(app):
-    folder = Path(app.config["OUTBOX_PATH"])
-    return [email.message_from_bytes(p.read_bytes()) for p in sorted(folder.glob("*.eml"))]
-
 
 # Writing
 

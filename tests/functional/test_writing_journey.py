@@ -3,13 +3,11 @@ where a case study stands, the receipt, and the links out of a case study page."
 
 from __future__ import annotations
 
-import email
 import html
 import io
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
@@ -30,7 +28,7 @@ from portal.models import (
 )
 
 from ..conftest import csrf_from, served
-from ..records import case_study_line
+from ..records import case_study_line, outbox
 from ..writing import (
     PDF,
     PNG,
@@ -44,11 +42,6 @@ from ..writing import (
 
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
 FOUR_THEMES = ("Women in sport", "Domestic abuse", "Menopause support", "Community safety")
-
-
-def outbox(app):
-    folder = Path(app.config["OUTBOX_PATH"])
-    return [email.message_from_bytes(p.read_bytes()) for p in sorted(folder.glob("*.eml"))]
 
 
 def count(app, model) -> int:

@@ -1,9 +1,7 @@
 """Accounts and the security baseline, each rule tested as the attack it stops."""
 
-import email
 import re
 import time
-from pathlib import Path
 
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
@@ -13,11 +11,7 @@ from portal.extensions import db
 from portal.models import AuditEvent, User, UserStatus
 
 from ..conftest import PASSWORD, Auth, csrf_from
-
-
-def outbox(app) -> list[email.message.Message]:
-    folder = Path(app.config["OUTBOX_PATH"])
-    return [email.message_from_bytes(p.read_bytes()) for p in sorted(folder.glob("*.eml"))]
+from ..records import outbox
 
 
 def body(message) -> str:

@@ -23,6 +23,7 @@ FLOORS: list[tuple[str, set[str]]] = [
         "shared services",
         {
             "portal.audit",
+            "portal.jobs",
             "portal.mail",
             "portal.pagination",
             "portal.reference",

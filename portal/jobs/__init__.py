@@ -1,0 +1,140 @@
+"""The job queue: Huey on SQLite in the instance folder, or on Redis when scaling out.
+
+Work that is slow or may fail (mail, digests, report PDFs, repairs) is a job. A module
+declares its jobs with `@job` or `@periodic`; `init_app` binds every declared job to the
+app's own queue, each run inside an app context. `portal worker` consumes the queue;
+`run_queued` runs what is waiting in this process (the same code path, for tests and the CLI).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, current_app
+from huey import Huey, RedisHuey, SqliteHuey
+from huey.api import TaskWrapper
+
+log = logging.getLogger(__name__)
+
+#: A function of the app's configuration returning Huey's schedule test (e.g. a crontab).
+Schedule = Callable[[dict[str, Any]], Callable[[datetime], bool]]
+
+
+@dataclass(frozen=True)
+class Declared:
+    function: Callable[..., Any]
+    name: str
+    schedule: Schedule | None = None
+
+
+_DECLARED: dict[str, Declared] = {}
+
+
+def job(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a function as a job called `name`; queue it with `enqueue(name, ...)`."""
+
+    def declare(function: Callable[..., Any]) -> Callable[..., Any]:
+        _DECLARED[name] = Declared(function, name)
+        return function
+
+    return declare
+
+
+def periodic(name: str, schedule: Schedule) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
+    """Declare a function the worker's scheduler runs whenever `schedule` says so."""
+
+    def declare(function: Callable[[], Any]) -> Callable[[], Any]:
+        _DECLARED[name] = Declared(function, name, schedule)
+        return function
+
+    return declare
+
+
+@dataclass
+class Queue:
+    """One app's queue and the jobs bound to it."""
+
+    huey: Huey
+    tasks: dict[str, TaskWrapper] = field(default_factory=dict)
+
+
+def make_huey(config: dict[str, Any]) -> Huey:
+    """Return Huey on the storage QUEUE_URL names: sqlite:///path or redis://..."""
+    url = config["QUEUE_URL"]
+    name = config["QUEUE_NAME"]
+    if url.startswith("sqlite:///"):
+        # Results are never read (the database records what a job did): none are kept.
+        return SqliteHuey(name, filename=urlsplit(url).path, results=False, utc=True, timeout=15)
+    return RedisHuey(name, url=url, results=False, utc=True, blocking=True, read_timeout=1)
+
+
+def init_app(app: Flask) -> None:
+    """Bind every declared job to this app's queue."""
+    from . import mail  # noqa: F401 - declares the mail jobs
+
+    huey = make_huey(app.config)
+    queue = Queue(huey)
+    for declared in _DECLARED.values():
+        run = _in_app_context(app, declared.function)
+        if declared.schedule is None:
+            queue.tasks[declared.name] = huey.task(name=declared.name)(run)
+        else:
+            test = declared.schedule(app.config)
+            queue.tasks[declared.name] = huey.periodic_task(test, name=declared.name)(run)
+    app.extensions["portal.jobs"] = queue
+    mail.register(app)
+
+
+def _in_app_context(app: Flask, function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        # A context of its own, so its own database session, even when run in a request.
+        with app.app_context():
+            return function(*args, **kwargs)
+
+    return run
+
+
+def queue_of(app: Flask | None = None) -> Queue:
+    queue: Queue = (app or current_app).extensions["portal.jobs"]
+    return queue
+
+
+def enqueue(name: str, *args: Any, eta: datetime | None = None) -> None:
+    """Queue the job `name` with these arguments (now, or at the UTC time `eta`)."""
+    task = queue_of().tasks[name]
+    if eta is None:
+        task(*args)
+    else:
+        task.schedule(args, eta=eta)
+
+
+def run_queued(app: Flask | None = None, limit: int = 10_000) -> int:
+    """Run the jobs waiting in the queue, in this process, as a worker would; return how many."""
+    huey = queue_of(app).huey
+    done = 0
+    while done < limit:
+        task = huey.dequeue()
+        if task is None:
+            break
+        huey.execute(task)
+        done += 1
+    return done
+
+
+def run_periodic(name: str, app: Flask | None = None) -> Any:
+    """Run one periodic job now, in this process (a manual run, or a test)."""
+    declared = _DECLARED[name]
+    target = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    return _in_app_context(target, declared.function)()
+
+
+def pending(app: Flask | None = None) -> int:
+    """Return how many jobs wait in the queue (not counting those scheduled for later)."""
+    return int(queue_of(app).huey.pending_count())
