@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import redis
 from flask import Flask, current_app
 from huey import Huey, RedisHuey, SqliteHuey
 from huey.api import TaskWrapper
@@ -71,7 +72,12 @@ def make_huey(config: dict[str, Any]) -> Huey:
     if url.startswith("sqlite:///"):
         # Results are never read (the database records what a job did): none are kept.
         return SqliteHuey(name, filename=urlsplit(url).path, results=False, utc=True, timeout=15)
-    return RedisHuey(name, url=url, results=False, utc=True, blocking=True, read_timeout=1)
+    # Bounded waits: a Redis that is down or unreachable costs a request at most a couple of
+    # seconds (the mail row is kept, and the sweep queues it later), never a hung worker.
+    pool = redis.ConnectionPool.from_url(
+        url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
+    )
+    return RedisHuey(name, connection_pool=pool, results=False, utc=True, read_timeout=1)
 
 
 def init_app(app: Flask) -> None:
