@@ -203,6 +203,17 @@ def finalise(config: dict[str, Any], instance_path: Path) -> dict[str, Any]:
     # Always explicit: Flask-Limiter would otherwise take the last app's setting as default.
     derived["RATELIMIT_ENABLED"] = bool(config.get("RATELIMIT_ENABLED", True))
     derived["RATELIMIT_STRATEGY"] = "moving-window"  # no double allowance at a window's edge
+    # Fail closed when the storage (Redis) is down: its errors come out as limits'
+    # StorageError, answered with a 503 (portal/web/errors.py), never swallowed (no limit at
+    # all) nor counted in each process's memory instead (a limit per process, not per portal).
+    derived["RATELIMIT_SWALLOW_ERRORS"] = False
+    derived["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] = False
+    # Bounded waits: a Redis that is down or hangs costs a request at most a couple of seconds.
+    derived["RATELIMIT_STORAGE_OPTIONS"] = {
+        "wrap_exceptions": True,
+        "socket_connect_timeout": 2,
+        "socket_timeout": 2,
+    }
     production = config.get("ENV", "production") == "production" and not config.get("TESTING")
     derived["SESSION_COOKIE_SECURE"] = production
     derived["SESSION_COOKIE_NAME"] = "__Host-session" if production else "session"

@@ -44,6 +44,21 @@ class TooManyAttempts(TooManyRequests):
         self.limit = limit
 
 
+#: Seconds a refused request is told to wait when the counters are down (Retry-After).
+COUNTERS_RETRY_AFTER = 60
+
+
+class CountersUnavailable(ServiceUnavailable):
+    """A 503: the limits' counters (Redis when scaling out) cannot be read or written.
+
+    Without them the portal cannot tell a person from a guessing machine, so what they limit
+    is refused (fail closed) until they answer again; pages that count nothing still work.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(retry_after=COUNTERS_RETRY_AFTER)
+
+
 @dataclass
 class _Slot:
     key: str
@@ -133,6 +148,8 @@ def _storage_call(method, *args, **kwargs):
     # the service is unavailable rather than fail with a 500 (or let everything through).
     try:
         return method(*args, **kwargs)
-    except Exception:
-        current_app.logger.exception("Rate-limit storage unavailable")
-        raise ServiceUnavailable() from None
+    except Exception as error:  # limits' StorageError (Redis down), or anything else: refuse
+        current_app.logger.error(
+            "Rate-limit storage unavailable: %s", getattr(error, "storage_error", error)
+        )
+        raise CountersUnavailable() from None
