@@ -38,6 +38,10 @@ DEFAULTS: dict[str, Any] = {
     "ATTACHMENT_MAX_COUNT": 5,
     # How many days the admins' search insights keep each search (0: record none).
     "SEARCH_INSIGHTS_DAYS": 90,
+    # How many days the audit log keeps each event (0: for ever); 2190 days is 6 years.
+    "AUDIT_RETENTION_DAYS": 2190,
+    # How many days a sent email is kept (it may hold a reset link or a private message).
+    "MAIL_RETENTION_DAYS": 30,
     # The job queue (mail delivery, digests, report PDFs, repairs): empty for SQLite in the
     # instance folder (instance/jobs.db), or redis://host:port/db when scaling out.
     "QUEUE_URL": "",
@@ -63,6 +67,8 @@ _INTEGER = {
     "ATTACHMENT_MAX_BYTES",
     "ATTACHMENT_MAX_COUNT",
     "SEARCH_INSIGHTS_DAYS",
+    "AUDIT_RETENTION_DAYS",
+    "MAIL_RETENTION_DAYS",
     "SMTP_TIMEOUT",
     "DIGEST_HOUR",
 }
@@ -168,6 +174,17 @@ def finalise(config: dict[str, Any], instance_path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"PORTAL_SEARCH_INSIGHTS_DAYS={config.get('SEARCH_INSIGHTS_DAYS')!r} is not "
             "supported; use a number of days from 0 (record no searches) to 3650"
+        )
+    audit_days = int(config.get("AUDIT_RETENTION_DAYS", 2190))
+    if audit_days != 0 and not 30 <= audit_days <= 36500:
+        raise ConfigError(
+            f"PORTAL_AUDIT_RETENTION_DAYS={config.get('AUDIT_RETENTION_DAYS')!r} is not "
+            "supported; use 0 (keep every event) or a number of days from 30 to 36500"
+        )
+    if not 1 <= int(config.get("MAIL_RETENTION_DAYS", 30)) <= 3650:
+        raise ConfigError(
+            f"PORTAL_MAIL_RETENTION_DAYS={config.get('MAIL_RETENTION_DAYS')!r} is not "
+            "supported; use a number of days from 1 to 3650"
         )
     derived: dict[str, Any] = {}
     if not config.get("SECRET_KEY"):

@@ -86,3 +86,27 @@ def test_an_empty_secret_key_file_is_refused_not_used(tmp_path):
     (instance / "secret_key").write_text("")
     with pytest.raises(ConfigError, match="no usable key"):
         make_app(instance)
+
+
+def test_retention_settings_default_to_six_years_of_audit_and_30_days_of_mail(tmp_path):
+    app = make_app(tmp_path / "inst")
+    assert app.config["AUDIT_RETENTION_DAYS"] == 2190
+    assert app.config["MAIL_RETENTION_DAYS"] == 30
+
+
+def test_retention_settings_are_read_from_the_environment_and_checked(tmp_path, monkeypatch):
+    import pytest
+
+    from portal.config import ConfigError
+
+    monkeypatch.setenv("PORTAL_AUDIT_RETENTION_DAYS", "0")
+    monkeypatch.setenv("PORTAL_MAIL_RETENTION_DAYS", "7")
+    app = make_app(tmp_path / "inst")
+    assert (app.config["AUDIT_RETENTION_DAYS"], app.config["MAIL_RETENTION_DAYS"]) == (0, 7)
+    # 6 meant as years would delete almost the whole audit log: refused, with the reason.
+    with pytest.raises(ConfigError, match=r"PORTAL_AUDIT_RETENTION_DAYS=6 .* from 30 to 36500"):
+        make_app(tmp_path / "inst", AUDIT_RETENTION_DAYS=6)
+    with pytest.raises(ConfigError, match="PORTAL_MAIL_RETENTION_DAYS=0"):
+        make_app(tmp_path / "inst", MAIL_RETENTION_DAYS=0)
+    with pytest.raises(ConfigError, match="PORTAL_MAIL_RETENTION_DAYS=3651"):
+        make_app(tmp_path / "inst", MAIL_RETENTION_DAYS=3651)
