@@ -196,10 +196,14 @@ class WhooshBackend:
         ix = self._ix
         state = (folder, ix.latest_generation())
         if self._searcher is None or self._opened != state:
-            old = self._searcher
-            self._searcher = ix.searcher()
-            self._opened = state
-            self._facets = _SearcherState(self._searcher, self._view(folder, self._searcher))
+            old, searcher = self._searcher, ix.searcher()
+            try:
+                facets = _SearcherState(searcher, self._view(folder, searcher))
+            except BaseException:
+                searcher.close()
+                raise
+            # All three together, or none: a failure above leaves the last good searcher.
+            self._searcher, self._opened, self._facets = searcher, state, facets
             # A request on another thread may still be reading the old searcher: it is
             # closed one reopen later, not now.
             if self._retired is not None:
@@ -213,6 +217,8 @@ class WhooshBackend:
         parts: list[tuple[Segment, Any, int]] = []
         kept: dict[tuple[Path, str], Segment] = {}
         for reader, offset in searcher.reader().leaf_readers():
+            if reader.segment() is None:  # an index holding no documents yet: nothing to read
+                continue
             key = (folder, reader.segment().segment_id())
             segment = self._segments.get(key)
             if segment is None:
