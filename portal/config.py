@@ -49,6 +49,9 @@ DEFAULTS: dict[str, Any] = {
     # Seconds the portal waits for each answer of the mail server before trying again later.
     "SMTP_TIMEOUT": 20,
     "SMTP_CA_FILE": "",  # certificate authorities for STARTTLS (empty: the system's)
+    # Seconds a worker may hold a message before the sweep takes it back (0: 6 × SMTP_TIMEOUT
+    # + 30, long enough for the server's answers to time out; shorter only in tests).
+    "MAIL_LEASE_SECONDS": 0,
     # When the weekly digests go: a day (mon..sun) and an hour of UK time.
     "DIGEST_DAY": "mon",
     "DIGEST_HOUR": 7,
@@ -70,6 +73,7 @@ _INTEGER = {
     "AUDIT_RETENTION_DAYS",
     "MAIL_RETENTION_DAYS",
     "SMTP_TIMEOUT",
+    "MAIL_LEASE_SECONDS",
     "DIGEST_HOUR",
 }
 

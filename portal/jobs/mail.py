@@ -1,17 +1,20 @@
 """Deliver the recorded mail: right after its commit, retried with back-off, never twice.
 
 A message's row moves WAITING → SENDING (a worker holds it, with a lease) → HANDED_OVER
-(the server holds the whole message) → SENT. A refusal of 4xx, or a server that cannot
-be reached, puts it back to WAITING for a later try; 5xx, or the last try, makes it
-FAILED with the server's reason. A worker that dies while SENDING leaves the row for the
-sweep to put back when the lease ends; one that dies after HANDED_OVER leaves it
-UNCONFIRMED: the server probably has it, so it is never sent again by itself.
+(the server has its whole text; the final dot goes next) → SENT. A refusal of 4xx, or a
+server that cannot be reached, puts it back to WAITING for a later try; 5xx, or the last
+try, makes it FAILED with the server's reason. A worker that dies while SENDING leaves the
+row for the sweep to put back when the lease ends; one that dies after HANDED_OVER leaves
+it UNCONFIRMED: the server probably has it, so it is never sent again by itself. A worker
+changes a row only while the row still carries its lease: one that waited on a slow server
+past its lease finds the message given to another worker, and stops before the final dot.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app
@@ -36,7 +39,69 @@ _NEW = "portal.jobs.new_mail"
 
 def lease() -> timedelta:
     """How long a worker may hold a message: long enough for every answer to time out."""
-    return timedelta(seconds=int(current_app.config["SMTP_TIMEOUT"]) * 6 + 30)
+    seconds = int(current_app.config.get("MAIL_LEASE_SECONDS") or 0)
+    return timedelta(seconds=seconds or int(current_app.config["SMTP_TIMEOUT"]) * 6 + 30)
+
+
+class LeaseLost(Exception):
+    """The sweep took the message back from this (slow) worker: another one has it now."""
+
+
+@dataclass
+class _Held:
+    """A message this worker holds. Its lease is its proof: each change is made only while
+    the row still carries that lease, so a worker that outlived its lease changes nothing."""
+
+    row: MailMessage
+    attempts: int
+    lease_until: datetime
+    handed_over: bool = False
+
+    def _mine(self) -> list[Any]:
+        states = (
+            [MailState.HANDED_OVER, MailState.UNCONFIRMED]
+            if self.handed_over
+            else [MailState.SENDING]
+        )
+        return [
+            MailMessage.id == self.row.id,
+            MailMessage.lease_until == self.lease_until,
+            MailMessage.state.in_(states),
+        ]
+
+    def _change(self, **values: Any) -> bool:
+        changed = db.session.execute(  # type: ignore[attr-defined] # an UPDATE's CursorResult
+            update(MailMessage).where(*self._mine()).values(**values)
+        ).rowcount
+        db.session.commit()
+        return bool(changed == 1)
+
+    def hand_over(self, row: MailMessage) -> None:
+        """Record that the server is about to hold it all (a new lease for its answer)."""
+        until = utcnow() + lease()
+        if not self._change(state=MailState.HANDED_OVER, lease_until=until):
+            raise LeaseLost(f"mail {row.id} was taken back before the server had it")
+        self.lease_until, self.handed_over = until, True
+
+    def settle(self, state: MailState, reason: str) -> None:
+        values: dict[str, Any] = {"state": state, "lease_until": None, "last_error": reason[:500]}
+        if state is MailState.SENT:
+            values["sent_at"] = utcnow()
+        if not self._change(**values):
+            log.warning("mail %s was taken back while this worker held it", self.row.id)
+
+    def retry_or_fail(self, reason: str, *, permanent: bool = False) -> None:
+        if permanent:
+            self.settle(MailState.FAILED, reason)
+        elif self.attempts >= MAX_TRIES:
+            self.settle(MailState.FAILED, f"gave up after {MAX_TRIES} tries; the last: {reason}")
+        elif not self._change(
+            state=MailState.WAITING,
+            lease_until=None,
+            last_error=reason[:500],
+            next_attempt_at=utcnow() + timedelta(seconds=RETRY_DELAYS[self.attempts - 1]),
+        ):
+            log.warning("mail %s was taken back while this worker held it", self.row.id)
 
 
 @job("deliver_mail")
@@ -44,73 +109,45 @@ def deliver_mail(ids: list[int]) -> None:
     """Deliver these messages, those still waiting; the others are someone else's or done."""
     with transport() as send:
         for message_id in ids:
-            row = _claim(message_id)
-            if row is None:
+            held = _claim(message_id)
+            if held is None:
                 continue
             try:
-                send(row, _hand_over)
+                send(held.row, held.hand_over)
+            except LeaseLost:
+                log.warning(
+                    "mail %s: held past its lease, left to the worker that has it now", message_id
+                )
             except AnswerLost as error:
-                _settle(row, MailState.UNCONFIRMED, f"no answer after the message: {error}")
+                held.settle(
+                    MailState.UNCONFIRMED,
+                    f"the server was given the whole message and never answered ({error}): "
+                    "it was probably delivered, so it is not sent again by itself",
+                )
             except DeliveryError as error:
-                _retry_or_fail(row, error.reason, permanent=error.permanent)
+                held.retry_or_fail(error.reason, permanent=error.permanent)
             except Exception as error:  # noqa: BLE001 - a bug or a full disk: try again later
-                log.exception("mail %s could not be delivered", row.id)
-                _retry_or_fail(row, f"the portal could not send it: {type(error).__name__}")
+                db.session.rollback()
+                log.exception("mail %s could not be delivered", message_id)
+                held.retry_or_fail(f"the portal could not send it: {type(error).__name__}")
             else:
-                _settle(row, MailState.SENT, "")
+                held.settle(MailState.SENT, "")
 
 
-def _claim(message_id: int) -> MailMessage | None:
-    now = utcnow()
+def _claim(message_id: int) -> _Held | None:
+    until = utcnow() + lease()
     claimed = db.session.execute(  # type: ignore[attr-defined] # an UPDATE's CursorResult
         update(MailMessage)
         .where(MailMessage.id == message_id, MailMessage.state == MailState.WAITING)
-        .values(
-            state=MailState.SENDING,
-            attempts=MailMessage.attempts + 1,
-            lease_until=now + lease(),
-        )
+        .values(state=MailState.SENDING, attempts=MailMessage.attempts + 1, lease_until=until)
     ).rowcount
     db.session.commit()
     if claimed != 1:
         return None
-    return db.session.get(MailMessage, message_id, populate_existing=True)
-
-
-def _hand_over(row: MailMessage) -> None:
-    db.session.execute(
-        update(MailMessage)
-        .where(MailMessage.id == row.id, MailMessage.state == MailState.SENDING)
-        .values(state=MailState.HANDED_OVER)
-    )
-    db.session.commit()
-
-
-def _settle(row: MailMessage, state: MailState, reason: str) -> None:
-    now = utcnow()
-    values: dict[str, Any] = {"state": state, "lease_until": None, "last_error": reason[:500]}
-    if state is MailState.SENT:
-        values["sent_at"] = now
-    db.session.execute(update(MailMessage).where(MailMessage.id == row.id).values(**values))
-    db.session.commit()
-
-
-def _retry_or_fail(row: MailMessage, reason: str, *, permanent: bool = False) -> None:
-    if permanent or row.attempts >= MAX_TRIES:
-        _settle(row, MailState.FAILED, reason)
-        return
-    delay = RETRY_DELAYS[row.attempts - 1]
-    db.session.execute(
-        update(MailMessage)
-        .where(MailMessage.id == row.id)
-        .values(
-            state=MailState.WAITING,
-            lease_until=None,
-            last_error=reason[:500],
-            next_attempt_at=utcnow() + timedelta(seconds=delay),
-        )
-    )
-    db.session.commit()
+    row = db.session.get(MailMessage, message_id, populate_existing=True)
+    if row is None:
+        return None
+    return _Held(row, row.attempts, until)
 
 
 def _every_minute(config: dict[str, Any]) -> Any:
@@ -121,9 +158,21 @@ def _every_minute(config: dict[str, Any]) -> Any:
 def sweep_mail() -> int:
     """Take back what dead workers held and queue what is due; return how many were queued."""
     now = utcnow()
+    lapsed = (MailMessage.state == MailState.SENDING, MailMessage.lease_until < now)
+    # A message whose worker died on each of its tries (one that kills it?) is not tried again.
     db.session.execute(
         update(MailMessage)
-        .where(MailMessage.state == MailState.SENDING, MailMessage.lease_until < now)
+        .where(*lapsed, MailMessage.attempts >= MAX_TRIES)
+        .values(
+            state=MailState.FAILED,
+            lease_until=None,
+            last_error=f"gave up after {MAX_TRIES} tries; the last: the worker stopped before "
+            "the server was given it",
+        )
+    )
+    db.session.execute(
+        update(MailMessage)
+        .where(*lapsed)
         .values(
             state=MailState.WAITING,
             lease_until=None,
@@ -135,8 +184,8 @@ def sweep_mail() -> int:
         update(MailMessage)
         .where(MailMessage.state == MailState.HANDED_OVER, MailMessage.lease_until < now)
         .values(
+            # The lease stays: a worker still waiting for the answer may yet record it.
             state=MailState.UNCONFIRMED,
-            lease_until=None,
             last_error=(
                 "the worker stopped while the server was answering: it was probably "
                 "delivered, so it is not sent again by itself"
