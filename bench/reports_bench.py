@@ -1,10 +1,11 @@
-"""Time the dashboard, the force pages and the annual report (page and PDF) on a big library.
+"""Time the dashboard, the force pages and the annual report's page on a big library.
 
     .venv/bin/python bench/reports_bench.py [--count 10000] [--years 5]
 
 Generates COUNT published case studies spread evenly over the last YEARS years, each with a
 submission and a decision (a quarter sent back once first) and one adoption in ten, then
-prints the median time of each page over a few requests, and the PDF's time and size.
+prints the median time of each page over a few requests. (The report's PDF is made by a
+job: bench/report_pdf.py times it.)
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from portal.models import (  # noqa: E402
     Role,
     utcnow,
 )
-from portal.reports import pdf  # noqa: E402
 
 PASSWORD = "a long bench password 42"  # noqa: S105 - a throwaway account
 
@@ -105,7 +105,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--years", type=int, default=5)
-    parser.add_argument("--pdf-runs", type=int, default=1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         app = create_app(
@@ -145,20 +144,7 @@ def main() -> None:
         ]:
             seconds, size = timed(client, path)
             print(f"{label:32} {seconds * 1000:8.1f} ms  {size / 1024:8.0f} KB")
-        in_year = args.count // args.years
-        if not pdf.available():
-            print("PDF: WeasyPrint can't load Pango here")
-        elif in_year > pdf.MAX_CASE_STUDIES:
-            print(
-                f"PDF: not made on the server for {in_year} case studies a year "
-                f"(limit {pdf.MAX_CASE_STUDIES}); try --count 1000"
-            )
-        else:
-            seconds, size = timed(client, f"/reports/annual/{year}.pdf", runs=args.pdf_runs)
-            print(
-                f"{f'annual report {year} (PDF)':32} {seconds * 1000:8.1f} ms  "
-                f"{size / 1024:8.0f} KB"
-            )
+        # The PDF is made by a job, not a page: bench/report_pdf.py times it.
         with app.app_context():
             db.engine.dispose()
 

@@ -561,11 +561,20 @@ class ReportFileState(enum.StrEnum):
 
 
 class ReportFile(db.Model):
-    """The annual report of one year as a PDF, made by a job; kept per version of its data."""
+    """The annual report of one year as a PDF, made by a job; kept per version of its data.
+
+    One row per year and `data_version` (a digest of everything the report shows): the
+    unique constraint is what makes thirty people pressing "Make the PDF" at once queue one
+    job. A row moves QUEUED -> RUNNING (claimed by a conditional UPDATE, `attempts` counting
+    the claims) -> DONE or FAILED; a failed row, or one whose worker stopped, is queued again
+    in place (portal/reports/services.py).
+    """
 
     __tablename__ = "report_file"
     __table_args__ = (
         UniqueConstraint("year", "data_version", name="uq_report_file_year_data_version"),
+        # Ids are never reused: a download link names its file by id.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -577,4 +586,9 @@ class ReportFile(db.Model):
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     error: Mapped[str] = mapped_column(String(500), default="")
-    pdf: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Times a worker claimed it: each run writes only while the row is still its own.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    pages: Mapped[int] = mapped_column(Integer, default=0)
+    size: Mapped[int] = mapped_column(Integer, default=0)  # bytes of the PDF
+    # Read only by the download: polling the state never loads megabytes.
+    pdf: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)

@@ -1,16 +1,21 @@
-"""Print the annual report to PDF with WeasyPrint, fetching nothing but our own stylesheets."""
+"""Print the annual report to PDF with WeasyPrint, fetching nothing but our own stylesheets.
+
+The PDF is made by a job (services.py), never in a request: a year of 2,000 case studies
+takes about a minute and a half and close to 1 GB of memory (bench/report_pdf.py).
+"""
 
 from __future__ import annotations
 
 import functools
+import logging
 from pathlib import Path
 from urllib.parse import urlsplit
 
-#: Above this many case studies the server doesn't make the PDF: at about 12 a second
-#: (bench/reports_bench.py) a request must not hold a worker for more than a few seconds
-#: (docs/security.md). The browser's own print to PDF has no such limit; the job queue
-#: will make longer ones away from the request.
-MAX_CASE_STUDIES = 50
+#: A safety bound, far above any year so far, not a limit people meet: WeasyPrint holds
+#: every page's boxes until the file is written, about 0.5 MB per case study (2,000 took
+#: 930 MB), so a year past this many would take a worker several GB (docs/benchmarks.md).
+#: The browser's own print to PDF has no such bound.
+MAX_CASE_STUDIES = 5_000
 
 
 @functools.cache
@@ -36,6 +41,8 @@ def layout(html: str, base_url: str, static_folder: Path):
     import weasyprint
     from weasyprint.urls import URLFetcher, URLFetcherResponse
 
+    _quieten(logging.getLogger("weasyprint"))
+    _index_pages()
     static = static_folder.resolve()
 
     class OwnStylesheetsOnly(URLFetcher):
@@ -57,6 +64,46 @@ def layout(html: str, base_url: str, static_folder: Path):
     return document.render(**PDF_OPTIONS)
 
 
+def write(document) -> bytes:
+    """Return the PDF file of a laid-out document, tagged as PDF/UA-1."""
+    _index_pages()
+    return bytes(document.write_pdf(**PDF_OPTIONS))
+
+
 def render(html: str, base_url: str, static_folder: Path) -> bytes:
     """Return the PDF of a page, laid out with its print stylesheet, tagged as PDF/UA-1."""
-    return layout(html, base_url, static_folder).write_pdf(**PDF_OPTIONS)
+    return write(layout(html, base_url, static_folder))
+
+
+def _quieten(logger: logging.Logger) -> None:
+    # Its notes on GOV.UK Frontend's CSS (screen-only media queries, properties it does not
+    # know) come by the hundred with every PDF and say nothing wrong: errors still show.
+    if logger.level < logging.ERROR:
+        logger.setLevel(logging.ERROR)
+
+
+@functools.cache
+def _index_pages() -> None:
+    """Make pydyf's `page_references` a lookup instead of a rebuild of every page's reference.
+
+    WeasyPrint's PDF/UA tagging asks for it once per tagged element (pydyf 0.13 builds the
+    tuple of all pages each time): time grew with pages x elements, 17 of the 36 seconds of
+    writing a 921-page report. The tuple is kept until a page is added; the file is the same
+    byte for byte.
+    """
+    import pydyf
+
+    original = getattr(pydyf.PDF, "page_references", None)
+    if not isinstance(original, property) or original.fget is None:  # pydyf changed
+        return
+    build = original.fget
+
+    def page_references(self) -> tuple[bytes, ...]:
+        kids = self.pages["Kids"]
+        kept = self.__dict__.get("_portal_page_references")
+        if kept is None or kept[0] != len(kids):
+            kept = (len(kids), build(self))
+            self.__dict__["_portal_page_references"] = kept
+        return kept[1]
+
+    pydyf.PDF.page_references = property(page_references)

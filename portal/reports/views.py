@@ -1,15 +1,18 @@
-"""The dashboard (/reports) and the annual report (/reports/annual/<year>)."""
+"""The dashboard (/reports), the annual report (/reports/annual/<year>) and its PDF.
+
+The PDF is made by a job (services.py): the report's page offers to make it, a page (and
+its htmx fragment, at the same address) follows the job, and the file is downloaded once
+made. Everyone signed in may see the report, so everyone signed in may do all three.
+"""
 
 from __future__ import annotations
-
-from collections import defaultdict
-from pathlib import Path
 
 from flask import (
     Blueprint,
     abort,
     current_app,
     flash,
+    g,
     make_response,
     redirect,
     render_template,
@@ -17,46 +20,25 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from sqlalchemy import extract
-from sqlalchemy.orm import selectinload
 
-from ..core.live import live_revisions
-from ..extensions import db, limiter
-from ..forces.queries import contacts_of
-from ..models import (
-    AdoptionKind,
-    CaseStudy,
-    Evidence,
-    Force,
-    ModerationAction,
-    Revision,
-    utcnow,
-)
-from . import figures, pdf
+from ..extensions import limiter
+from ..models import ModerationAction, ReportFileState, utcnow
+from ..web import attempts
+from ..web.attempts import AttemptLimit
+from ..web.htmx import is_partial, vary_on_htmx
+from . import annual, figures, pdf, services
 from .charts import BarChart
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
-# A PDF takes seconds of CPU: a few a minute per person keeps workers free for others.
-PDF_LIMIT = "3 per minute"
-HIGHLIGHTS_PER_THEME = 3
+#: Asking for a PDF costs a job only when nobody else's is on its way or made: only a
+#: request that queued one keeps its slot (pressing again, or at the same time as others,
+#: is free).
+PDF_JOBS = AttemptLimit("report-pdf", 10, 3600)
+#: A download reads megabytes from the database: plenty for people, a bound for a script.
+PDF_DOWNLOADS = "10 per minute"
 # The coverage table names up to this many forces in a cell; more open from their number.
 COVERAGE_NAMES_SHOWN = 3
-# Highlights put what worked first, then what is promising.
-EVIDENCE_ORDER = {
-    Evidence.WORKED: 0,
-    Evidence.PROMISING: 1,
-    Evidence.UNTESTED: 2,
-    Evidence.DID_NOT_WORK: 3,
-    None: 4,
-}
-
-
-def _years() -> list[int]:
-    """Return the years a report can cover: from the first publication to this year."""
-    this_year = utcnow().year
-    first = min(figures.published_years() or [this_year])
-    return list(range(this_year, min(first, this_year) - 1, -1))
 
 
 def _chosen_year(years: list[int]) -> int:
@@ -69,7 +51,7 @@ def _chosen_year(years: list[int]) -> int:
 def dashboard():
     """Show the library's figures: practice by force, theme, year and evidence; moderation;
     coverage of themes by forces; adoptions."""
-    years = _years()
+    years = annual.years()
     year = _chosen_year(years)
     by_force = figures.by_force()
     by_theme = figures.by_theme()
@@ -104,90 +86,72 @@ def dashboard():
     )
 
 
-def _published_in(year: int) -> list[Revision]:
-    """Return the live revisions of case studies first published in the year, by force."""
-    return list(
-        db.session.scalars(
-            live_revisions()
-            .join(CaseStudy.force)
-            .where(extract("year", CaseStudy.first_published_at) == year)
-            .options(selectinload(Revision.partners))
-            .order_by(Force.name, CaseStudy.first_published_at, CaseStudy.id)
-        )
-    )
-
-
-@bp.get("/annual/<int:year>")
-def annual(year: int):
-    """Show a print-ready draft of the year's HeForShe progress report."""
-    return make_response(_annual_report(year))
-
-
-@bp.get("/annual/<int:year>.pdf")
-@limiter.limit(PDF_LIMIT, key_func=lambda: f"pdf:{current_user.id}")
-def annual_pdf(year: int):
-    """Download the year's draft report as a PDF, laid out by its print stylesheet."""
-    if not pdf.available() or year not in _years():
+def _report_year(year: int) -> int:
+    """Return the year if the library has a report for it, else answer 404."""
+    if year not in annual.years():
         abort(404)
-    if figures.total_live(year) > pdf.MAX_CASE_STUDIES:
-        flash(
-            f"The {year} report is too long for the server to make a PDF. "
-            "Use Print and choose Save as PDF instead.",
-            "info",
-        )
+    return year
+
+
+@bp.get("/annual/<int:year>", endpoint="annual")
+def annual_report(year: int):
+    """Show a print-ready draft of the year's HeForShe progress report."""
+    report = annual.contents(_report_year(year))
+    offer = services.offer(year, len(report["revisions"])) if pdf.available() else None
+    return make_response(annual.page(report, pdf_offer=offer))
+
+
+@bp.post("/annual/<int:year>/pdf")
+@attempts.counted(
+    (PDF_JOBS, lambda: f"report-pdf:{current_user.id}"),
+    counts=lambda _response: bool(g.get("report_pdf_queued")),
+)
+def ask_for_pdf(year: int):
+    """Queue the PDF of the year's report (unless it is made or on its way), then follow it."""
+    if not pdf.available():
+        abort(404)
+    try:
+        asked = services.ask_for(_report_year(year))
+    except services.TooLong as too_long:
+        flash(services.reason(too_long, year), "info")
         return redirect(url_for(".annual", year=year), code=303)
-    html = _annual_report(year, for_pdf=True)
-    response = make_response(
-        pdf.render(html, request.host_url, Path(current_app.static_folder or "static"))
-    )
-    response.headers["Content-Type"] = "application/pdf"
+    g.report_pdf_queued = asked.queued
+    return redirect(url_for(".pdf_status", year=year, file_id=asked.file.id), code=303)
+
+
+@bp.get("/annual/<int:year>/pdf/<id:file_id>")
+def pdf_status(year: int, file_id: int):
+    """Show how the PDF is coming along: the page, or for htmx's polling the fragment.
+
+    The fragment's request says which state it shows (?seen=): when that is still the
+    state, the answer is 204 and nothing is swapped (or read out again).
+    """
+    file = services.find(_report_year(year), file_id)
+    if file is None:
+        abort(404)
+    status = services.status_of(file)
+    if is_partial():
+        if request.args.get("seen") == status.token:
+            return vary_on_htmx(make_response("", 204))
+        page = render_template("reports/_pdf_update.html", year=year, status=status)
+    else:
+        page = render_template("reports/pdf.html", year=year, status=status)
+    return vary_on_htmx(make_response(page))
+
+
+@bp.get("/annual/<int:year>/pdf/<id:file_id>.pdf")
+@limiter.limit(PDF_DOWNLOADS, key_func=lambda: f"pdf:{current_user.id}")
+def pdf_download(year: int, file_id: int):
+    """Download a made PDF of the year's report."""
+    file = services.find(_report_year(year), file_id)
+    if file is None or file.state != ReportFileState.DONE or not file.pdf:
+        abort(404)
+    response = current_app.response_class(file.pdf, mimetype="application/pdf")
     response.headers["Content-Disposition"] = (
         f'attachment; filename="heforshe-progress-report-{year}-draft.pdf"'
     )
+    # It names people (the forces' contacts): kept by no cache, not even the browser's.
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
-
-
-def _annual_report(year: int, for_pdf: bool = False) -> str:
-    """Render the year's report page (404 for a year the library can't report on)."""
-    if year not in _years():
-        abort(404)
-    revisions = _published_in(year)
-    # One count of adoptions for the headline, the sentence and every "taken up by".
-    adoptions = figures.adoptions(year)
-    adopted = adoptions.per_case_study
-    by_force: dict[int, list[Revision]] = defaultdict(list)
-    for revision in revisions:
-        by_force[revision.case_study.force_id].append(revision)
-    forces = [revisions_[0].case_study.force for revisions_ in by_force.values()]
-    theme_counts = figures.by_theme(year)
-    themes = []
-    for theme, count in theme_counts:
-        if not count:
-            continue
-        on_theme = [r for r in revisions if theme in r.themes]
-        highlights = sorted(
-            on_theme,
-            key=lambda r: (
-                EVIDENCE_ORDER[r.evidence],
-                -adopted.get(r.case_study_id, 0),
-                r.title.casefold(),
-            ),
-        )[:HIGHLIGHTS_PER_THEME]
-        theme_forces = sorted({r.case_study.force.name for r in on_theme})
-        themes.append((theme, count, theme_forces, highlights))
-    moderation = figures.moderation(year)
-    return render_template(
-        "reports/annual.html",
-        for_pdf=for_pdf,
-        pdf_available=pdf.available() and len(revisions) <= pdf.MAX_CASE_STUDIES,
-        year=year,
-        generated=utcnow(),
-        revisions=revisions,
-        forces=[(force, by_force[force.id], contacts_of(force)) for force in forces],
-        themes=themes,
-        uncovered=[t for t, n in theme_counts if not n],
-        moderation=moderation,
-        adoptions=adoptions,
-        adopted=adopted,
-        kinds=AdoptionKind,
-    )

@@ -364,14 +364,21 @@ def test_annual_report_holds_the_years_practice_only(app, data, member):
 def test_annual_report_for_a_year_out_of_range_is_not_found(data, member):
     for huge in ("99999999999999999999999", "3000000000"):
         assert member.get(f"/reports/annual/{huge}").status_code == 404
-        assert member.get(f"/reports/annual/{huge}.pdf").status_code == 404
+        assert member.get(f"/reports/annual/{huge}/pdf/1").status_code == 404
+        assert member.get(f"/reports/annual/{huge}/pdf/1.pdf").status_code == 404
     assert member.get("/reports/annual/1999").status_code == 404
     assert member.get(f"/reports/annual/{THIS_YEAR + 1}").status_code == 404
     assert member.get("/reports/annual/abc").status_code == 404
 
 
 @pytest.mark.parametrize(
-    "path", ["/reports", f"/reports/annual/{THIS_YEAR}", f"/reports/annual/{THIS_YEAR}.pdf"]
+    "path",
+    [
+        "/reports",
+        f"/reports/annual/{THIS_YEAR}",
+        f"/reports/annual/{THIS_YEAR}/pdf/1",
+        f"/reports/annual/{THIS_YEAR}/pdf/1.pdf",
+    ],
 )
 @pytest.mark.parametrize("public", [False, True])
 def test_reports_are_for_signed_in_users(make_app_with, path, public):
@@ -509,11 +516,13 @@ def test_force_pages_need_sign_in_when_the_library_is_private(client):
 def test_annual_report_downloads_as_a_pdf(data, member):
     from portal.reports import pdf
 
+    from .test_reports_polish import made_pdf
+
     if not pdf.available():
         pytest.skip("WeasyPrint can't load Pango here (apt-get install libpangoft2-1.0-0)")
     page = member.get(f"/reports/annual/{YEARS[2]}").get_data(as_text=True)
-    assert f"/reports/annual/{YEARS[2]}.pdf" in page
-    response = member.get(f"/reports/annual/{YEARS[2]}.pdf")
+    assert "Make the PDF" in page
+    response = made_pdf(member, YEARS[2])
     assert response.status_code == 200
     assert response.mimetype == "application/pdf"
     assert response.data.startswith(b"%PDF-")
@@ -521,23 +530,35 @@ def test_annual_report_downloads_as_a_pdf(data, member):
         f"heforshe-progress-report-{YEARS[2]}-draft.pdf" in response.headers["Content-Disposition"]
     )
     assert response.data.rstrip().endswith(b"%%EOF") and len(response.data) > 10_000
-    assert member.get("/reports/annual/1999.pdf").status_code == 404
+    # The report's page now offers the file itself.
+    page = member.get(f"/reports/annual/{YEARS[2]}").get_data(as_text=True)
+    assert "Make the PDF" not in page and re.search(
+        r"Download the PDF.*?\(\d+ pages, \d+ KB\)", page
+    )
+    assert member.get("/reports/annual/1999/pdf/1.pdf").status_code == 404
 
 
-def test_a_report_too_long_for_a_pdf_says_to_print_instead(app, data, member, monkeypatch):
+def test_a_report_past_the_servers_bound_says_to_print_instead(app, data, member, monkeypatch):
+    """The bound is a safety net far above any year (pdf.MAX_CASE_STUDIES): lowered here."""
+    from portal.jobs import pending
     from portal.reports import pdf
 
     if not pdf.available():
         pytest.skip("WeasyPrint can't load Pango here (apt-get install libpangoft2-1.0-0)")
     year = YEARS[2]
     monkeypatch.setattr(pdf, "MAX_CASE_STUDIES", 1)
-    assert f"/reports/annual/{year}.pdf" not in member.get(f"/reports/annual/{year}").text
-    response = member.get(f"/reports/annual/{year}.pdf", follow_redirects=True)
+    page = member.get(f"/reports/annual/{year}").text
+    assert "Make the PDF" not in page
+    assert "does not make a PDF of more than 1 case studies" in page
+    response = member.post(
+        f"/reports/annual/{year}/pdf", data={"csrf_token": csrf_from(page)}, follow_redirects=True
+    )
     assert response.status_code == 200
-    assert "too long for the server to make a PDF" in response.text
+    assert "more than the 1 the server can put in one PDF" in response.text
+    assert pending(app) == 0
 
 
-def test_pdfs_are_rate_limited_per_user(member):
-    for _ in range(3):
-        assert member.get("/reports/annual/1999.pdf").status_code == 404
-    assert member.get("/reports/annual/1999.pdf").status_code == 429
+def test_pdf_downloads_are_rate_limited_per_user(member):
+    for _ in range(10):
+        assert member.get("/reports/annual/1999/pdf/1.pdf").status_code == 404
+    assert member.get("/reports/annual/1999/pdf/1.pdf").status_code == 429

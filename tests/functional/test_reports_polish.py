@@ -3,12 +3,14 @@ its PDF; a tagged PDF whose text never runs past its page or its box, with no he
 alone at a page's foot and no tinted block; charts whose tables fold behind "Show the figures
 as a table"; secondary follow buttons that say what is followed; the server's banner.
 
-The PDF is read twice. Its file, with pikepdf: the catalogue's tags, language and title, and
-its text (decoded through each font's ToUnicode map), where the adoption counts are looked
-for. Its layout, with WeasyPrint's own boxes: the very document the view wrote (the test
-wraps `pdf.layout` and keeps what it returned), where every line of text must end inside the
-box that holds it and inside the page's content area. Reading positions back from the file
-would need each font's glyph widths; the boxes already hold them.
+The PDF is asked for as the report's page asks, made by its job (run here with
+`run_queued`, as a worker would) and downloaded (`made_pdf`). It is read twice. Its file,
+with pikepdf: the catalogue's tags, language and title, and its text (decoded through each
+font's ToUnicode map), where the adoption counts are looked for. Its layout, with
+WeasyPrint's own boxes: the very document the job wrote (the test wraps `pdf.layout` and
+keeps what it returned), where every line of text must end inside the box that holds it and
+inside the page's content area. Reading positions back from the file would need each font's
+glyph widths; the boxes already hold them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.jobs import run_queued
 from portal.models import (
     Adoption,
     AdoptionKind,
@@ -36,6 +39,8 @@ from portal.models import (
     utcnow,
 )
 from portal.reports import pdf
+
+from ..conftest import csrf_from
 
 THIS_YEAR = utcnow().year
 YEAR = THIS_YEAR - 1  # the report's year: adoptions are recorded in it and after it
@@ -178,7 +183,20 @@ def test_the_annual_report_gives_one_count_of_adoptions_everywhere(report, membe
     assert re.search(r'id="figure-adoptions">3<', dashboard)
 
 
-# Reading the PDF file
+# Making and reading the PDF file
+
+
+def made_pdf(client, year: int):
+    """Ask for the year's PDF from its report's page, run the job, return the download."""
+    page = client.get(f"/reports/annual/{year}").get_data(as_text=True)
+    asked = client.post(f"/reports/annual/{year}/pdf", data={"csrf_token": csrf_from(page)})
+    assert asked.status_code == 303, asked.status_code
+    run_queued(client.application)
+    status = client.get(asked.location).get_data(as_text=True)
+    assert "The PDF is ready." in status, status
+    link = re.search(r'href="(/reports/annual/\d+/pdf/\d+\.pdf)"', status)
+    assert link, status
+    return client.get(link.group(1))
 
 
 def _to_unicode(font) -> dict[int, str]:
@@ -228,7 +246,7 @@ def pdf_text(data: bytes) -> list[str]:
 
 @pytest.fixture
 def laid_out(monkeypatch):
-    """Keep the WeasyPrint document the view lays out and writes."""
+    """Keep the WeasyPrint document the job lays out and writes."""
     kept = []
     layout = pdf.layout
 
@@ -244,7 +262,7 @@ def laid_out(monkeypatch):
 
 @needs_weasyprint
 def test_the_pdf_gives_the_same_count_of_adoptions(report, member, laid_out):
-    response = member.get(f"/reports/annual/{YEAR}.pdf")
+    response = made_pdf(member, YEAR)
     assert response.status_code == 200
     pages = pdf_text(response.data)
     text = " ".join(pages)
@@ -256,7 +274,7 @@ def test_the_pdf_gives_the_same_count_of_adoptions(report, member, laid_out):
 def test_the_pdf_is_tagged_with_its_language_and_title(report, member, laid_out):
     import pikepdf
 
-    data = member.get(f"/reports/annual/{YEAR}.pdf").data
+    data = made_pdf(member, YEAR).data
     title = f"HeForShe progress report {YEAR} (draft)"
     with pikepdf.open(io.BytesIO(data)) as document:
         root = document.Root
@@ -334,7 +352,7 @@ def _lines(page) -> list[tuple[str, str]]:
 
 @needs_weasyprint
 def test_the_pdf_fits_its_pages_with_no_lone_heading_or_tinted_block(report, member, laid_out):
-    assert member.get(f"/reports/annual/{YEAR}.pdf").status_code == 200
+    assert made_pdf(member, YEAR).status_code == 200
     (document,) = laid_out
     assert len(document.pages) > 2
     # No text runs past its box or the page: the long words wrap.

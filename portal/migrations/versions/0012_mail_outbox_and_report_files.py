@@ -49,9 +49,13 @@ def upgrade():
     sa.Column('started_at', sa.DateTime(), nullable=True),
     sa.Column('finished_at', sa.DateTime(), nullable=True),
     sa.Column('error', sa.String(length=500), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('pages', sa.Integer(), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
     sa.Column('pdf', sa.LargeBinary(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_report_file')),
-    sa.UniqueConstraint('year', 'data_version', name='uq_report_file_year_data_version')
+    sa.UniqueConstraint('year', 'data_version', name='uq_report_file_year_data_version'),
+    sqlite_autoincrement=True
     )
 
 
