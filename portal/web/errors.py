@@ -142,8 +142,31 @@ def _database_error(error: Exception):
     return render_error(DatabaseUnavailable())
 
 
+def _release_session(_error: BaseException | None) -> None:
+    """End the request's database session before Flask-SQLAlchemy's own teardown does.
+
+    A connection that died after the answer was made (PostgreSQL restarting) makes that
+    session's closing rollback fail, which would turn a finished answer into the server's
+    500. The answer stands: its transaction committed, or rolled back whole with the
+    connection. The failure invalidated the connection, so the second closing succeeds.
+    """
+    from flask import current_app
+
+    from ..extensions import db
+
+    try:
+        db.session.remove()
+    except DBAPIError as failure:
+        if not database_unavailable(failure):
+            raise
+        current_app.logger.warning("Database connection lost after the answer was made")
+        db.session.remove()
+
+
 def register(app: Flask) -> None:
     """Install handlers for HTTP errors and unexpected exceptions."""
+    # Teardowns run last-registered first: this one before Flask-SQLAlchemy's.
+    app.teardown_appcontext(_release_session)
     app.register_error_handler(HTTPException, render_error)
     app.register_error_handler(StorageError, _counters_down)
     app.register_error_handler(DBAPIError, _database_error)

@@ -376,6 +376,47 @@ def test_a_submission_cut_off_by_a_postgresql_restart_is_a_503_and_leaves_nothin
 
 
 @needs_postgres
+def test_a_connection_cut_after_the_answer_was_made_leaves_that_answer_alone(
+    outage_app, _template_instance
+):
+    import os
+
+    app = outage_app(DATABASE_URL=tagged(os.environ[RUN_DATABASE], "portal_outage_late"))
+    moderators(app)
+    with app.app_context():
+        create_user("ali.khan@kent.police.uk", "Ali Khan", "Kent", Role.CONTRIBUTOR, PASSWORD)
+    restart = threading.Event()
+
+    @app.after_request
+    def postgresql_restarts_now(response):
+        """The answer is made; the request's session still holds its connection."""
+        if restart.is_set():
+            restart.clear()
+            side = create_engine(os.environ[RUN_DATABASE], isolation_level="AUTOCOMMIT")
+            with side.connect() as admin:
+                admin.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name = 'portal_outage_late'"
+                    )
+                )
+            side.dispose()
+        return response
+
+    author = app.test_client()
+    person = {"email": "ali.khan@kent.police.uk", "password": PASSWORD}
+    assert post_form(author, "/auth/login", person).status_code == 303
+    restart.set()
+    assert author.get("/account").status_code == 200  # not the server's 500
+    token = csrf_from(author.get("/case-studies/new").get_data(as_text=True))
+    restart.set()
+    data = {**complete(app), "action": "submit", "csrf_token": token}
+    assert author.post("/case-studies/new", data=data).status_code == 303  # saved, and says so
+    assert only_case_study(app).id
+    assert len(mail_to(app)) == 3  # two moderators and the receipt
+
+
+@needs_postgres
 def test_the_portal_answers_503_while_postgresql_is_away_and_recovers_by_itself(
     outage_app, _template_instance
 ):
