@@ -141,8 +141,10 @@ def configure_web(app: Flask) -> None:
     """Install error pages, security headers and template helpers."""
     from .auth import access
     from .search import sync
-    from .web import errors, headers, logs, request_guard, templating
+    from .web import errors, headers, logs, metrics, request_guard, request_id, templating
 
+    request_id.register(app)
+    metrics.register(app)
     sync.register(app)
     logs.register(app)
     request_guard.register(app)

@@ -19,6 +19,8 @@ PUBLIC_ENDPOINTS = {
     "auth.reset_request",
     "auth.reset_password",
     "health.healthz",
+    "health.readyz",
+    "health.metrics",  # its own key: the metrics token (portal/health/views.py)
     "health.status",
     "static",
 }

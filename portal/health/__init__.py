@@ -1,1 +1,2 @@
-"""Liveness for load balancers and monitors: /healthz."""
+"""Health and metrics for load balancers, orchestrators and monitors: /healthz (liveness),
+/readyz (readiness), /metrics (Prometheus), and /status for people."""

@@ -1,11 +1,23 @@
-"""Whether the portal works: /healthz for machines (JSON), /status for people."""
+"""Whether the portal works: /healthz and /readyz for machines (JSON), /status for people,
+and /metrics for Prometheus.
 
-from flask import Blueprint, current_app, jsonify, render_template
+- /healthz (liveness, for the load balancer): the database and the search index answer.
+- /readyz (readiness, for an orchestrator): those and the job queue answer.
+- /metrics: Prometheus's text format, only with `Authorization: Bearer <PORTAL_METRICS_TOKEN>`
+  (no token set: 404, as for any address the portal does not have).
+
+None of them takes a session, a CSRF token or a rate limit (portal/auth/access.py lets
+anyone open them; the token is the only key to /metrics).
+"""
+
+from flask import Blueprint, abort, current_app, jsonify, render_template, request
 from sqlalchemy import text
 
-from ..extensions import csrf, db
+from .. import jobs
+from ..extensions import csrf, db, limiter
 from ..models import utcnow
 from ..search import get_backend
+from ..web import metrics as portal_metrics
 
 bp = Blueprint("health", __name__)
 csrf.exempt(bp)
@@ -28,13 +40,46 @@ def _checks() -> dict[str, dict]:
     }
 
 
-@bp.get("/healthz")
-def healthz():
-    """Return 200 with each component's state when all are reachable, else 503."""
-    checks = _checks()
+def _answer(checks: dict[str, dict]):
     healthy = all(check["ok"] for check in checks.values())
     response = jsonify(status="ok" if healthy else "unavailable", checks=checks)
     response.status_code = 200 if healthy else 503
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/healthz")
+def healthz():
+    """Return 200 with each component's state when all are reachable, else 503."""
+    return _answer(_checks())
+
+
+@bp.get("/readyz")
+@limiter.exempt
+def readyz():
+    """Return 200 when the database, the search index and the job queue answer; else 503,
+    naming the part that did not (its error's kind only: never a message or an address)."""
+    return _answer({**_checks(), "queue": _check(jobs.pending)})
+
+
+@bp.get("/metrics")
+@limiter.exempt
+def metrics():
+    """Prometheus's text format, for the holder of PORTAL_METRICS_TOKEN only."""
+    token = current_app.config["METRICS_TOKEN"]
+    if not token:
+        abort(404)
+    if not portal_metrics.authorised(request.headers.get("Authorization"), token):
+        response = current_app.response_class(
+            "Send the metrics token: Authorization: Bearer <PORTAL_METRICS_TOKEN>\n",
+            status=401,
+            mimetype="text/plain",
+        )
+        response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    body, content_type = portal_metrics.exposition(request.headers.get("Accept"))
+    response = current_app.response_class(body, content_type=content_type)
     response.headers["Cache-Control"] = "no-store"
     return response
 
