@@ -257,7 +257,12 @@ def worker_command(threads: int, schedule: bool) -> None:
     from .jobs import queue_of
 
     huey = queue_of(current_app).huey
-    logging.getLogger("huey").setLevel(logging.INFO)
+    if current_app.config["LOG_FORMAT"] != "json":  # JSON lines go to the root logger already
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s %(name)s: %(message)s"))
+        for name in ("huey", "portal"):
+            logging.getLogger(name).addHandler(handler)
+    logging.getLogger("huey").setLevel(logging.INFO)  # each job run, retried or failed
     click.echo(
         f"Worker started on {current_app.config['QUEUE_URL'].split('@')[-1]} "
         f"with {threads} thread{'s' if threads > 1 else ''} (Ctrl+C stops it)."
