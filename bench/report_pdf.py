@@ -8,8 +8,9 @@ studies (bench/import_bench.py's) are imported into a temporary SQLite instance 
 dated in last year, each with a submission and an approval, one in ten adopted by another
 force, and a listed contact in each force. Then the PDF is asked for as the page asks
 (services.ask_for) and the queued job is run in the process (portal.jobs.run_queued), as a
-worker would. Printed: the job's seconds (and CPU seconds), the PDF's pages and size, and
-the process's peak memory (ru_maxrss) before and after the job. --steps also times the job's steps one by one
+worker would. Printed: the job's seconds (and CPU seconds), the PDF's pages and size, the
+process's peak memory (ru_maxrss) before and after the job, and the memory it still holds
+once the job is over. --steps also times the job's steps one by one
 (the data and HTML, the layout, writing the file) in a second run.
 """
 
@@ -54,6 +55,15 @@ PASSWORD = "a long bench password 42"  # noqa: S105 - throwaway accounts
 
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def resident_mb() -> float:
+    """Memory the process holds now (Linux), to see what is handed back after the job."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except OSError:
+        return float("nan")
+    return pages * resource.getpagesize() / 2**20
 
 
 def cpu_seconds() -> float:
@@ -133,16 +143,17 @@ def one(count: int, steps: bool) -> None:
             db.session.remove()
         assert run_queued(app) == 1
         seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
-        after = peak_mb()
+        after, resident = peak_mb(), resident_mb()
         with app.app_context():
             file = db.session.get(ReportFile, asked.file.id)
             assert file is not None and file.state == ReportFileState.DONE, file and file.error
             pages, size = file.pages, file.size
             in_year = len(annual.published_in(year))
             print(
-                f"{in_year:>6,} case studies  {seconds:6.1f} s ({cpu:5.1f} s of CPU)  {pages:4} pages "
-                f"{size / 1e6:5.1f} MB  peak memory {before:5.0f} MB before the job, "
-                f"{after:5.0f} MB after  (set up in {set_up:.0f} s)",
+                f"{in_year:>6,} case studies  {seconds:6.1f} s ({cpu:5.1f} s of CPU)  "
+                f"{pages:4} pages {size / 1e6:5.1f} MB  peak memory {before:5.0f} MB before "
+                f"the job, {after:5.0f} MB after; {resident:5.0f} MB held after it  "
+                f"(set up in {set_up:.0f} s)",
                 flush=True,
             )
             if steps:

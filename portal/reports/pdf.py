@@ -6,6 +6,8 @@ takes about a minute and a half and close to 1 GB of memory (bench/report_pdf.py
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 import logging
 from pathlib import Path
@@ -73,6 +75,27 @@ def write(document) -> bytes:
 def render(html: str, base_url: str, static_folder: Path) -> bytes:
     """Return the PDF of a page, laid out with its print stylesheet, tagged as PDF/UA-1."""
     return write(layout(html, base_url, static_folder))
+
+
+def give_memory_back() -> None:
+    """Hand the memory a PDF's pages took back to the system, where the C library can.
+
+    Python frees the boxes when the file is written, but glibc keeps most of the freed heap
+    for later: a worker that made a year of 2,000 case studies stayed at 540 MB; after
+    malloc_trim, 320 MB (bench/report_pdf.py).
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    name = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:  # not glibc (musl, macOS): nothing to trim
+        return None
 
 
 def _quieten(logger: logging.Logger) -> None:

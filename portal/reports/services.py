@@ -401,6 +401,8 @@ def make_pdf(file_id: int) -> None:
         db.session.rollback()
         log.exception("the PDF of the %s report (file %s) could not be made", run.year, file_id)
         _settle(run, state=FAILED, error=reason(error, run.year))
+    finally:
+        pdf.give_memory_back()
 
 
 def _claim(file_id: int) -> Run | None:
