@@ -72,6 +72,8 @@ EVENT_NAMES: dict[str, str] = {
     "admin.user_status_changed": "Account enabled or disabled",
     "admin.synonym_added": "Search synonym added",
     "admin.synonym_deleted": "Search synonym removed",
+    "admin.mail_resent": "Email resent",
+    "admin.failed_mail_resent": "Failed emails resent together",
     # Case studies and moderation
     "case_study.saved": "Case study saved",
     "case_study.submitted": "Case study sent for moderation",

@@ -61,3 +61,7 @@ class AuditFilterForm(Form):
     def query_args(self) -> dict[str, str]:
         """The filters as typed, for links to other pages of the same log."""
         return {f.name: f.data.strip() for f in self if isinstance(f.data, str) and f.data.strip()}
+
+
+class ResendMailForm(FlaskForm):
+    """Only a CSRF token: the button puts a failed or unconfirmed email back in the queue."""

@@ -1,5 +1,5 @@
 """Admin pages: the landing page; find users and change their status, role and force;
-synonyms; the audit log with its filters."""
+synonyms; the audit log with its filters; the mail queue and resending what failed."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from ..models import Role, Synonym, User, UserStatus
 from ..web.forms import add_errors, carry_out, render_form
 from ..web.people import signed_in_user
 from . import audit_log as log
-from . import services
+from . import mail_queue, services
 from .forms import (
     AuditFilterForm,
     ConfirmUserForm,
     ForceForm,
+    ResendMailForm,
     RoleForm,
     StatusForm,
     SynonymForm,
@@ -32,7 +33,11 @@ bp.before_request(require_role(Role.ADMIN))
 @bp.get("")
 def index():
     """The admin pages in one place, with what is waiting for an admin."""
-    return render_template("admin/index.html", waiting=services.overview())
+    return render_template(
+        "admin/index.html",
+        waiting=services.overview(),
+        mail_attention=mail_queue.needing_attention(),
+    )
 
 
 @bp.get("/users")
@@ -199,3 +204,68 @@ def delete_synonym(synonym_id: int):
     services.delete_synonym(current_user, synonym)
     flash(f"Removed {synonym.term}.", "success")
     return redirect(url_for(".synonyms"), code=303)
+
+
+def _mail_view() -> tuple[mail_queue.Filter | None, int]:
+    """The filter and page in the URL: an unknown state shows every message; odd page
+    numbers (0, -1, text, past the last) show a real page (paginate clamps)."""
+    return (
+        mail_queue.read_filter(request.args.get("state", "", type=str)),
+        request.args.get("page", 1, type=int),
+    )
+
+
+def _mail_kept(choice: mail_queue.Filter | None, page: int = 1) -> dict:
+    return {"state": choice.value if choice else None, "page": page if page > 1 else None}
+
+
+def _mail_page(choice: mail_queue.Filter | None, page: int, form: ResendMailForm | None = None):
+    results = mail_queue.find(choice, page)
+    return render_form(
+        "admin/mail.html",
+        form or ResendMailForm(),
+        choice=choice,
+        filters=mail_queue.FILTERS,
+        counts=mail_queue.counts(),
+        results=results,
+        kept=_mail_kept(choice, results.page),
+        resend_at_once=mail_queue.RESEND_AT_ONCE,
+    )
+
+
+@bp.get("/mail")
+def mail():
+    """Every email the portal recorded, newest first, by state; never a message's body."""
+    return _mail_page(*_mail_view())
+
+
+@bp.post("/mail/<id:message_id>/resend")
+def resend_mail(message_id: int):
+    """Put one failed or unconfirmed email back in the queue; back to the same page."""
+    message = mail_queue.message_or_none(message_id)
+    if message is None:
+        abort(404)
+    choice, page = _mail_view()
+    form = ResendMailForm()
+    to = message.to
+    if not carry_out(form, lambda: mail_queue.resend_message(signed_in_user(), message)).done:
+        return _mail_page(choice, page, form)
+    flash(f"The email to {to} is back in the queue. It is usually sent within a minute.", "success")
+    return redirect(url_for(".mail", **_mail_kept(choice, page)), code=303)
+
+
+@bp.post("/mail/resend-failed")
+def resend_failed_mail():
+    """Put the failed emails (up to RESEND_AT_ONCE, oldest first) back in the queue."""
+    choice, page = _mail_view()
+    form = ResendMailForm()
+    step = carry_out(form, lambda: mail_queue.resend_failed(signed_in_user()))
+    if not step.done:
+        return _mail_page(choice, page, form)
+    count = step.value
+    flash(
+        f"{count:,} failed email{'' if count == 1 else 's'} "
+        f"{'is' if count == 1 else 'are'} back in the queue.",
+        "success",
+    )
+    return redirect(url_for(".mail", **_mail_kept(choice, page)), code=303)
