@@ -214,7 +214,12 @@ def sweep_mail() -> int:
 
 
 def resend(message: MailMessage) -> None:
-    """Put a failed or unconfirmed message back in the queue, in the caller's transaction."""
+    """Put a failed or unconfirmed message back in the queue, in the caller's transaction.
+
+    The caller has claimed it first with a conditional UPDATE from that state (see
+    portal/admin/mail_queue.py): called on a message that is sent or on its way, it would
+    send it again.
+    """
     message.state = MailState.WAITING
     message.attempts = 0
     message.next_attempt_at = utcnow()
