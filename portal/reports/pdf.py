@@ -1,7 +1,7 @@
 """Print the annual report to PDF with WeasyPrint, fetching nothing but our own stylesheets.
 
 The PDF is made by a job (services.py), never in a request: a year of 2,000 case studies
-takes about a minute and a half and close to 1 GB of memory (bench/report_pdf.py).
+takes about a minute and a half and 1 GB of memory (bench/report_pdf.py).
 """
 
 from __future__ import annotations
@@ -9,14 +9,15 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import gc
 import logging
 from pathlib import Path
 from urllib.parse import urlsplit
 
 #: A safety bound, far above any year so far, not a limit people meet: WeasyPrint holds
-#: every page's boxes until the file is written, about 0.5 MB per case study (2,000 took
-#: 930 MB), so a year past this many would take a worker several GB (docs/benchmarks.md).
-#: The browser's own print to PDF has no such bound.
+#: every page's boxes until the file is written, about 0.5 MB per case study (2,000 added
+#: 1 GB at the peak), so a year past this many would take a worker several GB
+#: (docs/benchmarks.md). The browser's own print to PDF has no such bound.
 MAX_CASE_STUDIES = 5_000
 
 
@@ -80,10 +81,11 @@ def render(html: str, base_url: str, static_folder: Path) -> bytes:
 def give_memory_back() -> None:
     """Hand the memory a PDF's pages took back to the system, where the C library can.
 
-    Python frees the boxes when the file is written, but glibc keeps most of the freed heap
-    for later: a worker that made a year of 2,000 case studies stayed at 540 MB; after
-    malloc_trim, 320 MB (bench/report_pdf.py).
+    The boxes of the pages hold one another in cycles, which only the garbage collector
+    frees (a collection, here, rather than whenever the next one comes); then glibc keeps
+    most of the freed heap for later unless asked to hand it back (malloc_trim).
     """
+    gc.collect()
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
