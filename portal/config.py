@@ -201,9 +201,16 @@ def finalise(config: dict[str, Any], instance_path: Path) -> dict[str, Any]:
         )
     derived["DATABASE_URL"] = url
     derived["SQLALCHEMY_DATABASE_URI"] = url
-    derived["SQLALCHEMY_ENGINE_OPTIONS"] = (
-        {"connect_args": {"timeout": 15}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    )
+    derived["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        **(
+            {"connect_args": {"timeout": 15}}
+            if url.startswith("sqlite")
+            else {"pool_pre_ping": True}
+        ),
+        # A failed statement's error never carries its values into the log: an email's text
+        # (a reset link), a password hash, what someone typed.
+        "hide_parameters": True,
+    }
     derived["SEARCH_INDEX_PATH"] = str(instance_path / "search")
     derived["OUTBOX_PATH"] = str(instance_path / "outbox")
     derived["UPLOADS_PATH"] = str(instance_path / "uploads")

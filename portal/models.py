@@ -592,3 +592,13 @@ class ReportFile(db.Model):
     size: Mapped[int] = mapped_column(Integer, default=0)  # bytes of the PDF
     # Read only by the download: polling the state never loads megabytes.
     pdf: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+
+
+class ScheduledRun(db.Model):
+    """The latest time slot a scheduled job was run for: a slot the worker missed (stopped,
+    restarted, or its minute's check came late) runs at the next check, once."""
+
+    __tablename__ = "scheduled_run"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    slot_at: Mapped[datetime] = mapped_column(DateTime)  # UTC

@@ -11,6 +11,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from flask import g
+
 from ..jobs import periodic
 from ..jobs.retention import BATCH, delete_in_batches
 from ..jobs.schedules import Test, uk_time
@@ -26,6 +28,8 @@ WINDOW_DAYS = 8
 #: A digest looks back at most 366 days (`send-digests --days`): a record of a case study
 #: sent longer ago than this can never be needed to stop a second sending, so it is deleted.
 DIGEST_ITEM_DAYS = 400
+#: However long no worker ran, a late run looks back at most this far.
+MAX_WINDOW_DAYS = 366
 
 
 def weekly(config: dict[str, Any]) -> Test:
@@ -36,7 +40,12 @@ def weekly(config: dict[str, Any]) -> Test:
 @periodic("send_digests", weekly)
 def send_weekly_digests() -> int:
     """Queue this week's digests, then forget digest records too old to matter."""
-    run = send_digests(days=WINDOW_DAYS)
+    # From a day before the slot that last ran: a week late (no worker ran) still misses nothing.
+    previous = g.get("previous_slot")
+    days = WINDOW_DAYS
+    if previous is not None:
+        days = min(MAX_WINDOW_DAYS, max(days, (utcnow() - previous).days + 2))
+    run = send_digests(days=days)
     log.info("digests: %s queued, %s case studies", run.digests, run.case_studies)
     if run.failed:
         log.warning("digests: %s could not be written; the next run tries again", run.failed)

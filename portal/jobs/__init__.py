@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import redis
-from flask import Flask, current_app
+from flask import Flask, current_app, g
 from huey import Huey, RedisHuey, SqliteHuey
 from huey.api import TaskWrapper
 
@@ -72,10 +72,11 @@ def make_huey(config: dict[str, Any]) -> Huey:
     if url.startswith("sqlite:///"):
         # Results are never read (the database records what a job did): none are kept.
         return SqliteHuey(name, filename=urlsplit(url).path, results=False, utc=True, timeout=15)
-    # Bounded waits: a Redis that is down or unreachable costs a request at most a couple of
-    # seconds (the mail row is kept, and the sweep queues it later), never a hung worker.
+    # Bounded waits (above the 1 s a worker's blocking read waits): a Redis that is down or
+    # hung costs a request at most 2 seconds (the mail row is kept, and the sweep queues it
+    # later), never a hung worker.
     pool = redis.ConnectionPool.from_url(
-        url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
+        url, socket_connect_timeout=1, socket_timeout=2, health_check_interval=30
     )
     return RedisHuey(name, connection_pool=pool, results=False, utc=True, read_timeout=1)
 
@@ -92,9 +93,31 @@ def init_app(app: Flask) -> None:
             queue.tasks[declared.name] = huey.task(name=declared.name)(run)
         else:
             test = declared.schedule(app.config)
+            if hasattr(test, "latest"):  # a time of day: checked each minute, run once a slot
+                run = _in_app_context(app, _once_per_slot(declared.name, test, declared.function))
+                test = _every_check
             queue.tasks[declared.name] = huey.periodic_task(test, name=declared.name)(run)
     app.extensions["portal.jobs"] = queue
     mail.register(app)
+
+
+def _every_check(now: datetime) -> bool:
+    return True
+
+
+def _once_per_slot(name: str, schedule: Any, function: Callable[[], Any]) -> Callable[[], Any]:
+    from ..models import utcnow
+    from .schedules import run_once_per_slot
+
+    @functools.wraps(function)
+    def run() -> Any:
+        def work(previous: datetime) -> Any:
+            g.previous_slot = previous  # when this job last ran (the digests' window)
+            return function()
+
+        return run_once_per_slot(name, schedule.latest(utcnow()), work)
+
+    return run
 
 
 def _in_app_context(app: Flask, function: Callable[..., Any]) -> Callable[..., Any]:

@@ -87,6 +87,9 @@ class _Held:
         values: dict[str, Any] = {"state": state, "lease_until": None, "last_error": reason[:500]}
         if state is MailState.SENT:
             values["sent_at"] = utcnow()
+            # Delivered: its text (reset and confirmation links, people's messages) is no
+            # longer kept, neither here nor in the backups; the row says what went, to whom.
+            values["body"] = ""
         if not self._change(**values):
             log.warning("mail %s was taken back while this worker held it", self.row.id)
 

@@ -93,9 +93,7 @@ def test_hostile_queries_give_a_normal_page(library, query):
     assert "There is a problem" not in response.get_data(as_text=True)
 
 
-def test_a_library_with_nothing_published_yet_answers_every_search_without_an_error(
-    member, caplog
-):
+def test_a_library_with_nothing_published_yet_answers_every_search_without_an_error(member, caplog):
     # A new deployment: the index exists and holds no documents at all.
     for query in ("misogyny", "", "mis", "misogyny&force=kent-police"):
         for _ in range(2):  # the second search reuses what the first one opened

@@ -26,7 +26,7 @@ from portal.follows import jobs as follow_jobs
 from portal.follows import services as follows
 from portal.jobs import queue_of, run_periodic
 from portal.jobs.retention import delete_in_batches, purge_audit, purge_mail, purge_report_files
-from portal.jobs.schedules import daily_uk, every_minute, uk_time
+from portal.jobs.schedules import daily_uk, every_minute, run_once_per_slot, uk_time
 from portal.models import (
     AuditEvent,
     CaseStudy,
@@ -35,6 +35,7 @@ from portal.models import (
     MailState,
     ReportFile,
     ReportFileState,
+    ScheduledRun,
     SearchLog,
     SearchOutbox,
     Theme,
@@ -139,20 +140,65 @@ def test_the_search_repair_runs_at_every_check():
     assert all(repair(utc(2026, 1, 1) + timedelta(seconds=s)) for s in range(0, 3600, 7))
 
 
-def test_the_worker_queues_each_job_in_its_minute(app):
-    """What the worker's scheduler would queue at a given UTC minute, as this app is set up."""
+def test_the_worker_checks_every_scheduled_job_at_each_minute(app):
+    """Timed jobs are checked every minute and run once per slot (run_once_per_slot)."""
     scheduled_here = {"repair_search_index", "send_digests", "retention", "purge_search_insights"}
 
     def queued_at(moment: datetime) -> set[str]:
         return {task.name for task in queue_of(app).huey.read_periodic(moment)} & scheduled_here
 
-    assert queued_at(utc(2026, 7, 8, 12, 34)) == {"repair_search_index"}
-    assert queued_at(utc(2026, 7, 6, 6, 0)) == {"repair_search_index", "send_digests"}
-    assert queued_at(utc(2026, 1, 7, 3, 30)) == {
-        "repair_search_index",
-        "retention",
-        "purge_search_insights",
-    }
+    for moment in (utc(2026, 7, 8, 12, 34), utc(2026, 7, 6, 6, 0), utc(2026, 1, 7, 3, 30)):
+        assert queued_at(moment) == scheduled_here
+
+
+def test_a_slot_runs_once_however_many_checks_and_late_when_its_minute_was_missed(app):
+    weekly = follow_jobs.weekly(DEFAULTS)
+    runs = []
+
+    def check(now: datetime) -> None:
+        run_once_per_slot("test", weekly.latest(now), runs.append, now=now)
+
+    with app.app_context():
+        check(utc(2026, 6, 1, 5, 59, 59))  # the first check ever: the schedule starts here
+        assert runs == []
+        check(utc(2026, 6, 1, 6, 1, 4))  # 07:00 BST was checked 64 s late: still runs
+        check(utc(2026, 6, 1, 6, 1, 4))  # a second scheduler, the same minute
+        check(utc(2026, 6, 3, 12, 0))
+        assert runs == [utc(2026, 5, 25, 6, 0)]  # the slot before it, once
+        check(utc(2026, 6, 29, 9, 0))  # no worker for three weeks: the latest slot, once
+        assert runs[1:] == [utc(2026, 6, 1, 6, 0)]
+        check(utc(2026, 6, 29, 9, 1))
+        assert len(runs) == 2
+
+
+def test_a_slot_whose_work_failed_is_tried_again_at_the_next_check(app):
+    with app.app_context():
+        slot = utc(2026, 6, 1, 6, 0)
+        run_once_per_slot("test", slot - timedelta(days=7), print)
+
+        def fail(previous):
+            raise RuntimeError("the database went away")
+
+        with pytest.raises(RuntimeError):
+            run_once_per_slot("test", slot, fail)
+        assert run_once_per_slot("test", slot, lambda previous: "done") == "done"
+        assert run_once_per_slot("test", slot, lambda previous: "again") is None
+
+
+def test_digests_missed_for_weeks_go_out_late_covering_every_week(app, make_user, published):
+    to = follower(app, make_user, "Women in sport")
+    (case_id,) = published(case_study_line(title="Twenty days old", themes=["Women in sport"]))
+    with app.app_context():
+        db.session.get(CaseStudy, case_id).first_published_at = utcnow() - timedelta(days=20)
+        # The digests last ran four weeks ago; no worker has run since.
+        db.session.add(ScheduledRun(name="send_digests", slot_at=utcnow() - timedelta(days=28)))
+        db.session.commit()
+    task = queue_of(app).tasks["send_digests"]
+    queue_of(app).huey.execute(task.s())  # the worker's next check
+    [digest] = [m for m in outbox(app) if m["To"] == to]
+    assert "Twenty days old" in digest.get_body(("plain",)).get_content()
+    queue_of(app).huey.execute(task.s())
+    assert len([m for m in outbox(app) if m["To"] == to]) == 1
 
 
 # What each job does

@@ -57,9 +57,15 @@ def upgrade():
     sa.UniqueConstraint('year', 'data_version', name='uq_report_file_year_data_version'),
     sqlite_autoincrement=True
     )
+    op.create_table('scheduled_run',
+    sa.Column('name', sa.String(length=60), nullable=False),
+    sa.Column('slot_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_scheduled_run'))
+    )
 
 
 def downgrade():
+    op.drop_table('scheduled_run')
     op.drop_table('report_file')
     with op.batch_alter_table('mail_message', schema=None) as batch_op:
         batch_op.drop_index('ix_mail_message_state_next_attempt_at')
