@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Row, and_, extract, func, or_, select, update
+from sqlalchemy import Row, and_, exists, extract, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import aliased
 
 from ..core.live import is_live
 from ..core.updates import changed_rows
@@ -405,11 +406,22 @@ def make_pdf(file_id: int) -> None:
         pdf.give_memory_back()
 
 
+#: While one PDF is being made, another waits this long before it asks again.
+WAIT_FOR_ANOTHER = timedelta(seconds=20)
+
+
 def _claim(file_id: int) -> Run | None:
+    # One PDF at a time across the portal: making one takes a worker's thread for minutes,
+    # and the mail (a password reset) must always find a thread free.
+    other = aliased(ReportFile)
+    now = utcnow()
+    another_running = exists().where(
+        other.id != file_id, other.state == RUNNING, other.started_at > now - STALE_AFTER
+    )
     claimed = changed_rows(
         db.session.execute(
             update(ReportFile)
-            .where(ReportFile.id == file_id, ReportFile.state == QUEUED)
+            .where(ReportFile.id == file_id, ReportFile.state == QUEUED, ~another_running)
             .values(
                 state=RUNNING,
                 attempts=ReportFile.attempts + 1,
@@ -422,6 +434,12 @@ def _claim(file_id: int) -> Run | None:
     )
     db.session.commit()
     if claimed != 1:
+        still_queued = db.session.scalar(
+            select(ReportFile.id).where(ReportFile.id == file_id, ReportFile.state == QUEUED)
+        )
+        db.session.commit()
+        if still_queued is not None:  # another is being made: wait for a turn
+            enqueue("report_pdf", file_id, eta=now + WAIT_FOR_ANOTHER)
         return None
     year, attempt = db.session.execute(
         select(ReportFile.year, ReportFile.attempts).where(ReportFile.id == file_id)

@@ -416,6 +416,26 @@ def test_a_pdf_whose_worker_stopped_can_be_asked_for_again(app, member, library)
     assert files(app) == [(file_id, YEAR, ReportFileState.DONE, 100, 2)]
 
 
+def test_one_pdf_is_made_at_a_time_so_mail_always_finds_a_worker(app, member, library):
+    ask(member)
+    ((first, *_),) = files(app)
+    with app.app_context():
+        queued = ReportFile(year=YEAR - 1, data_version="other", state=ReportFileState.QUEUED)
+        db.session.add(queued)
+        db.session.commit()
+        second = queued.id
+        assert services._claim(first) is not None  # being made by a worker
+        before = pending(app)
+        assert services._claim(second) is None  # waits for its turn, still queued
+        assert db.session.get(ReportFile, second).state == ReportFileState.QUEUED
+        assert pending(app) == before + 1  # asked again in a moment (its eta 20 s on)
+        db.session.execute(
+            update(ReportFile).where(ReportFile.id == first).values(state=ReportFileState.DONE)
+        )
+        db.session.commit()
+        assert services._claim(second) is not None  # its turn
+
+
 def test_a_pdf_that_never_started_can_be_asked_for_again(app, member, library):
     location = ask(member).location
     with app.app_context():
