@@ -13,13 +13,14 @@ past its lease finds the message given to another worker, and stops before the f
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app
 from huey import crontab
-from sqlalchemy import event, select, update
+from sqlalchemy import and_, event, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..extensions import db
@@ -56,18 +57,30 @@ class _Held:
     attempts: int
     lease_until: datetime
     handed_over: bool = False
+    #: The lease a hand-over tried to record when its commit failed (the database away): it
+    #: may have been written. The final line was not sent, so the row is ours either way.
+    unsure_lease: datetime | None = None
 
     def _mine(self) -> list[Any]:
-        states = (
-            [MailState.HANDED_OVER, MailState.UNCONFIRMED]
-            if self.handed_over
-            else [MailState.SENDING]
-        )
-        return [
-            MailMessage.id == self.row.id,
-            MailMessage.lease_until == self.lease_until,
-            MailMessage.state.in_(states),
+        if self.handed_over:
+            return [
+                MailMessage.id == self.row.id,
+                MailMessage.lease_until == self.lease_until,
+                MailMessage.state.in_([MailState.HANDED_OVER, MailState.UNCONFIRMED]),
+            ]
+        ours = [
+            and_(
+                MailMessage.state == MailState.SENDING, MailMessage.lease_until == self.lease_until
+            )
         ]
+        if self.unsure_lease is not None:
+            ours.append(
+                and_(
+                    MailMessage.state == MailState.HANDED_OVER,
+                    MailMessage.lease_until == self.unsure_lease,
+                )
+            )
+        return [MailMessage.id == self.row.id, or_(*ours)]
 
     def _change(self, **values: Any) -> bool:
         changed = db.session.execute(  # type: ignore[attr-defined] # an UPDATE's CursorResult
@@ -79,7 +92,13 @@ class _Held:
     def hand_over(self, row: MailMessage) -> None:
         """Record that the server is about to hold it all (a new lease for its answer)."""
         until = utcnow() + lease()
-        if not self._change(state=MailState.HANDED_OVER, lease_until=until):
+        try:
+            changed = self._change(state=MailState.HANDED_OVER, lease_until=until)
+        except Exception:
+            db.session.rollback()
+            self.unsure_lease = until  # written or not: the final line is not sent
+            raise
+        if not changed:
             raise LeaseLost(f"mail {row.id} was taken back before the server had it")
         self.lease_until, self.handed_over = until, True
 
@@ -129,12 +148,26 @@ def deliver_mail(ids: list[int]) -> None:
                 )
             except DeliveryError as error:
                 held.retry_or_fail(error.reason, permanent=error.permanent)
-            except Exception as error:  # noqa: BLE001 - a bug or a full disk: try again later
+            except Exception as error:  # noqa: BLE001 - a bug, a full disk, the database away
                 db.session.rollback()
                 log.exception("mail %s could not be delivered", message_id)
-                held.retry_or_fail(f"the portal could not send it: {type(error).__name__}")
+                _record(held.retry_or_fail, f"the portal could not send it: {type(error).__name__}")
             else:
                 held.settle(MailState.SENT, "")
+
+
+def _record(step: Any, *args: Any) -> None:
+    """Record an outcome, trying again for a few seconds while the database is away: a
+    message left HANDED_OVER by an unrecorded failure would never be sent."""
+    for wait in (1, 2, 4, 8, 0):
+        try:
+            step(*args)
+            return
+        except Exception:  # noqa: BLE001 - the connection is down; the sweep is the last resort
+            db.session.rollback()
+            if not wait:
+                raise
+            time.sleep(wait)
 
 
 def _claim(message_id: int) -> _Held | None:

@@ -25,6 +25,7 @@ import requests
 from sqlalchemy import func, select, update
 
 from portal.extensions import db
+from portal.jobs import mail as mail_jobs
 from portal.jobs import pending, run_queued
 from portal.jobs.mail import MAX_TRIES, RETRY_DELAYS, deliver_mail, sweep_mail
 from portal.mail import queue_mail, transport
@@ -564,6 +565,31 @@ def test_a_slow_worker_whose_lease_ran_out_does_not_send_a_second_copy(app, serv
     message = only_message(app)
     assert (message.state, message.attempts) == (MailState.SENT, 2)
     assert len(server.arrived) == 1
+
+
+def test_a_hand_over_whose_commit_went_through_but_failed_to_answer_is_tried_again(app, server):
+    # The database connection is cut as it answers the hand-over's COMMIT (seen under
+    # bench/faults.py's PostgreSQL restart): the row says HANDED_OVER, the worker saw an
+    # error and never sent the final line. The worker must still be able to put it back:
+    # before the fix it ended UNCONFIRMED, never sent, an email lost.
+    (message_id,) = queue(app, "pat@kent.police.uk")
+    with app.app_context():
+        held = mail_jobs._claim(message_id)
+        unsure = utcnow() + timedelta(minutes=5)
+        db.session.execute(  # what the cut commit wrote
+            update(MailMessage)
+            .where(MailMessage.id == message_id)
+            .values(state=MailState.HANDED_OVER, lease_until=unsure)
+        )
+        db.session.commit()
+        held.unsure_lease = unsure  # what hand_over remembers when its commit raises
+        held.retry_or_fail("the portal could not send it: OperationalError")
+    message = only_message(app)
+    assert (message.state, message.attempts) == (MailState.WAITING, 1)
+    back_off_passes(app)
+    sweep(app)
+    run_jobs(app)
+    assert only_message(app).state == MailState.SENT and len(server.arrived) == 1
 
 
 def test_a_message_whose_worker_keeps_dying_fails_after_the_last_try(app):
