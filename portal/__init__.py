@@ -128,7 +128,8 @@ def configure_jobs(app: Flask) -> None:
     """Bind the jobs every area declared to this app's queue (after the areas are imported)."""
     from . import jobs
 
-    # The scheduled jobs' modules, which no view imports: declared before the binding.
+    # The jobs' modules, which no view imports: declared before the binding.
+    from .auth import jobs as _email_steps  # noqa: F401
     from .follows import jobs as _digests  # noqa: F401
     from .insights import jobs as _insights  # noqa: F401
     from .jobs import retention  # noqa: F401

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
+from werkzeug.exceptions import ServiceUnavailable
 
 from ..extensions import limiter
+from ..jobs import enqueue
 from ..models import UserStatus
 from ..web import attempts
 from ..web.attempts import AttemptLimit
-from ..web.deferred import after_response
 from ..web.forms import add_errors, carry_out, render_form
 from . import services, sessions, tokens
 from .forms import (
@@ -205,16 +216,20 @@ def _link_invalid(reason: str, purpose: str):
     return render_template("auth/link_invalid.html", reason=reason, purpose=purpose), 400
 
 
-def _email_step(template: str, send, reason: str):
-    """Ask for an email address, send what `send` sends, and never say if an account exists.
+def _email_step(template: str, step: str, reason: str):
+    """Ask for an email address, queue what `step` sends, and never say if an account exists.
 
-    The sending happens after the reply has gone, so its timing is the same for a known
-    address (a token, an audit row, an email) and an unknown one (nothing).
+    The request only queues a job (auth/jobs.py), the same for a known address (a token,
+    an audit row, an email) and an unknown one (nothing), so its timing says nothing; the
+    job is tried again while the database is away, so the email is never lost.
     """
     form = EmailForm()
     if form.validate_on_submit():
-        email = form.email.data
-        after_response(lambda: send(email))
+        try:
+            enqueue("email_step", step, form.email.data, request.remote_addr or "")
+        except Exception as error:  # the queue's Redis is away: say so, never a 500
+            current_app.logger.error("the job queue could not be reached: %s", error)
+            raise ServiceUnavailable(retry_after=60) from None
         session["check_email"] = reason
         return redirect(url_for(".check_email"), code=303)
     return render_form(template, form)
@@ -224,14 +239,14 @@ def _email_step(template: str, send, reason: str):
 @limiter.limit("5 per 15 minutes", methods=["POST"])
 def resend_confirmation():
     """Send a new confirmation link."""
-    return _email_step("auth/resend.html", services.resend_confirmation, "resent")
+    return _email_step("auth/resend.html", "confirm", "resent")
 
 
 @bp.route("/reset", methods=["GET", "POST"])
 @limiter.limit("5 per 15 minutes", methods=["POST"])
 def reset_request():
     """Email a link to choose a new password."""
-    return _email_step("auth/reset_request.html", services.request_password_reset, "reset")
+    return _email_step("auth/reset_request.html", "reset", "reset")
 
 
 @bp.route("/reset/<token>", methods=["GET", "POST"])

@@ -32,16 +32,23 @@ class Declared:
     function: Callable[..., Any]
     name: str
     schedule: Schedule | None = None
+    retries: int = 0
+    retry_delay: int = 0
 
 
 _DECLARED: dict[str, Declared] = {}
 
 
-def job(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Declare a function as a job called `name`; queue it with `enqueue(name, ...)`."""
+def job(
+    name: str, *, retries: int = 0, retry_delay: int = 0
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a function as a job called `name`; queue it with `enqueue(name, ...)`.
+
+    A job that raises is run again up to `retries` times, `retry_delay` seconds apart.
+    """
 
     def declare(function: Callable[..., Any]) -> Callable[..., Any]:
-        _DECLARED[name] = Declared(function, name)
+        _DECLARED[name] = Declared(function, name, retries=retries, retry_delay=retry_delay)
         return function
 
     return declare
@@ -90,7 +97,9 @@ def init_app(app: Flask) -> None:
     for declared in _DECLARED.values():
         run = _in_app_context(app, declared.function)
         if declared.schedule is None:
-            queue.tasks[declared.name] = huey.task(name=declared.name)(run)
+            queue.tasks[declared.name] = huey.task(
+                name=declared.name, retries=declared.retries, retry_delay=declared.retry_delay
+            )(run)
         else:
             test = declared.schedule(app.config)
             if hasattr(test, "latest"):  # a time of day: checked each minute, run once a slot
