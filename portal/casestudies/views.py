@@ -340,7 +340,7 @@ def _write(case_study: CaseStudy | None):
         return _form_page(form, saved, services.working(saved), notice=notice)
     if submit:
         flash(
-            "Sent to the moderators. We have emailed you a receipt, "
+            "Sent to the moderators. We are emailing you a receipt, "
             "and will email you their decision.",
             "success",
         )
