@@ -18,7 +18,7 @@ from werkzeug.serving import make_server
 from portal import create_app
 from portal.cli import init_db
 from portal.extensions import db
-from portal.jobs import queue_of
+from portal.jobs import make_huey, queue_of
 
 from .backends import REDIS, SEARCH, SERVER
 from .records import case_study_line
@@ -395,3 +395,27 @@ def second_moderator(app, make_user):
 @pytest.fixture
 def colleague(app, make_user):
     return signed_in(app, make_user(email="other@kent.police.uk"))
+
+
+@pytest.fixture
+def outage_app(instance_path):
+    """Make apps on this test's instance whose Redis may be down or behind a proxy.
+
+    conftest empties each app's queue after the test through the app itself, which cannot
+    reach a Redis that is down: these apps' queues are emptied on the real server instead.
+    """
+    made = []
+
+    def make(**config):
+        app = make_app(instance_path, **config)
+        _APPS.remove(app)
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        with app.app_context():
+            db.engine.dispose()
+        if REDIS and app.config["QUEUE_URL"].startswith("redis"):
+            real = make_huey({"QUEUE_URL": REDIS, "QUEUE_NAME": app.config["QUEUE_NAME"]})
+            real.storage.flush_all()

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyotp
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import expect
+from sqlalchemy import update
 
 from portal.cli import init_db
-from portal.demo import seed_demo
+from portal.demo import DEMO_ACCOUNTS, seed_demo
 from portal.extensions import db
+from portal.models import User
 from portal.search.sync import apply_all
 
 from ..conftest import make_app, served
@@ -160,3 +164,28 @@ def other_page(browser):
     yield second
     context.close()
     assert not problems, f"browser errors in the second browser: {problems}"
+
+
+ADMIN = next(a for a in DEMO_ACCOUNTS if a.role.value == "admin")
+
+
+def free_the_code(live_app) -> None:
+    """Let a sign-in use the current TOTP code even if another test just did."""
+    with live_app.app_context():
+        db.session.execute(
+            update(User).where(User.email == ADMIN.email).values(totp_last_step=None)
+        )
+        db.session.commit()
+        db.session.remove()
+
+
+@pytest.fixture
+def admin_page(page, live_app, base_url):
+    """The page, signed in as the demo admin; the code is freed again for the next test."""
+    free_the_code(live_app)
+    sign_in(page, base_url, ADMIN.email, ADMIN.password)
+    page.get_by_label("Enter your security code").fill(pyotp.TOTP(ADMIN.totp_secret).now())
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("button", name="Sign out")).to_have_count(1)
+    yield page
+    free_the_code(live_app)

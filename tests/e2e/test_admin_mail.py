@@ -11,17 +11,15 @@ from pathlib import Path
 import pyotp
 import pytest
 from playwright.sync_api import expect
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select
 
-from portal.demo import DEMO_ACCOUNTS
 from portal.extensions import db
 from portal.jobs import run_queued
-from portal.models import AuditEvent, MailMessage, MailState, User, utcnow
+from portal.models import AuditEvent, MailMessage, MailState, utcnow
 
-from .conftest import assert_accessible, sign_in
+from .conftest import ADMIN, assert_accessible, free_the_code
 
 SCREENSHOTS = os.environ.get("PORTAL_SCREENSHOTS")
-ADMIN = next(a for a in DEMO_ACCOUNTS if a.role.value == "admin")
 SECRET = "https://heforshe.invalid/auth/reset/E2E-SECRET-RESET-TOKEN"
 REFUSED = "ola.nowak@kent.police.uk"
 # (to, subject, state, tries, minutes ago, the server's answer)
@@ -55,27 +53,6 @@ MESSAGES = [
         "the mail server refused the recipient: 451 4.7.1 Greylisted, try again later",
     ),
 ]
-
-
-def free_the_code(live_app) -> None:
-    """Let a sign-in use the current TOTP code even if another test just did."""
-    with live_app.app_context():
-        db.session.execute(
-            update(User).where(User.email == ADMIN.email).values(totp_last_step=None)
-        )
-        db.session.commit()
-        db.session.remove()
-
-
-@pytest.fixture
-def admin_page(page, live_app, base_url):
-    free_the_code(live_app)
-    sign_in(page, base_url, ADMIN.email, ADMIN.password)
-    page.get_by_label("Enter your security code").fill(pyotp.TOTP(ADMIN.totp_secret).now())
-    page.get_by_role("button", name="Continue").click()
-    expect(page.get_by_role("button", name="Sign out")).to_have_count(1)
-    yield page
-    free_the_code(live_app)
 
 
 @pytest.fixture

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pyotp
-import pytest
 from playwright.sync_api import expect
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from portal.demo import DEMO_ACCOUNTS
 from portal.extensions import db
-from portal.models import SearchLog, Synonym, User, utcnow
+from portal.models import SearchLog, Synonym, utcnow
 
-from .conftest import assert_accessible, sign_in
+from .conftest import assert_accessible
 
 SEARCHES = [  # (query, results, opened, days ago, how many times)
     ("qzhf", 0, False, 2, 3),
@@ -38,31 +35,6 @@ def add_searches(live_app) -> None:
                 )
         db.session.commit()
         db.session.remove()
-
-
-ADMIN = next(a for a in DEMO_ACCOUNTS if a.role.value == "admin")
-
-
-def free_the_code(live_app) -> None:
-    """Let a sign-in use the current TOTP code even if another test just did."""
-    with live_app.app_context():
-        db.session.execute(
-            update(User).where(User.email == ADMIN.email).values(totp_last_step=None)
-        )
-        db.session.commit()
-        db.session.remove()
-
-
-@pytest.fixture
-def admin_page(page, live_app, base_url):
-    """The page, signed in as the demo admin; the code is freed again for the next test."""
-    free_the_code(live_app)
-    sign_in(page, base_url, ADMIN.email, ADMIN.password)
-    page.get_by_label("Enter your security code").fill(pyotp.TOTP(ADMIN.totp_secret).now())
-    page.get_by_role("button", name="Continue").click()
-    expect(page.get_by_role("button", name="Sign out")).to_have_count(1)
-    yield page
-    free_the_code(live_app)
 
 
 def test_an_admin_reads_the_insights_and_adds_a_synonym(admin_page, visit, live_app):

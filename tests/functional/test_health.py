@@ -7,31 +7,9 @@ and otherwise 503 naming the part that did not, without its error message or add
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy.engine import make_url
 
-from portal.extensions import db
-
-from ..conftest import _APPS, make_app
-
 NO_REDIS = "redis://127.0.0.1:1/0"
-
-
-@pytest.fixture
-def outage_app(instance_path):
-    """Apps whose queue or database cannot be reached (conftest cannot empty such a queue)."""
-    made = []
-
-    def make(**config):
-        app = make_app(instance_path, **config)
-        _APPS.remove(app)
-        made.append(app)
-        return app
-
-    yield make
-    for app in made:
-        with app.app_context():
-            db.engine.dispose()
 
 
 def unreachable_database(app) -> str:

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from portal.accounts import create_user
 from portal.auth import tokens
 from portal.extensions import db
-from portal.jobs import make_huey, run_periodic
+from portal.jobs import run_periodic
 from portal.models import (
     AuditEvent,
     CaseStudy,
@@ -35,7 +35,7 @@ from portal.models import (
 from portal.web.errors import database_unavailable
 
 from ..backends import REDIS, SERVER
-from ..conftest import _APPS, PASSWORD, RUN_DATABASE, Auth, csrf_from, make_app, signed_in
+from ..conftest import PASSWORD, RUN_DATABASE, Auth, csrf_from, signed_in
 from ..records import case_study_line, outbox
 from ..tcp_proxy import TcpProxy
 from ..writing import complete, only_case_study, post_case_study, states
@@ -51,30 +51,6 @@ needs_postgres = pytest.mark.skipif(
 SIGN_IN_PAUSED = "Signing in is paused for a moment"
 PAUSED = "Sorry, this is paused for a moment"
 DATABASE_DOWN = "The service is having a problem"
-
-
-@pytest.fixture
-def outage_app(instance_path):
-    """Make apps on this test's instance whose Redis may be down or behind a proxy.
-
-    conftest empties each app's queue after the test through the app itself, which cannot
-    reach a Redis that is down: these apps' queues are emptied on the real server instead.
-    """
-    made = []
-
-    def make(**config):
-        app = make_app(instance_path, **config)
-        _APPS.remove(app)
-        made.append(app)
-        return app
-
-    yield make
-    for app in made:
-        with app.app_context():
-            db.engine.dispose()
-        if REDIS and app.config["QUEUE_URL"].startswith("redis"):
-            real = make_huey({"QUEUE_URL": REDIS, "QUEUE_NAME": app.config["QUEUE_NAME"]})
-            real.storage.flush_all()
 
 
 def heading(response) -> str:
