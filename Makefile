@@ -33,7 +33,7 @@ run: $(VENV)/.runtime-installed
 	@echo ""
 	@# One worker beside the web server delivers the mail and runs the scheduled jobs.
 	$(BIN)/portal worker --threads 2 & worker=$$!; \
-	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+	trap 'kill -INT $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/portal run --host $(HOST) --port $(PORT)
 
 ## Set up and run the whole test suite, browser tests included, after the lint.
