@@ -13,6 +13,7 @@ database, as they would while the mail server hangs.
 
 from __future__ import annotations
 
+import argparse
 import re
 import socket
 import statistics
@@ -92,7 +93,18 @@ def submit_as(app, email: str, theme_id: int, n: int) -> float:
 
 
 def main() -> None:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+    parser = argparse.ArgumentParser(
+        description="Time a submission with 1 and with 50 moderators while the mail server "
+        "accepts connections and never answers (a fresh embedded instance; no worker running)."
+    )
+    parser.add_argument(
+        "submissions",
+        nargs="?",
+        type=int,
+        default=10,
+        help="submissions per round (default: 10)",
+    )
+    rounds = parser.parse_args().submissions
     port, listener = silent_smtp_server()
     with tempfile.TemporaryDirectory() as folder:
         app = create_app(
