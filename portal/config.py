@@ -46,6 +46,9 @@ DEFAULTS: dict[str, Any] = {
     # instance folder (instance/jobs.db), or redis://host:port/db when scaling out.
     "QUEUE_URL": "",
     "QUEUE_NAME": "portal",  # one name per portal sharing a Redis server
+    # PostgreSQL search: redis://host:port/db to share search results between workers and
+    # hosts for two minutes, keyed by the index's generation (empty: no shared cache).
+    "SEARCH_CACHE_URL": "",
     # Seconds the portal waits for each answer of the mail server before trying again later.
     "SMTP_TIMEOUT": 20,
     "SMTP_CA_FILE": "",  # certificate authorities for STARTTLS (empty: the system's)
