@@ -1,0 +1,225 @@
+"""PostgreSQL search's shortcuts answer as the long way does, and never show what has left.
+
+The shared result cache (Redis) and each worker's facet table are keyed by the index's
+generation, which every index write changes in its own transaction: a publication or a
+withdrawal is seen by the very next search, a rolled-back write by none.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from sqlalchemy import event, select
+
+from portal.extensions import db
+from portal.models import CaseStudy, User
+from portal.search import SearchDocument, SearchQuery, get_backend
+
+from ..backends import REDIS, SEARCH
+from ..conftest import make_app
+from ..records import case_study_line
+from ..writing import complete, decide, post_case_study, submitted
+
+pytestmark = pytest.mark.skipif(
+    SEARCH != "postgres" or not REDIS,
+    reason="PostgreSQL search and Redis: the PostgreSQL pass of make test",
+)
+
+
+@pytest.fixture
+def app(instance_path):
+    """The portal with its search results shared through Redis, as when scaled out."""
+    app = make_app(instance_path, SEARCH_CACHE_URL=REDIS)
+    _forget_cached_results()
+    yield app
+    _forget_cached_results()
+    with app.app_context():
+        db.engine.dispose()
+
+
+def _forget_cached_results() -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS)
+    for key in client.scan_iter("portal:search:*"):
+        client.delete(key)
+    client.close()
+
+
+def _cached_results() -> int:
+    import redis
+
+    client = redis.Redis.from_url(REDIS)
+    try:
+        return sum(1 for _ in client.scan_iter("portal:search:*"))
+    finally:
+        client.close()
+
+
+class Statements:
+    """The SQL statements the app's engine runs meanwhile."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def __enter__(self) -> Statements:
+        event.listen(db.engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *_) -> None:
+        event.remove(db.engine, "before_cursor_execute", self._record)
+
+    def _record(self, conn, cursor, statement, *args) -> None:
+        self.seen.append(statement)
+
+    def reading_entries(self) -> list[str]:
+        return [s for s in self.seen if "search_entry" in s]
+
+
+def test_a_repeated_search_is_answered_from_the_cache(app, published):
+    published(case_study_line(title="Rugby allies in Kent"))
+    with app.app_context():
+        first = get_backend().query(SearchQuery(text="rugby"))
+        assert first.total == 1 and _cached_results() == 1
+        with Statements() as statements:
+            again = get_backend().query(SearchQuery(text="rugby"))
+        assert statements.reading_entries() == []  # only the generation was read
+        assert again == first
+
+
+def test_a_withdrawn_case_study_leaves_the_cached_library_at_once(
+    app, published, member, moderator
+):
+    from portal.casestudies import services
+
+    kept, archived = published(
+        case_study_line(title="Rugby allies kept in the library"),
+        case_study_line(title="Rugby allies archived since"),
+    )
+    for _ in range(2):  # the second from the cache
+        page = member.get("/library?q=rugby+allies", headers={"HX-Request": "true"})
+        assert "archived since" in page.get_data(as_text=True)
+    assert _cached_results() >= 1
+    with app.app_context():
+        actor = db.session.scalar(select(User).where(User.email == moderator.user.email))
+        services.archive(actor, db.session.get(CaseStudy, archived))
+    text = member.get("/library?q=rugby+allies", headers={"HX-Request": "true"}).get_data(
+        as_text=True
+    )
+    assert "archived since" not in text and "kept in the library" in text
+    with app.app_context():
+        found = get_backend().query(SearchQuery(text="rugby allies"))
+    assert [h.case_study_id for h in found.hits] == [kept] and found.total == 1
+    assert found.facets["force"] == {"northamptonshire-police": 1}
+
+
+def test_an_approval_is_found_at_once_through_the_cache(app, author, moderator):
+    words = complete(app)["title"]
+    with app.app_context():
+        assert get_backend().query(SearchQuery(text=words)).total == 0  # now cached
+    _, revision_id = submitted(app, author)
+    with app.app_context():
+        assert get_backend().query(SearchQuery(text=words)).total == 0  # submitted: not shown
+    assert decide(moderator, revision_id, "approve").status_code == 303
+    with app.app_context():
+        assert get_backend().query(SearchQuery(text=words)).total == 1
+
+
+def test_a_rolled_back_withdrawal_changes_nothing_and_a_committed_one_is_seen(app, published):
+    (case_study_id,) = published(case_study_line(title="Menopause support for staff"))
+    with app.app_context():
+        backend = get_backend()
+        assert backend.query(SearchQuery(text="menopause")).total == 1
+        backend.write([], [case_study_id])
+        assert backend.query(SearchQuery(text="menopause")).total == 0  # inside it
+        db.session.rollback()
+        with Statements() as statements:
+            assert backend.query(SearchQuery(text="menopause")).total == 1
+        assert statements.reading_entries() == []  # the generation is as it was: cached
+        backend.write([], [case_study_id])
+        db.session.commit()
+        assert backend.query(SearchQuery(text="menopause")).total == 0
+
+
+def test_other_synonyms_are_other_cached_results(app, published):
+    published(case_study_line(title="Tackling violence against women and girls"))
+    with app.app_context():
+        backend = get_backend()
+        assert backend.query(SearchQuery(text="vawg")).total == 1
+        backend.set_synonyms({})
+        assert backend.query(SearchQuery(text="vawg")).total == 0
+
+
+def _document(case_study_id: int, **fields) -> SearchDocument:
+    values = {
+        "case_study_id": case_study_id,
+        "revision_id": case_study_id * 10,
+        "title": f"Night-time safety scheme {case_study_id}",
+        "summary": "Women safe at night.",
+        "body": "Street Pastors and licensees walked the town.",
+        "themes": ("night-time-economy",),
+        "theme_names": ("Night-time economy",),
+        "partners": ("Street Pastors",),
+        "force": "kent-police",
+        "force_names": ("Kent Police",),
+        "outcomes": "",
+        "lessons": "",
+        "year": 2025,
+        "published_at": datetime(2025, 1, case_study_id),
+    }
+    values.update(fields)
+    return SearchDocument(**values)
+
+
+def test_the_facet_table_counts_exactly_as_sql_does_and_follows_each_write(app):
+    with app.app_context():
+        backend = get_backend()
+        backend.apply(
+            [
+                _document(1),
+                _document(2, force="gwent-police", year=None, partners=("Unison", "unison")),
+                _document(3, year=0, themes=("night-time-economy", "workplace-culture")),
+                _document(4, partners=("Street Pastors", "Street Pastors"), themes=()),
+                _document(5, title="Rugby allies", body="Players stood by the team."),
+            ],
+            [],
+        )
+        questions = ["night safety", "", "street pastors", "zebra", "rugby OR night", "-rugby"]
+
+        def both_ways(words: str) -> tuple[dict, dict]:
+            params: dict[str, object] = {}
+            source = backend._matching(SearchQuery(text=words), params)[0]
+            return backend._facets(source, dict(params)), backend._facets_in_sql(source, params)
+
+        for words in questions:
+            quick, long_way = both_ways(words)
+            assert quick == long_way, words
+        assert both_ways("night safety")[0]["partner"] == {
+            "Street Pastors": 4,
+            "Unison": 1,
+            "unison": 1,
+        }
+        before = backend._facet_table
+        backend.apply([_document(6, force="gwent-police")], [1])
+        quick, long_way = both_ways("night safety")
+        assert quick == long_way and quick["force"] == {"gwent-police": 2, "kent-police": 2}
+        assert backend._facet_table is not before  # a new generation, a new table
+
+
+def test_searches_go_on_without_the_cache_when_redis_is_away(instance_path, published):
+    away = make_app(instance_path, SEARCH_CACHE_URL="redis://127.0.0.1:9/0")  # nothing listens
+    with away.app_context():
+        assert get_backend().query(SearchQuery(text="misogyny")).total == 0
+    (case_study_id,) = published(case_study_line())  # through the fixture's app
+    with away.app_context():
+        found = get_backend().query(SearchQuery(text="misogyny"))
+        assert [h.case_study_id for h in found.hits] == [case_study_id]
+
+
+def test_a_library_search_still_reads_the_published_case_studies_only(app, author, member):
+    """A submitted case study's words find nothing, cached or not."""
+    assert post_case_study(author, complete(app, title="Zebra crossing patrols")).status_code == 303
+    for _ in range(2):
+        text = member.get("/library?q=zebra", headers={"HX-Request": "true"}).get_data(as_text=True)
+        assert "Zebra crossing patrols" not in text
