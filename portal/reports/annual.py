@@ -6,17 +6,37 @@ report through these functions, so the PDF is always the page as it would be pri
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
-from flask import render_template
-from sqlalchemy import extract
-from sqlalchemy.orm import selectinload
+from flask import (
+    current_app,
+    get_flashed_messages,
+    render_template,
+    stream_with_context,
+)
+from flask_wtf.csrf import generate_csrf
+from sqlalchemy import select
 
-from ..core.live import live_revisions
+from ..core.live import is_live
 from ..extensions import db
-from ..forces.queries import contacts_of
-from ..models import AdoptionKind, CaseStudy, Evidence, Force, Revision, utcnow
+from ..models import (
+    AdoptionKind,
+    CaseStudy,
+    Evidence,
+    Force,
+    Partner,
+    Revision,
+    Theme,
+    User,
+    UserStatus,
+    revision_partner,
+    revision_theme,
+    utcnow,
+)
 from . import figures
 
 HIGHLIGHTS_PER_THEME = 3
@@ -33,34 +53,144 @@ EVIDENCE_ORDER = {
 def years() -> list[int]:
     """Return the years a report can cover: from the first publication to this year."""
     this_year = utcnow().year
-    first = min(figures.published_years() or [this_year])
+    first = figures.first_published_year() or this_year
     return list(range(this_year, min(first, this_year) - 1, -1))
 
 
-def published_in(year: int) -> list[Revision]:
+@dataclass(frozen=True, slots=True)
+class ReportCaseStudy:
+    """A case study as its report shows it: where its page is and whose practice it is."""
+
+    id: int
+    slug: str
+    force_id: int
+    force: Force
+
+
+@dataclass(frozen=True, slots=True)
+class ReportEntry:
+    """A live revision as the report shows it: its summary and facts, never its text.
+
+    Read with a few plain queries (an ORM object per revision, with its themes, partners,
+    case study and force, took most of a 2,000 case study page's time), and complete before
+    the page is written: nothing is read from the database while the page streams.
+    """
+
+    id: int
+    case_study_id: int
+    case_study: ReportCaseStudy
+    title: str
+    summary: str
+    event_date: date | None
+    evidence: Evidence | None
+    contact_name: str
+    themes: list[Theme]
+    partners: list[Partner]
+
+
+def published_in(year: int) -> list[ReportEntry]:
     """Return the live revisions of case studies first published in the year, by force."""
-    return list(
-        db.session.scalars(
-            live_revisions()
-            .join(CaseStudy.force)
-            .where(extract("year", CaseStudy.first_published_at) == year)
-            .options(selectinload(Revision.partners))
-            .order_by(Force.name, CaseStudy.first_published_at, CaseStudy.id)
+    in_year = figures.in_year(CaseStudy.first_published_at, year)
+    rows = db.session.execute(
+        select(
+            Revision.id,
+            Revision.case_study_id,
+            Revision.title,
+            Revision.summary,
+            Revision.event_date,
+            Revision.evidence,
+            Revision.contact_name,
+            CaseStudy.slug,
+            CaseStudy.force_id,
         )
-    )
+        .join(Revision.case_study)
+        .join(CaseStudy.force)
+        .where(is_live(), in_year)
+        .order_by(Force.name, CaseStudy.first_published_at, CaseStudy.id)
+    ).all()
+    forces = {force.id: force for force in db.session.scalars(select(Force))}
+    themes = {theme.id: theme for theme in db.session.scalars(select(Theme))}
+    themes_of = _linked(revision_theme, in_year, Theme.position, Theme.id)
+    partners_of: dict[int, list[Partner]] = defaultdict(list)
+    for revision_id, partner in db.session.execute(
+        select(revision_partner.c.revision_id, Partner)
+        .join(Partner, Partner.id == revision_partner.c.partner_id)
+        .join(Revision, Revision.id == revision_partner.c.revision_id)
+        .join(Revision.case_study)
+        .where(is_live(), in_year)
+        .order_by(Partner.name, Partner.id)
+    ):
+        partners_of[revision_id].append(partner)
+    return [
+        ReportEntry(
+            id=row.id,
+            case_study_id=row.case_study_id,
+            case_study=ReportCaseStudy(
+                row.case_study_id, row.slug, row.force_id, forces[row.force_id]
+            ),
+            title=row.title,
+            summary=row.summary,
+            event_date=row.event_date,
+            evidence=row.evidence,
+            contact_name=row.contact_name,
+            themes=[themes[theme_id] for theme_id in themes_of.get(row.id, ())],
+            partners=partners_of.get(row.id, []),
+        )
+        for row in rows
+    ]
+
+
+def _linked(link, in_year, *order) -> dict[int, list[int]]:
+    """Return the theme ids of each live revision of the year, in the themes' order."""
+    linked: dict[int, list[int]] = defaultdict(list)
+    for revision_id, theme_id in db.session.execute(
+        select(link.c.revision_id, link.c.theme_id)
+        .join(Theme, Theme.id == link.c.theme_id)
+        .join(Revision, Revision.id == link.c.revision_id)
+        .join(Revision.case_study)
+        .where(is_live(), in_year)
+        .order_by(*order)
+    ):
+        linked[revision_id].append(theme_id)
+    return linked
+
+
+def _contacts(forces: list[Force]) -> dict[int, list[User]]:
+    """Return each force's listed HeForShe contacts (as forces.queries.contacts_of), at once."""
+    contacts: dict[int, list[User]] = defaultdict(list)
+    for person in db.session.scalars(
+        select(User)
+        .where(
+            User.force_id.in_([force.id for force in forces]),
+            User.listed_as_contact.is_(True),
+            User.status == UserStatus.ACTIVE,
+        )
+        .order_by(User.name)
+    ):
+        contacts[person.force_id].append(person)
+    return contacts
 
 
 def contents(year: int) -> dict[str, Any]:
-    """Return everything the report of `year` shows (the template's context, but the date)."""
+    """Return everything the report of `year` shows (the template's context, but the date).
+
+    Everything is read here, before a page is written: the page streams what this returns.
+    """
     revisions = published_in(year)
     # One count of adoptions for the headline, the sentence and every "taken up by".
     adoptions = figures.adoptions(year)
     adopted = adoptions.per_case_study
-    by_force: dict[int, list[Revision]] = defaultdict(list)
+    by_force: dict[int, list[ReportEntry]] = defaultdict(list)
     for revision in revisions:
         by_force[revision.case_study.force_id].append(revision)
     forces = [revisions_[0].case_study.force for revisions_ in by_force.values()]
-    theme_counts = figures.by_theme(year)
+    contacts = _contacts(forces)
+    # The same counts as figures.by_theme(year), from the revisions already read.
+    counted = Counter(theme.id for revision in revisions for theme in revision.themes)
+    theme_counts = [
+        (theme, counted.get(theme.id, 0))
+        for theme in db.session.scalars(select(Theme).order_by(Theme.position, Theme.name))
+    ]
     themes = []
     for theme, count in theme_counts:
         if not count:
@@ -79,7 +209,7 @@ def contents(year: int) -> dict[str, Any]:
     return {
         "year": year,
         "revisions": revisions,
-        "forces": [(force, by_force[force.id], contacts_of(force)) for force in forces],
+        "forces": [(force, by_force[force.id], contacts.get(force.id, [])) for force in forces],
         "themes": themes,
         "uncovered": [t for t, n in theme_counts if not n],
         "moderation": figures.moderation(year),
@@ -92,3 +222,37 @@ def contents(year: int) -> dict[str, Any]:
 def page(report: dict[str, Any], **extra: Any) -> str:
     """Return the report's page as HTML, made now (needs a request context for its links)."""
     return render_template("reports/annual.html", generated=utcnow(), **report, **extra)
+
+
+#: The page is sent in pieces of about this many bytes as it is written.
+STREAM_CHUNK = 32 * 1024
+
+
+def page_stream(report: dict[str, Any], **extra: Any) -> Iterator[str]:
+    """Return the report's page as HTML written while it is sent, in pieces.
+
+    Call it once everything that can fail has been read (`contents`): after the first piece
+    the status is sent and an error can no longer become an error page. The session is
+    settled first too (the CSRF token made, flashed messages taken), since its cookie goes
+    out with the status.
+    """
+    generate_csrf()
+    get_flashed_messages(with_categories=True)  # kept for the page by the request
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    template = app.jinja_env.get_template("reports/annual.html")
+    context = {"generated": utcnow(), **report, **extra}
+    app.update_template_context(context)
+
+    def pieces() -> Iterator[str]:
+        buffered: list[str] = []
+        size = 0
+        for piece in template.generate(context):
+            buffered.append(piece)
+            size += len(piece)
+            if size >= STREAM_CHUNK:
+                yield "".join(buffered)
+                buffered, size = [], 0
+        if buffered:
+            yield "".join(buffered)
+
+    return stream_with_context(pieces())

@@ -10,6 +10,8 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import extract, func, select
 
@@ -41,25 +43,44 @@ def _year(column):
     return extract("year", column)
 
 
+def in_year(column, year: int):
+    """Return the condition that a naive UTC time falls in the year, as a range.
+
+    The same rows as `extract("year", column) == year`, but a range can use the column's
+    index where a function of it cannot (SQLite and PostgreSQL alike).
+    """
+    return (column >= datetime(year, 1, 1)) & (column < datetime(year + 1, 1, 1))
+
+
 def _live(query, year: int | None = None, force_id: int | None = None):
     """Limit a query over Revision to live case studies, optionally of one year or force."""
     query = query.where(is_live())
     if year is not None:
-        query = query.where(_year(CaseStudy.first_published_at) == year)
+        query = query.where(in_year(CaseStudy.first_published_at, year))
     if force_id is not None:
         query = query.where(CaseStudy.force_id == force_id)
     return query
 
 
-def published_years() -> list[int]:
-    """Return every year in which a live case study first reached the library, newest first."""
-    query = _live(
-        select(_year(CaseStudy.first_published_at).label("y"))
-        .select_from(Revision)
-        .join(Revision.case_study)
-        .distinct()
+def first_published_year() -> int | None:
+    """Return the year the first live case study reached the library (None when none has)."""
+    published = (
+        select(Revision.id)
+        .where(Revision.case_study_id == CaseStudy.id, Revision.state == RevisionState.PUBLISHED)
+        .exists()
     )
-    return sorted((int(y) for y in db.session.scalars(query) if y is not None), reverse=True)
+    # Walks the index on first_published_at and stops at the first live case study.
+    first = db.session.scalar(
+        select(CaseStudy.first_published_at)
+        .where(
+            CaseStudy.first_published_at.is_not(None),
+            CaseStudy.archived_at.is_(None),
+            published,
+        )
+        .order_by(CaseStudy.first_published_at)
+        .limit(1)
+    )
+    return first.year if first is not None else None
 
 
 def total_live(year: int | None = None) -> int:
@@ -137,14 +158,14 @@ def moderation(year: int) -> Moderation:
         .select_from(ModerationEvent)
         .where(
             ModerationEvent.action == ModerationAction.SUBMITTED,
-            _year(ModerationEvent.at) == year,
+            in_year(ModerationEvent.at, year),
         )
     )
     # Revisions with a decision in the year, with every submission and decision they had:
     # a decision's wait runs from the latest submission before it.
     decided = (
         select(ModerationEvent.revision_id)
-        .where(ModerationEvent.action.in_(DECISIONS), _year(ModerationEvent.at) == year)
+        .where(ModerationEvent.action.in_(DECISIONS), in_year(ModerationEvent.at, year))
         .distinct()
     )
     events = db.session.execute(
@@ -186,11 +207,11 @@ def moderation(year: int) -> Moderation:
 
 @dataclass(frozen=True)
 class Coverage:
-    themes: list[Theme]
-    forces: list[Force]
+    themes: list[Any]  # Theme, or anything with its id, name and slug
+    forces: list[Any]  # Force, likewise
     published: dict[int, set[int]]  # theme id -> ids of forces that published on it
 
-    def missing(self, theme: Theme) -> list[Force]:
+    def missing(self, theme: Any) -> list[Any]:
         return [f for f in self.forces if f.id not in self.published.get(theme.id, set())]
 
 
@@ -240,17 +261,12 @@ def adoptions(year: int | None = None, limit: int = 10) -> Adoptions:
         .join(Revision, Revision.case_study_id == CaseStudy.id),
         year,
     ).subquery()
-    by_kind: dict[AdoptionKind, int] = {
-        kind: n
-        for kind, n in db.session.execute(select(found.c.kind, func.count()).group_by(found.c.kind))
-    }
-    forces_adopting = db.session.scalar(select(func.count(func.distinct(found.c.force_id))))
-    per_case_study: dict[int, int] = {
-        case_study_id: n
-        for case_study_id, n in db.session.execute(
-            select(found.c.case_study_id, func.count()).group_by(found.c.case_study_id)
-        )
-    }
+    # The adoptions read once (a few per case study at most) and counted here...
+    rows = db.session.execute(select(found)).all()
+    by_kind = Counter(kind for _, _, kind in rows)
+    forces_adopting = len({force_id for _, force_id, _ in rows})
+    per_case_study = dict(Counter(case_study_id for case_study_id, _, _ in rows))
+    # ...but the most adopted ranked by the database (ties by title, in its collation).
     count = func.count().label("n")
     most = db.session.execute(
         select(CaseStudy.id, CaseStudy.slug, Revision.title, count)
@@ -266,7 +282,7 @@ def adoptions(year: int | None = None, limit: int = 10) -> Adoptions:
     return Adoptions(
         total=sum(by_kind.values()),
         by_kind={kind: by_kind.get(kind, 0) for kind in AdoptionKind},
-        forces_adopting=forces_adopting or 0,
+        forces_adopting=forces_adopting,
         most_adopted=[(row[0], row[1], row[2], row[3]) for row in most],
         per_case_study=per_case_study,
     )

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Row, and_, exists, extract, func, or_, select, update
+from sqlalchemy import Row, and_, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
@@ -93,7 +93,7 @@ def data_version(year: int) -> str:
     whole); and the report's own template and stylesheets. Any change to what the report
     would print changes it; the time of day does not.
     """
-    in_year = and_(is_live(), extract("year", CaseStudy.first_published_at) == year)
+    in_year = and_(is_live(), figures.in_year(CaseStudy.first_published_at, year))
     parts: list[Any] = [FORMAT, _layout_digest(), current_app.config["BASE_URL"], year]
     parts.append(
         db.session.execute(
@@ -138,7 +138,7 @@ def data_version(year: int) -> str:
     parts.append(
         db.session.execute(
             select(func.count(), func.sum(ModerationEvent.id), func.max(ModerationEvent.id)).where(
-                extract("year", ModerationEvent.at) == year
+                figures.in_year(ModerationEvent.at, year)
             )
         ).one()
     )

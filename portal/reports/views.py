@@ -22,12 +22,12 @@ from flask import (
 from flask_login import current_user
 
 from ..extensions import limiter
-from ..models import ModerationAction, ReportFileState, utcnow
+from ..models import ReportFileState
 from ..web import attempts
 from ..web.attempts import AttemptLimit
 from ..web.htmx import is_partial, vary_on_htmx
-from . import annual, figures, pdf, services
-from .charts import BarChart
+from . import annual, pdf, services
+from . import dashboard as dashboard_figures
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -37,53 +37,14 @@ bp = Blueprint("reports", __name__, url_prefix="/reports")
 PDF_JOBS = AttemptLimit("report-pdf", 10, 3600)
 #: A download reads megabytes from the database: plenty for people, a bound for a script.
 PDF_DOWNLOADS = "10 per minute"
-# The coverage table names up to this many forces in a cell; more open from their number.
-COVERAGE_NAMES_SHOWN = 3
-
-
-def _chosen_year(years: list[int]) -> int:
-    """Return the year asked for in ?year=, or this year when it is missing or odd."""
-    year = request.args.get("year", type=int)
-    return year if year in years else utcnow().year
 
 
 @bp.get("")
 def dashboard():
     """Show the library's figures: practice by force, theme, year and evidence; moderation;
-    coverage of themes by forces; adoptions."""
-    years = annual.years()
-    year = _chosen_year(years)
-    by_force = figures.by_force()
-    by_theme = figures.by_theme()
-    by_year = figures.by_year()
-    return render_template(
-        "reports/dashboard.html",
-        year=year,
-        years=years,
-        total=sum(n for _, n in by_year),
-        published_in_year=figures.total_live(year),
-        forces_in_year=len(figures.by_force(year)),
-        force_chart=BarChart.of(
-            "Published case studies by force", [(f.name, n) for f, n in by_force]
-        ),
-        force_links={f.name: url_for("forces.show", slug=f.slug) for f, _ in by_force},
-        theme_chart=BarChart.of(
-            "Published case studies by theme", [(t.name, n) for t, n in by_theme]
-        ),
-        theme_links={t.name: url_for("library.index", theme=t.slug) for t, _ in by_theme},
-        year_chart=BarChart.of(
-            "Published case studies by year first published", [(str(y), n) for y, n in by_year]
-        ),
-        evidence_chart=BarChart.of(
-            "Published case studies by evidence of impact", figures.by_evidence()
-        ),
-        moderation=figures.moderation(year),
-        actions=ModerationAction,
-        coverage=figures.coverage(year),
-        coverage_names_shown=COVERAGE_NAMES_SHOWN,
-        adoptions=figures.adoptions(),
-        adoptions_in_year=figures.adoptions(year).total,
-    )
+    coverage of themes by forces; adoptions (for ?year=, or this year when missing or odd)."""
+    year = request.args.get("year", type=int)
+    return render_template("reports/dashboard.html", figures=dashboard_figures.figures_html(year))
 
 
 def _report_year(year: int) -> int:
@@ -96,9 +57,12 @@ def _report_year(year: int) -> int:
 @bp.get("/annual/<int:year>", endpoint="annual")
 def annual_report(year: int):
     """Show a print-ready draft of the year's HeForShe progress report."""
+    # Everything is read before the first byte: an error here is still an error page.
     report = annual.contents(_report_year(year))
     offer = services.offer(year, len(report["revisions"])) if pdf.available() else None
-    return make_response(annual.page(report, pdf_offer=offer))
+    return current_app.response_class(
+        annual.page_stream(report, pdf_offer=offer), mimetype="text/html"
+    )
 
 
 @bp.post("/annual/<int:year>/pdf")
