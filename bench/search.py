@@ -1,6 +1,6 @@
 """Measure the library's search on generated case studies and print the figures.
 
-Usage: python bench/search.py [--postgres URL] [N ...]   (default: 10000, embedded)
+Usage: python bench/search.py [--postgres URL] [N ...]   (default: 10000, embedded; --help)
 For each N: import N realistic case studies (bench/import_bench.py's generator), build the
 index, then time a fixed mix of 50 queries through the backend and through the web app
 (the htmx fragment, signed in), half-typed words and plain-word questions, typing a word
@@ -12,8 +12,10 @@ full-text search, in a new database made for the run and dropped after it.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -106,7 +108,11 @@ def run(count: int, postgres: str | None = None) -> None:
             started = time.perf_counter()
             apply_all()
             took = time.perf_counter() - started
-            print(f"first index build           {took:7.1f} s  ({count / took:,.0f} docs/s)")
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(
+                f"first index build           {took:7.1f} s  ({count / took:,.0f} docs/s)"
+                f"   peak RSS so far {peak:,.0f} MB"
+            )
             backend = get_backend()
             queries = [q if isinstance(q, tuple) else (q, {}) for q in QUERIES]
             for text, extra in queries:  # warm the per-process searcher and caches
@@ -275,10 +281,23 @@ def _csrf(html: str) -> str:
     return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description="Time the library's search on generated case studies and print the figures."
+    )
+    parser.add_argument(
+        "sizes", nargs="*", type=int, default=[10_000], metavar="N",
+        help="how many case studies to generate (default: 10000); one run per N",
+    )  # fmt: skip
+    parser.add_argument(
+        "--postgres", metavar="URL",
+        help="run on PostgreSQL and its full-text search in a database made for the run, "
+        "e.g. postgresql+psycopg://postgres@127.0.0.1:5432",
+    )  # fmt: skip
+    arguments = parser.parse_args()
+    for size in arguments.sizes:
+        run(size, arguments.postgres)
+
+
 if __name__ == "__main__":
-    arguments = sys.argv[1:]
-    server = None
-    if arguments[:1] == ["--postgres"]:
-        server, arguments = arguments[1], arguments[2:]
-    for size in [int(a) for a in arguments] or [10_000]:
-        run(size, server)
+    main()

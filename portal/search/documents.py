@@ -17,8 +17,23 @@ from .contract import SearchDocument
 _markdown = MarkdownIt("commonmark", {"html": False})
 
 
+# Text made only of these characters, with no line starting as a numbered list item, is
+# read by CommonMark as paragraphs (or code) of the same words: its plain text is the text
+# with the spaces tidied, got without parsing (most case studies, and 1 ms each saved).
+_MAYBE_MARKUP = re.compile(r"[^\w \t\n,.;:'\"?()/%£$@]|_")
+_NUMBERED = re.compile(r"^[ \t]*\d+[.)]", re.MULTILINE)
+
+
 def plain_text(markdown: str) -> str:
     """Return the words of a Markdown text without its markup."""
+    text = markdown or ""
+    if not _MAYBE_MARKUP.search(text) and not _NUMBERED.search(text):
+        return " ".join(text.split())
+    return markdown_plain_text(text)
+
+
+def markdown_plain_text(markdown: str) -> str:
+    """Return the words of a Markdown text without its markup, by parsing it."""
     words: list[str] = []
     for token in _markdown.parse(markdown or ""):
         if token.type == "inline":

@@ -64,7 +64,8 @@ BULK = 1000
 
 
 def apply_all() -> int:
-    """Apply every queued change (for the CLI); a large backlog is faster as a rebuild."""
+    """Apply every queued change (for the CLI and the repair job), then merge the small
+    segments they leave; a large backlog is faster as a rebuild."""
     total = 0
     if pending_count() > BULK:
         high = db.session.scalar(select(func.max(SearchOutbox.id)))
@@ -74,7 +75,15 @@ def apply_all() -> int:
         db.session.commit()
     while (done := apply_pending()) > 0:
         total += done
+    merge_segments()
     return total
+
+
+def merge_segments() -> None:
+    """Merge the small index segments updates leave (Whoosh), away from any request."""
+    merge = getattr(get_backend(synonyms=False), "merge_segments", None)
+    if merge is not None:
+        merge()
 
 
 def pending_count() -> int:

@@ -31,6 +31,7 @@ from ..web.metrics import timed_search
 from . import failures, highlight
 from .analysis import SYNONYMS, analyzer, corrected, spelling_analyzer
 from .contract import SearchDocument, SearchHit, SearchQuery, SearchResults
+from .whoosh_build import BulkWriter, CachedAnalysis, build_segments
 from .whoosh_matching import Codes, Matches, Segment, View, at_least, intersect, union
 from .words import Clause, Option, Question, fold, most, parse
 
@@ -39,8 +40,11 @@ from .words import Clause, Option, Question, fold, most, parse
 SEARCHED_FIELDS = ("title", "content")
 CACHED_QUERIES = 256
 CACHED_MATCHES = 4_000_000  # at most about 48 MB of cached matches per process
-MERGE_AFTER_SEGMENTS = 8
-WRITE_TIMEOUT = 30.0  # seconds a writer waits for another process's lock
+MERGE_AFTER_SEGMENTS = 4  # the repair job merges small segments once there are this many
+SMALL_SEGMENT_DOCS = 5_000  # ...small: merged in well under a second; larger ones stay
+MERGE_IN_APPLY_AFTER = 24  # ...and an update does only when they pile up (no job running)
+LOCKING = {"timeout": 30.0, "delay": 0.05}  # a writer waits for another process's lock
+BUILD_SEGMENT_POSTINGS = 8_000_000  # about 20,000 case studies and 250 MB a segment
 OPEN_ATTEMPTS = 3  # reads of the `current` link when a rebuild swaps it meanwhile
 PREFIX_SCANNED = 5_000  # indexed words read for one half-typed word, at most
 PREFIX_TERMS = 40  # of which the commonest are searched
@@ -86,6 +90,7 @@ class WhooshBackend:
         self._segments: dict[tuple[Path, str], Segment] = {}
         self._retired: Any = None  # the searcher before this one
         self._codes = {"force": Codes(), "theme": Codes(), "partner": Codes()}
+        self._analyses: list[CachedAnalysis] = []  # analysed words, kept between writes
         self.synonyms: dict[str, str] = {}
         self.set_synonyms(SYNONYMS)
 
@@ -135,7 +140,9 @@ class WhooshBackend:
         upserts, removals = list(upserts), list(removals)
         if not upserts and not removals:
             return
-        writer = self._index().writer(timeout=WRITE_TIMEOUT, delay=0.05)
+        # Whoosh's writer with this process's analysis cache (whoosh_build.py): a word
+        # analysed once is not analysed again for the next approval.
+        writer = self._writer(lambda ix: BulkWriter(ix, analyses=self._analyses, **LOCKING))
         try:
             for document in upserts:
                 writer.update_document(**_fields(document))
@@ -144,21 +151,43 @@ class WhooshBackend:
         except BaseException:
             writer.cancel()
             raise
-        # Merging segments on a small update costs up to a second (docs/search.md); let a
-        # few small segments gather first, then merge them in one go.
-        writer.commit(merge=len(writer.segments) >= MERGE_AFTER_SEGMENTS)
+        # Merging segments costs up to a second at 10,000 (docs/search.md): never while
+        # someone waits for an approval. The repair job merges them (merge_segments);
+        # only if it does not run do they merge here, many at once.
+        if len(_small(writer.segments)) >= MERGE_IN_APPLY_AFTER:
+            writer.commit(mergetype=_merge_small_segments)
+        else:
+            writer.commit(merge=False)
+
+    def merge_segments(self) -> bool:
+        """Merge the small segments that updates leave into one, once there are several;
+        return whether it did (the repair job calls this, so approvals never wait)."""
+        writer = self._writer(lambda ix: ix.writer(**LOCKING))
+        if len(_small(writer.segments)) < MERGE_AFTER_SEGMENTS:
+            writer.cancel()  # nothing written: searchers stay valid
+            return False
+        writer.commit(mergetype=_merge_small_segments)
+        return True
+
+    def _writer(self, make: Callable[[Any], Any]) -> Any:
+        for attempt in range(OPEN_ATTEMPTS):
+            try:
+                return make(self._index())
+            except (EmptyIndexError, OSError):
+                # Another process's commit removed the table of contents we had just
+                # found, or a rebuild swapped the link: look again.
+                if attempt == OPEN_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def rebuild(self, documents: Iterable[SearchDocument]) -> int:
         self.root.mkdir(parents=True, exist_ok=True)
         folder = self.root / f"index-{time.time_ns()}"
         folder.mkdir()
         fresh = index.create_in(str(folder), build_schema())
-        count = 0
-        writer = fresh.writer(limitmb=128)
-        for document in documents:
-            writer.add_document(**_fields(document))
-            count += 1
-        writer.commit(optimize=True)
+        # The same files as Whoosh's writer, several times sooner (whoosh_build.py); a
+        # segment per BUILD_SEGMENT_POSTINGS postings bounds the memory a build holds.
+        count = build_segments(fresh, map(_fields, documents), BUILD_SEGMENT_POSTINGS)
         previous = self.current.resolve() if self.current.exists() else None
         self._point_at(folder)
         if previous is not None and previous != folder:
@@ -394,6 +423,22 @@ class WhooshBackend:
         except Exception:  # the page shows no related case studies; the log says why
             failures.report("related", case_study=case_study_id)
             return []
+
+
+def _small(segments: list[Any]) -> list[Any]:
+    return [s for s in segments if s.doc_count_all() < SMALL_SEGMENT_DOCS]
+
+
+def _merge_small_segments(writer: Any, segments: list[Any]) -> list[Any]:
+    """Whoosh merge policy: the small segments become one; big ones are never rewritten."""
+    from whoosh.reading import SegmentReader
+
+    small = _small(segments)
+    for segment in small:
+        reader = SegmentReader(writer.storage, writer.schema, segment)
+        writer.add_reader(reader)
+        reader.close()
+    return [s for s in segments if s not in small]
 
 
 def _fields(document: SearchDocument) -> dict[str, object]:
