@@ -1,17 +1,19 @@
 """Load test: gunicorn with 4 workers on loopback, 20 concurrent users for 60 seconds.
 
 Usage: python bench/load.py [embedded|postgres ...] [--docs N] [--users N] [--seconds N]
-(default: both setups, 10,000 published case studies, 20 users, 60 seconds).
+(default: both setups, one after the other on the same machine, 10,000 published case
+studies, 20 users, 60 seconds; then the two side by side and the scale-out's ratio).
 
 - embedded: SQLite + Whoosh in a temporary instance folder, rate limits in memory;
 - postgres: a fresh PostgreSQL database (PostgreSQL search) on 127.0.0.1:5432, rate
-  limits in Redis on 127.0.0.1:6379.
+  limits and the shared search-result cache in Redis on 127.0.0.1:6379.
 
 Traffic per user, chosen at random: 80% library searches and filter changes (the htmx
 fragment), 15% case-study pages, 5% writes (two of the users are moderators who approve
 what is waiting; the others submit new case studies). Then it checks that every
 submission exists, every approved case study is published and searchable, and the index
-has nothing missing, stale or queued. Prints throughput, p50/p95/p99 per kind and errors.
+has nothing missing, stale or queued. Prints throughput, p50/p95/p99 per kind and errors,
+and the load average before and after each run (other work on the machine skews figures).
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ def prepare(setup: str, folder: Path, docs: int, users: int) -> dict:
             PORTAL_DATABASE_URL=f"{POSTGRES}/{name}",
             PORTAL_SEARCH_BACKEND="postgres",
             PORTAL_RATELIMIT_STORAGE_URL=REDIS,
+            PORTAL_SEARCH_CACHE_URL=REDIS,
         )
     os.environ.update(env)
     source = folder / "generated.jsonl"
@@ -320,7 +323,8 @@ def verify(run: Run) -> list[str]:
     return problems
 
 
-def load(setup: str, docs: int, users: int, seconds: int) -> None:
+def load(setup: str, docs: int, users: int, seconds: int) -> dict:
+    """Run one setup under load; return its figures."""
     print(f"\n== {setup}: {docs:,} published case studies, {users} users, {seconds} s ==")
     saved = dict(os.environ)
     with tempfile.TemporaryDirectory() as tmp:
@@ -341,6 +345,7 @@ def load(setup: str, docs: int, users: int, seconds: int) -> None:
                 except OSError:
                     time.sleep(0.1)
             run = Run(port, ready["published"], ready["themes"])
+            load_before = loadavg()
             started = time.perf_counter()
             until = started + seconds
             threads = [
@@ -352,11 +357,15 @@ def load(setup: str, docs: int, users: int, seconds: int) -> None:
             for thread in threads:
                 thread.join()
             elapsed = time.perf_counter() - started
+            load_after = loadavg()
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(30)
-        report(run, elapsed)
+        figures = report(run, elapsed)
+        figures.update(setup=setup, load=f"{load_before} → {load_after}")
+        print(f"  load average (1 min) {figures['load']}")
         problems = verify(run)
+        figures["problems"] = len(problems) + len(run.errors)
         print(f"  submissions {len(run.submitted)}, approvals {len(run.approved)}, "
               f"moderator races told 'already decided' {run.conflicts}")  # fmt: skip
         print("  checks: " + ("every submission exists, every approval is published and "
@@ -371,10 +380,17 @@ def load(setup: str, docs: int, users: int, seconds: int) -> None:
             engine.dispose()
     os.environ.clear()
     os.environ.update(saved)
+    return figures
 
 
-def report(run: Run, elapsed: float) -> None:
+def loadavg() -> str:
+    return Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
+
+
+def report(run: Run, elapsed: float) -> dict:
+    """Print the run's figures; return throughput and the library search's p95."""
     total = len(run.samples)
+    figures: dict = {"rate": total / elapsed, "search_p95": float("nan")}
     print(f"  {total:,} requests in {elapsed:.1f} s: {total / elapsed:,.1f} per second; "
           f"errors {len(run.errors)}")  # fmt: skip
     for kind in ("library search", "case study page", "submission", "approval"):
@@ -387,16 +403,40 @@ def report(run: Run, elapsed: float) -> None:
 
         print(f"  {kind:<16} {len(times):>6,}  p50 {statistics.median(times) * 1000:7.1f} ms  "
               f"p95 {at(0.95):7.1f} ms  p99 {at(0.99):7.1f} ms")  # fmt: skip
+        if kind == "library search":
+            figures["search_p95"] = at(0.95)
     for error in run.errors[:10]:
         print(f"    error: {error}")
+    return figures
+
+
+def compare(results: list[dict]) -> None:
+    """The setups side by side; the scale-out's throughput as a share of the embedded one's."""
+    print("\n== side by side (same run, same machine) ==")
+    for r in results:
+        print(f"  {r['setup']:<9} {r['rate']:7.1f} requests/s   library search p95 "
+              f"{r['search_p95']:6.0f} ms   load average {r['load']}   "
+              f"errors and failed checks {r['problems']}")  # fmt: skip
+    by = {r["setup"]: r for r in results}
+    if "embedded" in by and "postgres" in by:
+        ratio = by["postgres"]["rate"] / by["embedded"]["rate"]
+        p95 = by["postgres"]["search_p95"]
+        print(f"  scale-out / embedded throughput: {ratio:.2f} (target ≥ 0.80: "
+              f"{'met' if ratio >= 0.8 else 'missed'}); scale-out search p95 {p95:.0f} ms "
+              f"(target ≤ 250 ms: {'met' if p95 <= 250 else 'missed'})")  # fmt: skip
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("setups", nargs="*", default=["embedded", "postgres"])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "setups", nargs="*", default=["embedded", "postgres"], metavar="embedded|postgres"
+    )
     parser.add_argument("--docs", type=int, default=10_000)
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--seconds", type=int, default=60)
     args = parser.parse_args()
-    for setup in args.setups:
-        load(setup, args.docs, args.users, args.seconds)
+    if unknown := set(args.setups) - {"embedded", "postgres"}:
+        parser.error(f"unknown setup {', '.join(sorted(unknown))}: use embedded or postgres")
+    compare([load(setup, args.docs, args.users, args.seconds) for setup in args.setups])
