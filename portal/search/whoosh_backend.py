@@ -31,8 +31,17 @@ from ..web.metrics import timed_search
 from . import failures, highlight
 from .analysis import SYNONYMS, analyzer, corrected, spelling_analyzer
 from .contract import SearchDocument, SearchHit, SearchQuery, SearchResults
-from .whoosh_build import BulkWriter, CachedAnalysis, build_segments
-from .whoosh_matching import Codes, Matches, Segment, View, at_least, intersect, union
+from .whoosh_build import ARRAYS_EXT, BulkWriter, CachedAnalysis, build_segments
+from .whoosh_matching import (
+    Codes,
+    Matches,
+    Segment,
+    SegmentArrays,
+    View,
+    at_least,
+    intersect,
+    union,
+)
 from .words import Clause, Option, Question, fold, most, parse
 
 # Two scored fields only: each extra field would walk its own postings on every query.
@@ -142,7 +151,7 @@ class WhooshBackend:
             return
         # Whoosh's writer with this process's analysis cache (whoosh_build.py): a word
         # analysed once is not analysed again for the next approval.
-        writer = self._writer(lambda ix: BulkWriter(ix, analyses=self._analyses, **LOCKING))
+        writer = self._writer(self._bulk_writer)
         try:
             for document in upserts:
                 writer.update_document(**_fields(document))
@@ -162,12 +171,15 @@ class WhooshBackend:
     def merge_segments(self) -> bool:
         """Merge the small segments that updates leave into one, once there are several;
         return whether it did (the repair job calls this, so approvals never wait)."""
-        writer = self._writer(lambda ix: ix.writer(**LOCKING))
+        writer = self._writer(self._bulk_writer)
         if len(_small(writer.segments)) < MERGE_AFTER_SEGMENTS:
             writer.cancel()  # nothing written: searchers stay valid
             return False
         writer.commit(mergetype=_merge_small_segments)
         return True
+
+    def _bulk_writer(self, ix: Any) -> BulkWriter:
+        return BulkWriter(ix, analyses=self._analyses, arrays=SEARCHED_FIELDS, **LOCKING)
 
     def _writer(self, make: Callable[[Any], Any]) -> Any:
         for attempt in range(OPEN_ATTEMPTS):
@@ -187,7 +199,9 @@ class WhooshBackend:
         fresh = index.create_in(str(folder), build_schema())
         # The same files as Whoosh's writer, several times sooner (whoosh_build.py); a
         # segment per BUILD_SEGMENT_POSTINGS postings bounds the memory a build holds.
-        count = build_segments(fresh, map(_fields, documents), BUILD_SEGMENT_POSTINGS)
+        count = build_segments(
+            fresh, map(_fields, documents), BUILD_SEGMENT_POSTINGS, arrays=SEARCHED_FIELDS
+        )
         previous = self.current.resolve() if self.current.exists() else None
         self._point_at(folder)
         if previous is not None and previous != folder:
@@ -252,7 +266,8 @@ class WhooshBackend:
             key = (folder, reader.segment().segment_id())
             segment = self._segments.get(key)
             if segment is None:
-                segment = Segment(reader, SEARCHED_FIELDS, _decode_facets, self._codes)
+                arrays = SegmentArrays.open(folder / f"{key[1]}.{ARRAYS_EXT}")
+                segment = Segment(reader, SEARCHED_FIELDS, _decode_facets, self._codes, arrays)
             kept[key] = segment
             parts.append((segment, reader, offset))
         self._segments = kept  # segments merged away are dropped
@@ -426,7 +441,11 @@ class WhooshBackend:
 
 
 def _small(segments: list[Any]) -> list[Any]:
-    return [s for s in segments if s.doc_count_all() < SMALL_SEGMENT_DOCS]
+    """The segments updates left: small ones, never the largest (the last build's)."""
+    if not segments:
+        return []
+    largest = max(segments, key=lambda s: s.doc_count_all())
+    return [s for s in segments if s is not largest and s.doc_count_all() < SMALL_SEGMENT_DOCS]
 
 
 def _merge_small_segments(writer: Any, segments: list[Any]) -> list[Any]:

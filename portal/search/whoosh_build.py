@@ -19,6 +19,8 @@ those of Whoosh's writer for the same documents.
 
 from __future__ import annotations
 
+import os
+import pickle
 from array import array
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -29,6 +31,8 @@ from whoosh.formats import Positions
 from whoosh.util.numeric import byte_to_length
 from whoosh.writing import SegmentWriter
 
+ARRAYS_EXT = "arrays"  # a segment's postings as plain arrays, for reading without Whoosh
+TERMS_SUFFIX = "_terms"  # ...and where each term's are in them
 CACHED_WORDS = 200_000  # distinct spellings of words analysed and kept, per analyser
 _POSITIONS = Positions()  # how Whoosh encodes a posting's positions
 _LENGTH_OF_BYTE = [byte_to_length(b) if b else None for b in range(256)]
@@ -136,21 +140,23 @@ class TermPostings:
         entry = terms.get(term)
         if entry is None:
             entry = terms[term] = _new_entry()
-        docs, weights, values, ends = entry
+        docs, weights, values, ends, _, _ = entry
         if docs and docnum <= docs[-1]:
             raise ValueError("postings must come in document order")
         docs.append(docnum)
         weights.append(weight)
         values += value or b""
         ends.append(len(values))
-        self.count += 1
+        self.count += 1  # no count of positions: this term's stay out of the arrays file
 
     def cleanup(self) -> None:
         self.fields = {}
 
 
-def _new_entry() -> tuple[array[int], array[float], bytearray, array[int]]:
-    return (array("I"), array("d"), bytearray(), array("I"))
+def _new_entry() -> tuple[array[int], array[float], bytearray, array[int], array[int], array[int]]:
+    # documents, weights, values end to end, where each ends; and for the arrays file:
+    # how many positions each posting has (known only if one per posting), every position
+    return (array("I"), array("d"), bytearray(), array("I"), array("I"), array("I"))
 
 
 class BulkWriter(SegmentWriter):
@@ -161,10 +167,16 @@ class BulkWriter(SegmentWriter):
     """
 
     def __init__(
-        self, ix: Any, analyses: list[CachedAnalysis] | None = None, **kwargs: Any
+        self,
+        ix: Any,
+        analyses: list[CachedAnalysis] | None = None,
+        arrays: tuple[str, ...] = (),
+        **kwargs: Any,
     ) -> None:
         super().__init__(ix, **kwargs)
         self.pool = TermPostings()
+        self._arrays_fields = arrays  # fields whose postings also go to the arrays file
+        self._arrays: tuple[bytes, bytes] | None = None
         # One cache per analyser, shared by its fields (and by the writers of a process
         # when the caller passes the same list: each opening of an index unpickles new
         # analysers, so an equal analyser's cache is used).
@@ -259,11 +271,13 @@ class BulkWriter(SegmentWriter):
             entry = terms.get(term)
             if entry is None:
                 entry = terms[term] = _new_entry()
-            docs, weights, values, ends = entry
+            docs, weights, values, ends, counts, positions = entry
             docs.append(docnum)
             weights.append(float(freq) * boost * fieldboost)
             values += value
             ends.append(len(values))
+            counts.append(freq)
+            positions.extend(places)
         return length
 
     def _flush_segment(self) -> None:
@@ -275,6 +289,52 @@ class BulkWriter(SegmentWriter):
             self.fieldwriter.close()
             if lengths is not None:
                 lengths.close()
+        if self._arrays_fields:
+            self._arrays = _gather_arrays(self.pool, self._arrays_fields)
+
+    def _assemble_segment(self) -> None:
+        super()._assemble_segment()
+        folder = getattr(self.storage, "folder", None)
+        if self._arrays is not None and folder is not None:
+            # Beside the segment's files, not inside its compound file; named after the
+            # segment, so Whoosh deletes it with the segment. Written before the table
+            # of contents that names the segment, so no reader sees the one without.
+            data, terms = self._arrays
+            base = os.path.join(folder, f"{self.newsegment.segment_id()}.{ARRAYS_EXT}")
+            with open(base, "wb") as handle:
+                handle.write(data)
+            with open(f"{base}{TERMS_SUFFIX}", "wb") as handle:
+                handle.write(terms)
+        self._arrays = None
+
+
+def _gather_arrays(pool: TermPostings, fields: tuple[str, ...]) -> tuple[bytes, bytes]:
+    """The arrays file of a segment: every posting's document, weight and count of
+    positions, then every position (uint32, uint32, float32 as read back, uint32), and
+    where each term's are (pickled)."""
+    docs, weights, counts, positions = array("I"), array("d"), array("I"), array("I")
+    where: dict[tuple[str, bytes], tuple[int, int, int]] = {}
+    for fieldname in fields:
+        for term, entry in pool.fields.get(fieldname, {}).items():
+            term_docs, term_weights, _, _, term_counts, term_positions = entry
+            start = len(docs)
+            docs.extend(term_docs)
+            weights.extend(term_weights)
+            if len(term_counts) == len(term_docs):
+                where[(fieldname, term)] = (start, len(term_docs), len(positions))
+                counts.extend(term_counts)
+                positions.extend(term_positions)
+            else:  # postings merged from another segment: read positions from Whoosh
+                where[(fieldname, term)] = (start, len(term_docs), -1)
+                counts.extend(array("I", bytes(4 * len(term_docs))))
+    data = b"".join(
+        [docs.tobytes(), array("f", weights).tobytes(), counts.tobytes(), positions.tobytes()]
+    )
+    terms = pickle.dumps(
+        {"fields": fields, "postings": len(docs), "positions": len(positions), "terms": where},
+        protocol=pickle.HIGHEST_PROTOCOL,
+    )
+    return data, terms
 
 
 def _field_lengths(lengths: Any, fieldname: str) -> list[int | None] | None:
@@ -300,7 +360,7 @@ def _write_postings(fieldwriter: Any, schema: Any, lengths: Any, pool: TermPosti
 
 def _write_term(fieldwriter: Any, term: bytes, entry: Any, table: list[int | None] | None) -> None:
     """Write one term's postings a block at a time through the codec's postings writer."""
-    docs, weights, values, ends = entry
+    docs, weights, values, ends, _, _ = entry
     view = memoryview(values)
     fieldwriter.start_term(term)
     writer = fieldwriter._postwriter
@@ -337,6 +397,7 @@ def build_segments(
     documents: Iterable[dict[str, Any]],
     postings_per_segment: int,
     compound: bool = True,
+    arrays: tuple[str, ...] = (),
 ) -> int:
     """Add every document to a new index, a segment per `postings_per_segment` postings
     (the memory a build holds); return how many were added."""
@@ -346,7 +407,7 @@ def build_segments(
     try:
         for fields in pending:
             if writer is None:
-                writer = BulkWriter(ix, compound=compound)
+                writer = BulkWriter(ix, compound=compound, arrays=arrays)
             writer.add_document(**fields)
             count += 1
             if writer.pool.count >= postings_per_segment:

@@ -14,10 +14,13 @@ postings and checks phrases; everything per document is done on arrays instead:
 
 from __future__ import annotations
 
+import mmap
+import pickle
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from itertools import chain
+from pathlib import Path
 from pickle import loads  # noqa: S403 - Whoosh's own encoding of positions, from our index
 from typing import Any, cast
 
@@ -59,6 +62,58 @@ class Codes:
         return np.array([c for c, v in enumerate(list(self.values)) if wanted(v)], dtype=np.int64)
 
 
+class SegmentArrays:
+    """A segment's postings as plain arrays, memory-mapped (written by whoosh_build.py).
+
+    Whoosh's blocks hold each posting's positions beside its document, so reading a
+    common word's documents unpickles every position too; here a term's documents and
+    weights are a slice of a mapped file, and a phrase's positions another.
+    """
+
+    def __init__(self, path: Path) -> None:
+        with open(f"{path}_terms", "rb") as handle:
+            meta = pickle.load(handle)  # noqa: S301 - written by our own build, as Whoosh's files
+        self.fields: frozenset[str] = frozenset(meta["fields"])
+        self._where: dict[tuple[str, bytes], tuple[int, int, int]] = meta["terms"]
+        postings, positions = meta["postings"], meta["positions"]
+        with open(path, "rb") as handle:
+            mapped: Any = (
+                mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if postings else b""
+            )
+        self._docs = np.frombuffer(mapped, dtype=np.uint32, count=postings)
+        self._weights = np.frombuffer(mapped, np.float32, postings, 4 * postings)
+        self._counts = np.frombuffer(mapped, np.uint32, postings, 8 * postings)
+        self._positions = np.frombuffer(mapped, np.uint32, positions, 12 * postings)
+
+    @classmethod
+    def open(cls, path: Path) -> SegmentArrays | None:
+        """The arrays of a segment, or None if it has none (written by Whoosh's writer)."""
+        try:
+            return cls(path)
+        except FileNotFoundError:
+            return None
+
+    def postings(self, field: str, term: bytes) -> tuple[np.ndarray, np.ndarray]:
+        found = self._where.get((field, term))
+        if found is None:
+            return _EMPTY_IDS, _EMPTY_SCORES
+        start, count, _ = found
+        end = start + count
+        return self._docs[start:end].astype(np.int64), self._weights[start:end].copy()
+
+    def positions(self, field: str, term: bytes) -> tuple[np.ndarray, np.ndarray] | None:
+        """As Segment.positions; None when they are not here (read them from Whoosh)."""
+        found = self._where.get((field, term))
+        if found is None:
+            return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32)
+        start, count, first = found
+        if first < 0:
+            return None
+        counts = self._counts[start : start + count].astype(np.int64)
+        starts = np.concatenate(([0], np.cumsum(counts)))
+        return starts, self._positions[first : first + int(starts[-1])].astype(np.int32)
+
+
 class Segment:
     """One index segment read into arrays; its postings are read on first use and kept."""
 
@@ -68,7 +123,9 @@ class Segment:
         fields: tuple[str, ...],
         decode: Callable[[bytes | None], list[Any]],
         codes: dict[str, Codes],
+        arrays: SegmentArrays | None = None,
     ) -> None:
+        self.arrays = arrays
         self.size = size = reader.doc_count_all()
         self.lengths: dict[str, np.ndarray] = {}
         for name in fields:
@@ -103,6 +160,8 @@ class Segment:
 
     def postings(self, reader: Any, field: str, term: bytes) -> tuple[np.ndarray, np.ndarray]:
         """Return (document numbers, weights) of a term in this segment, deleted ones too."""
+        if self.arrays is not None and field in self.arrays.fields:
+            return self.arrays.postings(field, term)
         key = (field, term)
         with self._lock:
             if key in self._postings:
@@ -119,6 +178,10 @@ class Segment:
         """Return a term's positions for each of its postings (in the order of `postings`):
         (where each posting's positions start in the second array, plus one end; positions).
         """
+        if self.arrays is not None and field in self.arrays.fields:
+            found = self.arrays.positions(field, term)
+            if found is not None:
+                return found
         key = (field, term)
         with self._lock:
             if key in self._values:

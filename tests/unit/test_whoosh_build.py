@@ -140,3 +140,35 @@ def test_markup_is_still_parsed_away():
     assert plain_text("# Heading\n\n* one\n* **two**\n\n1. three") == "Heading one two three"
     assert plain_text("2024. A year") == "A year"  # a numbered list item, not a date
     assert plain_text(" plain   words,\n  (kept) ") == "plain words, (kept)"
+
+
+def test_the_arrays_file_holds_every_posting_and_position_as_whoosh_reads_them(tmp_path):
+    from portal.search.whoosh_build import ARRAYS_EXT
+    from portal.search.whoosh_matching import (
+        SegmentArrays,
+        _positions,
+        _read_postings,
+        _read_values,
+    )
+
+    ix = index.create_in(str(tmp_path), build_schema())
+    build_segments(ix, map(_fields, _documents(300)), 10**9, arrays=("title", "content"))
+    with index.open_dir(str(tmp_path)).searcher() as searcher:
+        ((reader, _),) = searcher.reader().leaf_readers()
+        arrays = SegmentArrays.open(tmp_path / f"{reader.segment().segment_id()}.{ARRAYS_EXT}")
+        assert arrays is not None and arrays.fields == {"title", "content"}
+        compared = 0
+        for field, term in reader.all_terms():
+            if field not in arrays.fields:
+                continue
+            docs, weights = arrays.postings(field, term)
+            expected_docs, expected_weights = _read_postings(reader, field, term)
+            assert docs.tolist() == expected_docs.tolist()
+            assert weights.tolist() == expected_weights.tolist()
+            starts, flat = arrays.positions(field, term)
+            counts, expected_flat = _positions(_read_values(reader, field, term))
+            assert (starts[1:] - starts[:-1]).tolist() == counts.tolist()
+            assert flat.tolist() == expected_flat.tolist()
+            compared += 1
+        assert compared > 100
+        assert arrays.postings("content", b"no-such-term")[0].size == 0
