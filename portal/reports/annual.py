@@ -58,13 +58,31 @@ def years() -> list[int]:
 
 
 @dataclass(frozen=True, slots=True)
+class Named:
+    """A force, theme or partner as a report shows it, free of any database session."""
+
+    id: int
+    name: str
+    slug: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A force's listed HeForShe contact, as the report names them."""
+
+    name: str
+    contact_role: str
+    email: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReportCaseStudy:
     """A case study as its report shows it: where its page is and whose practice it is."""
 
     id: int
     slug: str
     force_id: int
-    force: Force
+    force: Named
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +102,8 @@ class ReportEntry:
     event_date: date | None
     evidence: Evidence | None
     contact_name: str
-    themes: list[Theme]
-    partners: list[Partner]
+    themes: list[Named]
+    partners: list[Named]
 
 
 def published_in(year: int) -> list[ReportEntry]:
@@ -108,19 +126,19 @@ def published_in(year: int) -> list[ReportEntry]:
         .where(is_live(), in_year)
         .order_by(Force.name, CaseStudy.first_published_at, CaseStudy.id)
     ).all()
-    forces = {force.id: force for force in db.session.scalars(select(Force))}
-    themes = {theme.id: theme for theme in db.session.scalars(select(Theme))}
-    themes_of = _linked(revision_theme, in_year, Theme.position, Theme.id)
-    partners_of: dict[int, list[Partner]] = defaultdict(list)
-    for revision_id, partner in db.session.execute(
-        select(revision_partner.c.revision_id, Partner)
+    forces = {row.id: Named(*row) for row in db.session.execute(select(*_named_columns(Force)))}
+    themes = {row.id: Named(*row) for row in db.session.execute(select(*_named_columns(Theme)))}
+    themes_of = _themes_of(in_year)
+    partners_of: dict[int, list[Named]] = defaultdict(list)
+    for revision_id, partner_id, name in db.session.execute(
+        select(revision_partner.c.revision_id, Partner.id, Partner.name)
         .join(Partner, Partner.id == revision_partner.c.partner_id)
         .join(Revision, Revision.id == revision_partner.c.revision_id)
         .join(Revision.case_study)
         .where(is_live(), in_year)
         .order_by(Partner.name, Partner.id)
     ):
-        partners_of[revision_id].append(partner)
+        partners_of[revision_id].append(Named(partner_id, name))
     return [
         ReportEntry(
             id=row.id,
@@ -140,26 +158,30 @@ def published_in(year: int) -> list[ReportEntry]:
     ]
 
 
-def _linked(link, in_year, *order) -> dict[int, list[int]]:
+def _named_columns(model) -> tuple:
+    return (model.id, model.name, model.slug)
+
+
+def _themes_of(in_year) -> dict[int, list[int]]:
     """Return the theme ids of each live revision of the year, in the themes' order."""
     linked: dict[int, list[int]] = defaultdict(list)
     for revision_id, theme_id in db.session.execute(
-        select(link.c.revision_id, link.c.theme_id)
-        .join(Theme, Theme.id == link.c.theme_id)
-        .join(Revision, Revision.id == link.c.revision_id)
+        select(revision_theme.c.revision_id, revision_theme.c.theme_id)
+        .join(Theme, Theme.id == revision_theme.c.theme_id)
+        .join(Revision, Revision.id == revision_theme.c.revision_id)
         .join(Revision.case_study)
         .where(is_live(), in_year)
-        .order_by(*order)
+        .order_by(Theme.position, Theme.id)
     ):
         linked[revision_id].append(theme_id)
     return linked
 
 
-def _contacts(forces: list[Force]) -> dict[int, list[User]]:
+def _contacts(forces: list[Named]) -> dict[int, list[Contact]]:
     """Return each force's listed HeForShe contacts (as forces.queries.contacts_of), at once."""
-    contacts: dict[int, list[User]] = defaultdict(list)
-    for person in db.session.scalars(
-        select(User)
+    contacts: dict[int, list[Contact]] = defaultdict(list)
+    for force_id, name, role, email in db.session.execute(
+        select(User.force_id, User.name, User.contact_role, User.email)
         .where(
             User.force_id.in_([force.id for force in forces]),
             User.listed_as_contact.is_(True),
@@ -167,7 +189,7 @@ def _contacts(forces: list[Force]) -> dict[int, list[User]]:
         )
         .order_by(User.name)
     ):
-        contacts[person.force_id].append(person)
+        contacts[force_id].append(Contact(name, role or "", email))
     return contacts
 
 
@@ -188,8 +210,10 @@ def contents(year: int) -> dict[str, Any]:
     # The same counts as figures.by_theme(year), from the revisions already read.
     counted = Counter(theme.id for revision in revisions for theme in revision.themes)
     theme_counts = [
-        (theme, counted.get(theme.id, 0))
-        for theme in db.session.scalars(select(Theme).order_by(Theme.position, Theme.name))
+        (Named(*row), counted.get(row.id, 0))
+        for row in db.session.execute(
+            select(*_named_columns(Theme)).order_by(Theme.position, Theme.name)
+        )
     ]
     themes = []
     for theme, count in theme_counts:

@@ -190,11 +190,6 @@ def file_of(year: int, version: str) -> ReportFile | None:
     )
 
 
-def current_file(year: int) -> ReportFile | None:
-    """Return the file of the year's report as its data stands now, if anyone asked for it."""
-    return file_of(year, data_version(year))
-
-
 def find(year: int, file_id: int) -> ReportFile | None:
     """Return the file `file_id` if it is one of the year's, else None."""
     found = db.session.get(ReportFile, file_id)
@@ -360,11 +355,14 @@ class Offer:
         return pdf.MAX_CASE_STUDIES
 
 
-def offer(year: int, case_studies: int) -> Offer:
-    """Return what the year's report page offers: to make, follow or download its PDF."""
+def offer(year: int, case_studies: int, version: str | None = None) -> Offer:
+    """Return what the year's report page offers: to make, follow or download its PDF.
+
+    `version` is the year's `data_version`, when the caller has it already.
+    """
     if case_studies > pdf.MAX_CASE_STUDIES:
         return Offer("too_long", case_studies=case_studies)
-    file = current_file(year)
+    file = file_of(year, version or data_version(year))
     if file is None or may_ask_again(file):
         return Offer("make", case_studies=case_studies)
     kind = "download" if file.state == DONE else "wait"

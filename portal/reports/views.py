@@ -28,6 +28,7 @@ from ..web.attempts import AttemptLimit
 from ..web.htmx import is_partial, vary_on_htmx
 from . import annual, pdf, services
 from . import dashboard as dashboard_figures
+from .kept import kept
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -37,6 +38,8 @@ bp = Blueprint("reports", __name__, url_prefix="/reports")
 PDF_JOBS = AttemptLimit("report-pdf", 10, 3600)
 #: A download reads megabytes from the database: plenty for people, a bound for a script.
 PDF_DOWNLOADS = "10 per minute"
+#: Years whose report each process keeps (a year of 2,000 case studies is a few MB).
+REPORTS_KEPT = 3
 
 
 @bp.get("")
@@ -57,9 +60,16 @@ def _report_year(year: int) -> int:
 @bp.get("/annual/<int:year>", endpoint="annual")
 def annual_report(year: int):
     """Show a print-ready draft of the year's HeForShe progress report."""
-    # Everything is read before the first byte: an error here is still an error page.
-    report = annual.contents(_report_year(year))
-    offer = services.offer(year, len(report["revisions"])) if pdf.available() else None
+    # Everything is read before the first byte: an error here is still an error page. What
+    # the report holds, and the version of its data that names its PDF, are kept until the
+    # library's data changes.
+    report, version = kept(
+        "annual",
+        _report_year(year),
+        lambda: (annual.contents(year), services.data_version(year)),
+        limit=REPORTS_KEPT,
+    )
+    offer = services.offer(year, len(report["revisions"]), version) if pdf.available() else None
     return current_app.response_class(
         annual.page_stream(report, pdf_offer=offer), mimetype="text/html"
     )

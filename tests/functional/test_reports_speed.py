@@ -9,7 +9,15 @@ import pytest
 from sqlalchemy import select, update
 
 from portal.extensions import db
-from portal.models import Adoption, Force, ModerationAction, ModerationEvent, Revision, utcnow
+from portal.models import (
+    Adoption,
+    Force,
+    ModerationAction,
+    ModerationEvent,
+    Revision,
+    User,
+    utcnow,
+)
 from portal.reports import dashboard
 
 from ..conftest import Auth, csrf_from, make_app, signed_in
@@ -192,3 +200,33 @@ def test_the_annual_reports_session_is_settled_before_it_streams(
     said = "more than the 0 the server can put in one PDF"
     assert said in read_streamed(member, path)
     assert said not in read_streamed(member, path)
+
+
+def test_each_write_shows_on_the_next_annual_report_load(app, author, moderator, make_user):
+    essex = signed_in(app, make_user(email="lee.hart@essex.police.uk", force="Essex Police"))
+    path = f"/reports/annual/{THIS_YEAR}"
+    assert 'id="figure-published">0<' in read_streamed(author, path)  # kept from here on
+    case_id, revision_id = submitted(app, author)
+    decide(moderator, revision_id, "approve")
+    html = read_streamed(author, path)
+    assert 'id="figure-published">1<' in html and "Walk and talk for Movember" in html
+    assert "HeForShe contacts" not in html  # nobody listed as a contact yet
+
+    page = essex.get(f"/case-studies/{case_id}", follow_redirects=True).get_data(as_text=True)
+    data = {"kind": "adopted", "note": "", "csrf_token": csrf_from(page)}
+    assert essex.post(f"/case-studies/{case_id}/adoption", data=data).status_code == 303
+    with app.app_context():  # listed as the force's contact (as the account page does)
+        db.session.execute(
+            update(User)
+            .where(User.email == "ali.khan@kent.police.uk")
+            .values(listed_as_contact=True, contact_role="HeForShe lead")
+        )
+        db.session.commit()
+    html = read_streamed(author, path)
+    assert 'id="figure-adoptions">1<' in html and "taken up by 1 other force" in html
+    assert "Ali Khan (HeForShe lead)" in html
+
+    page = author.get(f"/case-studies/{case_id}", follow_redirects=True).get_data(as_text=True)
+    author.post(f"/case-studies/{case_id}/archive", data={"csrf_token": csrf_from(page)})
+    html = read_streamed(author, path)
+    assert 'id="figure-published">0<' in html and "Walk and talk for Movember" not in html
