@@ -14,6 +14,7 @@ import os
 import shutil
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -98,6 +99,10 @@ class WhooshBackend:
         self._facets: _SearcherState | None = None
         self._segments: dict[tuple[Path, str], Segment] = {}
         self._retired: Any = None  # the searcher before this one
+        # The searchers' open files are closed when the backend goes (the build writes
+        # separate files, which unlike a compound file's parts are real open files).
+        self._open: list[Any] = []
+        weakref.finalize(self, _close_all, self._open)
         self._codes = {"force": Codes(), "theme": Codes(), "partner": Codes()}
         self._analyses: list[CachedAnalysis] = []  # analysed words, kept between writes
         self.synonyms: dict[str, str] = {}
@@ -199,8 +204,15 @@ class WhooshBackend:
         fresh = index.create_in(str(folder), build_schema())
         # The same files as Whoosh's writer, several times sooner (whoosh_build.py); a
         # segment per BUILD_SEGMENT_POSTINGS postings bounds the memory a build holds.
+        # Separate files, not one compound file: Whoosh copies a compound file's part
+        # into memory each time a reader opens it (about 100 ms for the terms of 10,000
+        # case studies, twice an approval: the writer's deletion and the new searcher).
         count = build_segments(
-            fresh, map(_fields, documents), BUILD_SEGMENT_POSTINGS, arrays=SEARCHED_FIELDS
+            fresh,
+            map(_fields, documents),
+            BUILD_SEGMENT_POSTINGS,
+            compound=False,
+            arrays=SEARCHED_FIELDS,
         )
         previous = self.current.resolve() if self.current.exists() else None
         self._point_at(folder)
@@ -253,6 +265,7 @@ class WhooshBackend:
             if self._retired is not None:
                 self._retired.close()
             self._retired = old
+            self._open[:] = [s for s in (old, searcher) if s is not None]
         # Opened together with the searcher above: never None here.
         return self._searcher, cast(_SearcherState, self._facets)
 
@@ -438,6 +451,11 @@ class WhooshBackend:
         except Exception:  # the page shows no related case studies; the log says why
             failures.report("related", case_study=case_study_id)
             return []
+
+
+def _close_all(searchers: list[Any]) -> None:
+    for searcher in searchers:
+        searcher.close()
 
 
 def _small(segments: list[Any]) -> list[Any]:

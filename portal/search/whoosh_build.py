@@ -176,7 +176,7 @@ class BulkWriter(SegmentWriter):
         super().__init__(ix, **kwargs)
         self.pool = TermPostings()
         self._arrays_fields = arrays  # fields whose postings also go to the arrays file
-        self._arrays: tuple[bytes, bytes] | None = None
+        self._arrays: tuple[tuple[array[Any], ...], bytes] | None = None
         # One cache per analyser, shared by its fields (and by the writers of a process
         # when the caller passes the same list: each opening of an index unpickles new
         # analysers, so an equal analyser's cache is used).
@@ -302,13 +302,16 @@ class BulkWriter(SegmentWriter):
             data, terms = self._arrays
             base = os.path.join(folder, f"{self.newsegment.segment_id()}.{ARRAYS_EXT}")
             with open(base, "wb") as handle:
-                handle.write(data)
+                for part in data:
+                    handle.write(part)
             with open(f"{base}{TERMS_SUFFIX}", "wb") as handle:
                 handle.write(terms)
         self._arrays = None
 
 
-def _gather_arrays(pool: TermPostings, fields: tuple[str, ...]) -> tuple[bytes, bytes]:
+def _gather_arrays(
+    pool: TermPostings, fields: tuple[str, ...]
+) -> tuple[tuple[array[Any], ...], bytes]:
     """The arrays file of a segment: every posting's document, weight and count of
     positions, then every position (uint32, uint32, float32 as read back, uint32), and
     where each term's are (pickled)."""
@@ -327,9 +330,7 @@ def _gather_arrays(pool: TermPostings, fields: tuple[str, ...]) -> tuple[bytes, 
             else:  # postings merged from another segment: read positions from Whoosh
                 where[(fieldname, term)] = (start, len(term_docs), -1)
                 counts.extend(array("I", bytes(4 * len(term_docs))))
-    data = b"".join(
-        [docs.tobytes(), array("f", weights).tobytes(), counts.tobytes(), positions.tobytes()]
-    )
+    data = (docs, array("f", weights), counts, positions)  # written one after another
     terms = pickle.dumps(
         {"fields": fields, "postings": len(docs), "positions": len(positions), "terms": where},
         protocol=pickle.HIGHEST_PROTOCOL,
