@@ -25,10 +25,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._scratch import database  # noqa: E402
 
 PASSWORD = "a long bench password"
 EMAIL = "bench.moderator@npcc.police.uk"
@@ -158,30 +159,15 @@ def main() -> None:
         measure(Path(args.measure), args.database_url, args.query)
         return
 
-    database_url = None
-    if args.postgres:
-        from sqlalchemy import create_engine, text
-
-        name = f"portal_bench_{uuid.uuid4().hex[:8]}"
-        engine = create_engine(f"{args.postgres}/postgres", isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        database_url = f"{args.postgres}/{name}"
-    setup = "PostgreSQL + its search" if database_url else "SQLite + Whoosh"
+    setup = "PostgreSQL + its search" if args.postgres else "SQLite + Whoosh"
     print(f"== {args.count:,} published case studies, {setup}, query '{args.query}' ==")
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            prepare(args.count, Path(tmp), database_url)
-            command = [sys.executable, __file__, "--measure", tmp, "--query", args.query]
-            if database_url:
-                command += ["--database-url", database_url]
-            env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
-            subprocess.run(command, check=True, env=env)
-    finally:
+    with database(args.postgres) as database_url, tempfile.TemporaryDirectory() as tmp:
+        prepare(args.count, Path(tmp), database_url)
+        command = [sys.executable, __file__, "--measure", tmp, "--query", args.query]
         if database_url:
-            with engine.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            engine.dispose()
+            command += ["--database-url", database_url]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
+        subprocess.run(command, check=True, env=env)
 
 
 if __name__ == "__main__":

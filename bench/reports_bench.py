@@ -31,9 +31,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
+
+from _scratch import database  # bench/, the script's own folder
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -280,40 +281,25 @@ def main() -> None:
         print(json.dumps(measure(Path(args.measure), args.database_url, args.runs)))
         return
 
-    database_url = None
-    if args.postgres:
-        from sqlalchemy import create_engine, text
-
-        name = f"portal_bench_{uuid.uuid4().hex[:8]}"
-        engine = create_engine(f"{args.postgres}/postgres", isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        database_url = f"{args.postgres}/{name}"
-    setup = "PostgreSQL + its search" if database_url else "SQLite + Whoosh"
+    setup = "PostgreSQL + its search" if args.postgres else "SQLite + Whoosh"
     print(f"== {args.count:,} case studies over {args.years} years, {setup} ==", flush=True)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp) / "instance"
-            folder.mkdir()
-            # The data is made in a child too: this process imports no portal code.
-            command = [sys.executable, __file__, "--prepare", str(folder)]
-            prepare_child = [*command, "--count", str(args.count), "--years", str(args.years)]
-            if database_url:
-                prepare_child += ["--database-url", database_url]
-            env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
-            subprocess.run(prepare_child, check=True, env=env)
-            before = None
-            if args.baseline != "none":
-                old = _baseline_code(args.baseline, Path(tmp))
-                before = _measure_in_child(old, folder, database_url, args.runs)
-            now = _measure_in_child(ROOT, folder, database_url, args.runs)
-            print(f"load average {Path('/proc/loadavg').read_text().split()[0]}")
-            report(before, now, args.baseline)
-    finally:
+    with database(args.postgres) as database_url, tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "instance"
+        folder.mkdir()
+        # The data is made in a child too: this process imports no portal code.
+        command = [sys.executable, __file__, "--prepare", str(folder)]
+        prepare_child = [*command, "--count", str(args.count), "--years", str(args.years)]
         if database_url:
-            with engine.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            engine.dispose()
+            prepare_child += ["--database-url", database_url]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
+        subprocess.run(prepare_child, check=True, env=env)
+        before = None
+        if args.baseline != "none":
+            old = _baseline_code(args.baseline, Path(tmp))
+            before = _measure_in_child(old, folder, database_url, args.runs)
+        now = _measure_in_child(ROOT, folder, database_url, args.runs)
+        print(f"load average {Path('/proc/loadavg').read_text().split()[0]}")
+        report(before, now, args.baseline)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,6 @@ full-text search, in a new database made for the run and dropped after it.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import resource
 import statistics
 import sys
@@ -25,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _scratch import database  # noqa: E402
 from import_bench import generate  # noqa: E402
 
 from portal import create_app  # noqa: E402
@@ -240,26 +239,6 @@ def run(count: int, postgres: str | None = None) -> None:
                 took = time.perf_counter() - started
                 print(f"full reindex                {took:7.1f} s  ({rebuilt:,} docs)")
             db.engine.dispose()
-
-
-@contextlib.contextmanager
-def database(server: str | None):
-    """A new PostgreSQL database for the run (dropped after it), or None for SQLite."""
-    if not server:
-        yield None
-        return
-    from sqlalchemy import create_engine, text
-
-    name = f"bench_search_{os.getpid()}"
-    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{server}/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def forget(backend, everything: bool = False) -> None:
