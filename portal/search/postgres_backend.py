@@ -95,15 +95,17 @@ class PostgresBackend:
         study one after the other never collide on its key.
         """
         upserts, removals = list(upserts), sorted(set(removals))
+        if not upserts and not removals:
+            return
+        # First, before any entry: every index writer takes this one row's lock before the
+        # entries' locks, so two writers never wait for each other crosswise (a deadlock).
+        _next_generation()
         if removals:
-            removed = db.session.execute(
+            db.session.execute(
                 text("DELETE FROM search_entry WHERE case_study_id = ANY(:ids)"), {"ids": removals}
             )
-            if removed.rowcount:  # type: ignore[attr-defined]
-                _next_generation()
         if not upserts:
             return
-        _next_generation()
         db.session.execute(
             text(
                 f"""
