@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import Flask, current_app
 
 from .contract import SearchBackend, SearchDocument, SearchHit, SearchQuery, SearchResults
 
@@ -27,6 +27,22 @@ def get_backend(*, synonyms: bool = True) -> SearchBackend:
     if synonyms:
         _refresh_synonyms(backend)
     return backend
+
+
+def warm(app: Flask) -> None:
+    """Open the search index and read what a query needs before this process serves its
+    first request (a server worker's start), so that nobody's search waits for it; a
+    failure is logged, never raised: searches then open the index as they come."""
+    try:
+        with app.app_context():
+            backend = get_backend()
+            backend.query(SearchQuery())  # the facet arrays and the searcher
+            backend.query(SearchQuery(text="police"))  # ...and the searched fields' words
+            from ..extensions import db
+
+            db.session.remove()
+    except Exception:
+        app.logger.warning("search index not opened ahead of the first search", exc_info=True)
 
 
 def _refresh_synonyms(backend: SearchBackend) -> None:
@@ -58,4 +74,5 @@ __all__ = [
     "SearchQuery",
     "SearchResults",
     "get_backend",
+    "warm",
 ]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
+from flask import Flask, current_app, has_app_context
 from markdown_it import MarkdownIt
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import selectinload
 
 from ..core.live import is_live, live_revisions
@@ -79,22 +82,44 @@ def documents_for(case_study_ids: Iterable[int]) -> dict[int, SearchDocument]:
     return {r.case_study_id: document_for(r) for r in db.session.scalars(query)}
 
 
-def all_documents(batch: int = 500) -> Iterator[SearchDocument]:
-    """Yield the document of every published case study, a batch at a time."""
-    last = 0
+def all_documents(
+    batch: int = 500, after: int = 0, upto: int | None = None
+) -> Iterator[SearchDocument]:
+    """Yield the document of every published case study (those with `after` < id <=
+    `upto`, when given), in the order of their ids, a batch at a time."""
+    last = after
     while True:
-        revisions = db.session.scalars(
-            _published_revisions()
-            .where(Revision.case_study_id > last)
-            .order_by(Revision.case_study_id)
-            .limit(batch)
-        ).all()
+        query = _published_revisions().where(Revision.case_study_id > last)
+        if upto is not None:
+            query = query.where(Revision.case_study_id <= upto)
+        revisions = db.session.scalars(query.order_by(Revision.case_study_id).limit(batch)).all()
         if not revisions:
             return
-        for revision in revisions:
-            yield document_for(revision)
+        documents = [document_for(revision) for revision in revisions]
         last = revisions[-1].case_study_id
         db.session.expunge_all()
+        yield from documents
+
+
+def published_count() -> int:
+    """How many case studies are published now."""
+    ids = select(Revision.case_study_id).join(Revision.case_study).where(is_live())
+    return db.session.scalar(select(func.count()).select_from(ids.subquery())) or 0
+
+
+def split_points(parts: int, total: int) -> list[int]:
+    """Return the case-study ids that split the `total` published ones into `parts` runs of
+    about the same size (each id the last of its run; the last run is open-ended)."""
+    ids = select(Revision.case_study_id).join(Revision.case_study).where(is_live())
+    points: list[int] = []
+    for part in range(1, parts):
+        before = total * part // parts  # case studies in the runs before this point
+        if before < 1:
+            continue
+        at = db.session.scalar(ids.order_by(Revision.case_study_id).offset(before - 1).limit(1))
+        if at is not None and (not points or at > points[-1]):
+            points.append(at)
+    return points
 
 
 def published_versions() -> dict[int, int]:
@@ -103,3 +128,42 @@ def published_versions() -> dict[int, int]:
         select(Revision.case_study_id, Revision.id).join(Revision.case_study).where(is_live())
     )
     return dict(rows.all())
+
+
+@dataclass(frozen=True)
+class PublishedPart:
+    """The documents of the published case studies with `after` < id <= `upto`, read from
+    the database in whichever process iterates this: a process building part of the
+    search index reads its own (it pickles: the database's address, not a connection)."""
+
+    database: str
+    engine_options: dict[str, Any]
+    after: int = 0
+    upto: int | None = None
+
+    @classmethod
+    def runs(cls, points: list[int]) -> list[PublishedPart]:
+        """The parts between these split points (`split_points`), from this app's database."""
+        database = db.engine.url.render_as_string(hide_password=False)
+        options = dict(current_app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        bounds = [0, *points]
+        ends: list[int | None] = [*points, None]
+        return [
+            cls(database, options, after, upto) for after, upto in zip(bounds, ends, strict=True)
+        ]
+
+    def __iter__(self) -> Iterator[SearchDocument]:
+        if has_app_context():
+            yield from all_documents(after=self.after, upto=self.upto)
+            return
+        # A process of its own: an app that only reads the database.
+        app = Flask(__name__)
+        app.config["SQLALCHEMY_DATABASE_URI"] = self.database
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = self.engine_options
+        db.init_app(app)
+        with app.app_context():
+            try:
+                yield from all_documents(after=self.after, upto=self.upto)
+            finally:
+                db.session.remove()
+                db.engine.dispose()

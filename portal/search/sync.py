@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,9 +15,20 @@ from ..extensions import db
 from ..models import SearchOutbox
 from . import get_backend
 from .contract import SearchDocument
-from .documents import all_documents, documents_for, published_versions
+from .documents import (
+    PublishedPart,
+    all_documents,
+    documents_for,
+    published_count,
+    published_versions,
+    split_points,
+)
 
 RETRY_SECONDS = 5.0
+# A full build of the embedded index runs in this many processes at most (one per core),
+# once there are enough published case studies for the processes' start to pay off.
+BUILD_PROCESSES = 2
+PARALLEL_BUILD_FROM = 8_000
 
 
 def queue_change(*case_study_ids: int) -> None:
@@ -121,13 +134,37 @@ def reindex(progress: Callable[[int], object] | None = None) -> int:
                 progress(done)
             yield document
 
-    count = get_backend().rebuild(documents())
+    backend = get_backend()
+    parts = _build_parts(backend)
+    count: int = (
+        backend.rebuild_parts(parts, progress)  # type: ignore[attr-defined]
+        if parts
+        else backend.rebuild(documents())
+    )
     drift = check()
     repair = drift.missing + drift.stale
     if repair or drift.extra:
         repaired = documents_for(repair)
         get_backend().apply(repaired.values(), drift.extra)
     return count
+
+
+def _build_parts(backend: object) -> list[PublishedPart]:
+    """The parts a backend that builds in several processes (Whoosh) builds at once, one
+    per core, when there are enough case studies to be worth it; else none."""
+    processes = min(BUILD_PROCESSES, len(os.sched_getaffinity(0)))
+    if (
+        not hasattr(backend, "rebuild_parts")
+        or processes < 2
+        or multiprocessing.current_process().daemon  # may not start processes of its own
+        or db.engine.url.get_backend_name() == "sqlite"
+        and db.engine.url.database in (None, "", ":memory:")
+    ):
+        return []
+    total = published_count()
+    if total < PARALLEL_BUILD_FROM:
+        return []
+    return PublishedPart.runs(split_points(processes, total))
 
 
 def register(app: Flask) -> None:

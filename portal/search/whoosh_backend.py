@@ -10,13 +10,16 @@ scored top hits; snippets only for the hits shown, from stored short text.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import threading
 import time
+import traceback
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, cast
 
@@ -32,7 +35,14 @@ from ..web.metrics import timed_search
 from . import failures, highlight
 from .analysis import SYNONYMS, analyzer, corrected, spelling_analyzer
 from .contract import SearchDocument, SearchHit, SearchQuery, SearchResults
-from .whoosh_build import ARRAYS_EXT, BulkWriter, CachedAnalysis, build_segments
+from .whoosh_build import (
+    ARRAYS_EXT,
+    BulkWriter,
+    CachedAnalysis,
+    build_segments,
+    commit_segments,
+    write_segments,
+)
 from .whoosh_matching import (
     Codes,
     Matches,
@@ -198,22 +208,44 @@ class WhooshBackend:
         raise AssertionError("unreachable")
 
     def rebuild(self, documents: Iterable[SearchDocument]) -> int:
-        self.root.mkdir(parents=True, exist_ok=True)
-        folder = self.root / f"index-{time.time_ns()}"
-        folder.mkdir()
-        fresh = index.create_in(str(folder), build_schema())
         # The same files as Whoosh's writer, several times sooner (whoosh_build.py); a
         # segment per BUILD_SEGMENT_POSTINGS postings bounds the memory a build holds.
         # Separate files, not one compound file: Whoosh copies a compound file's part
         # into memory each time a reader opens it (about 100 ms for the terms of 10,000
         # case studies, twice an approval: the writer's deletion and the new searcher).
-        count = build_segments(
-            fresh,
-            map(_fields, documents),
-            BUILD_SEGMENT_POSTINGS,
-            compound=False,
-            arrays=SEARCHED_FIELDS,
+        return self._swap_in_new(
+            lambda fresh, _folder: build_segments(
+                fresh,
+                map(_fields, documents),
+                BUILD_SEGMENT_POSTINGS,
+                compound=False,
+                arrays=SEARCHED_FIELDS,
+            )
         )
+
+    def rebuild_parts(
+        self,
+        parts: Sequence[Iterable[SearchDocument]],
+        progress: Callable[[int], object] | None = None,
+    ) -> int:
+        """Build a new index from several parts at once, a process each (the cores of the
+        machine), and swap it in, as `rebuild` does. Each part is read in its own process,
+        so it must pickle (documents.PublishedPart reads its case studies there); its
+        documents follow the previous part's, in the same order as one process's build."""
+        return self._swap_in_new(
+            lambda _fresh, folder: _build_in_processes(folder, parts, progress)
+        )
+
+    def _swap_in_new(self, build: Callable[[Any, Path], int]) -> int:
+        """Build a new index in a folder of its own, then point `current` at it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        folder = self.root / f"index-{time.time_ns()}"
+        folder.mkdir()
+        try:
+            count = build(index.create_in(str(folder), build_schema()), folder)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         previous = self.current.resolve() if self.current.exists() else None
         self._point_at(folder)
         if previous is not None and previous != folder:
@@ -476,6 +508,88 @@ def _merge_small_segments(writer: Any, segments: list[Any]) -> list[Any]:
         writer.add_reader(reader)
         reader.close()
     return [s for s in segments if s not in small]
+
+
+def _build_in_processes(
+    folder: Path,
+    parts: Sequence[Iterable[SearchDocument]],
+    progress: Callable[[int], object] | None,
+) -> int:
+    """Write each part's segments in a process of its own, then name them all, in the
+    order of the parts, in the new index's table of contents; return how many documents."""
+    context = multiprocessing.get_context("spawn")  # never fork a process with threads
+    children: list[tuple[Any, Any]] = []
+    try:
+        for part in parts:
+            mine, theirs = context.Pipe(duplex=False)
+            child = context.Process(
+                target=_build_part, args=(str(folder), part, theirs), name="index-build"
+            )
+            child.start()
+            theirs.close()
+            children.append((child, mine))
+        done = [0] * len(children)
+        written: list[list[Any]] = [[] for _ in children]
+        waiting: dict[Connection, int] = {c: n for n, (_, c) in enumerate(children)}
+        reported = 0
+        while waiting:
+            for ready in wait(list(waiting)):
+                connection = cast(Connection, ready)
+                n = waiting[connection]
+                try:
+                    message: tuple[Any, ...] = connection.recv()
+                except EOFError:
+                    children[n][0].join(5)
+                    raise RuntimeError(
+                        f"index build: part {n + 1} ended without a result "
+                        f"(exit code {children[n][0].exitcode})"
+                    ) from None
+                if message[0] == "failed":
+                    raise RuntimeError(f"index build: part {n + 1} failed\n{message[1]}")
+                done[n] = message[-1]
+                if message[0] == "done":
+                    written[n] = message[1]
+                    del waiting[connection]
+            if progress is not None and sum(done) // 1000 > reported:
+                reported = sum(done) // 1000
+                progress(reported * 1000)
+        for child, _ in children:
+            child.join()
+    finally:
+        for child, connection in children:
+            connection.close()
+            if child.is_alive():
+                child.terminate()
+                child.join()
+    commit_segments(index.open_dir(str(folder)), [s for segments in written for s in segments])
+    return sum(done)
+
+
+def _build_part(folder: str, part: Iterable[SearchDocument], connection: Any) -> None:
+    """A build process's work (`rebuild_parts`): read its part, write its segments, send
+    them back with its progress on the way."""
+    try:
+        count = 0
+
+        def fields() -> Iterator[dict[str, object]]:
+            nonlocal count
+            for document in part:
+                count += 1
+                yield _fields(document)
+
+        segments = write_segments(
+            index.open_dir(folder),
+            fields(),
+            BUILD_SEGMENT_POSTINGS,
+            compound=False,
+            arrays=SEARCHED_FIELDS,
+            progress=lambda done: connection.send(("progress", done)),
+        )
+        connection.send(("done", segments, count))
+    except BaseException:
+        connection.send(("failed", traceback.format_exc()))
+    finally:
+        connection.close()
 
 
 def _fields(document: SearchDocument) -> dict[str, object]:

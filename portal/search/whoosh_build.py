@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import pickle
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from whoosh.analysis import CompositeAnalyzer, RegexTokenizer
@@ -421,3 +421,60 @@ def build_segments(
         if writer is not None:
             writer.cancel()
     return count
+
+
+def write_segments(
+    ix: Any,
+    documents: Iterable[dict[str, Any]],
+    postings_per_segment: int,
+    compound: bool = True,
+    arrays: tuple[str, ...] = (),
+    progress: Callable[[int], object] | None = None,
+) -> list[Any]:
+    """Write documents into new segments of `ix`, as `build_segments` does, but name none
+    of them in its table of contents: a process that builds part of an index returns its
+    segments to the one that commits them all (`commit_segments`). Nothing is locked: the
+    index must be a new one that only its builders write to."""
+    segments: list[Any] = []
+    writer: BulkWriter | None = None
+    count = 0
+    try:
+        for fields in documents:
+            if writer is None:
+                writer = BulkWriter(ix, compound=compound, arrays=arrays, _lk=False)
+            writer.add_document(**fields)
+            count += 1
+            if progress is not None and count % PROGRESS_EVERY == 0:
+                progress(count)
+            if writer.pool.count >= postings_per_segment:
+                segments.append(_finished(writer))
+                writer = None
+        if writer is not None:
+            segments.append(_finished(writer))
+            writer = None
+    finally:
+        if writer is not None:
+            writer.cancel()
+    return segments
+
+
+PROGRESS_EVERY = 500  # documents between two reports of a part's progress
+
+
+def _finished(writer: BulkWriter) -> Any:
+    segment = writer._finalize_segment()  # as Whoosh's own multi-process writer does
+    # Not writer._finish(): it would remove the temporary folder every writer of the index
+    # shares (Whoosh names it after the index), under another process's feet. Nothing is
+    # locked; the folder goes when commit_segments finishes.
+    writer.is_closed = True
+    return segment
+
+
+def commit_segments(ix: Any, segments: list[Any]) -> None:
+    """Make these segments, in this order, the whole of the index (one new generation)."""
+    writer = SegmentWriter(ix)
+    try:
+        writer._close_segment()  # the writer's own segment stays empty and is not named
+        writer._commit_toc(segments)
+    finally:
+        writer._finish()

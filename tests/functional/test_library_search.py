@@ -386,3 +386,63 @@ def test_themes_ticked_together_narrow_and_counts_say_what_ticking_shows(library
     assert 'Partnership working <span class="portal-count">(1)</span>' in page
     both = library.get("/library?theme=night-time-economy&theme=partnership-working")
     assert "1 case study" in both.get_data(as_text=True)
+
+
+@whoosh_only  # PostgreSQL builds its entries in the database, in one process
+def test_a_large_reindex_is_built_by_two_processes_and_answers_as_before(
+    app, published, monkeypatch
+):
+    from whoosh import index
+
+    from portal.search import sync
+
+    published(*[case_study_line(title=f"Parallel {n} rugby allies") for n in range(30)])
+    queries = [SearchQuery(text="rugby", per_page=100), SearchQuery(per_page=100)]
+    with app.app_context():
+        before = [[h.case_study_id for h in get_backend().query(q).hits] for q in queries]
+        monkeypatch.setattr(sync, "PARALLEL_BUILD_FROM", 10)
+        assert len(sync._build_parts(get_backend())) == 2
+        assert sync.reindex() == 30
+        backend = get_backend()
+        assert len(index.open_dir(str(backend.current))._segments()) == 2  # one per process
+        assert [[h.case_study_id for h in backend.query(q).hits] for q in queries] == before
+        assert sync.check().clean
+        monkeypatch.setattr(sync, "PARALLEL_BUILD_FROM", 31)
+        assert sync._build_parts(get_backend()) == []  # too few to be worth two processes
+
+
+def test_the_parts_of_a_build_read_every_published_case_study_once(app, published):
+    from portal.search.documents import (
+        PublishedPart,
+        all_documents,
+        published_count,
+        split_points,
+    )
+
+    published(*[case_study_line(title=f"Part {n}") for n in range(7)])
+    with app.app_context():
+        everything = [d.case_study_id for d in all_documents(batch=2)]
+        assert published_count() == 7
+        for processes in (1, 2, 3, 8):
+            parts = PublishedPart.runs(split_points(processes, 7))
+            assert len(parts) == min(processes, 7)
+            read = [[d.case_study_id for d in part] for part in parts]
+            assert [i for ids in read for i in ids] == everything
+            assert all(read)  # no part is empty
+        assert split_points(2, 0) == []
+    # Outside any app, as in a build process of its own: it opens the database itself.
+    assert [d.case_study_id for d in parts[1]] == read[1]
+
+
+def test_a_server_worker_opens_the_index_before_its_first_search(app, published, caplog):
+    from portal.search import warm
+
+    published(case_study_line(title="Warm welcome"))
+    app.extensions.pop("portal_search", None)
+    warm(app)  # as wsgi.py does in each server worker
+    backend = app.extensions["portal_search"]
+    opened = getattr(backend, "_searcher", None) or getattr(backend, "_facet_table", None)
+    assert opened is not None  # the searcher (Whoosh) or the facet table (PostgreSQL)
+    assert "not opened" not in caplog.text
+    with app.app_context():
+        assert get_backend().query(SearchQuery(text="welcome")).total == 1

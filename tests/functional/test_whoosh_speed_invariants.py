@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from whoosh import index
 
 from portal.search import SearchQuery, whoosh_backend
@@ -80,3 +81,52 @@ def test_updates_merge_by_themselves_when_no_repair_job_runs(tmp_path, monkeypat
     assert backend.query(SearchQuery(text="okapi10")).total == 1
     backend.rebuild(iter(documents.values()))
     assert _answers(backend) == pieces
+
+
+class _Failing:
+    """A part whose reading fails in the process that builds it (it pickles)."""
+
+    def __iter__(self):
+        yield from _generated(3, seed=9)
+        raise RuntimeError("the database went away")
+
+
+def _order(backend: WhooshBackend) -> list[list[int]]:
+    texts = ["", "women", "safety OR health", "rugby -pledge", '"night economy"']
+    return [
+        [h.case_study_id for h in backend.query(SearchQuery(text=t, per_page=500)).hits]
+        for t in texts
+    ]
+
+
+def test_a_build_in_several_processes_answers_as_one_built_in_one_go(tmp_path):
+    documents = _generated(90, seed=6)
+    whole = WhooshBackend(str(tmp_path / "whole"))
+    whole.rebuild(iter(documents))
+    parts = WhooshBackend(str(tmp_path / "parts"))
+    seen: list[int] = []
+    assert (
+        parts.rebuild_parts([documents[:30], documents[30:75], documents[75:]], seen.append) == 90
+    )
+    assert _segments(parts) == 3  # a part's segments, in the order of the parts
+    assert _answers(parts) == _answers(whole)
+    assert _order(parts) == _order(whole)  # even ties in the same order: documents in order
+    assert parts.indexed_versions() == whole.indexed_versions()
+    assert seen == []  # progress is told a thousand at a time
+    # Approvals after a parallel build go on as after any other.
+    edited = dataclasses.replace(documents[40], title="Edited narwhal", revision_id=7777)
+    parts.apply([edited], [documents[80].case_study_id])
+    assert parts.query(SearchQuery(text="narwhal")).total == 1
+    assert documents[80].case_study_id not in parts.indexed_versions()
+
+
+def test_a_part_that_fails_keeps_the_index_that_was_there(tmp_path):
+    documents = _generated(20, seed=7)
+    backend = WhooshBackend(str(tmp_path / "search"))
+    backend.rebuild(iter(documents))
+    before = _answers(backend)
+    folders = sorted(p.name for p in (tmp_path / "search").iterdir())
+    with pytest.raises(RuntimeError, match="part 2 failed[\\s\\S]*the database went away"):
+        backend.rebuild_parts([documents[:10], _Failing()])
+    assert _answers(backend) == before
+    assert sorted(p.name for p in (tmp_path / "search").iterdir()) == folders  # nothing left
