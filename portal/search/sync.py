@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -156,7 +155,6 @@ def _build_parts(backend: object) -> list[PublishedPart]:
     if (
         not hasattr(backend, "rebuild_parts")
         or processes < 2
-        or multiprocessing.current_process().daemon  # may not start processes of its own
         or db.engine.url.get_backend_name() == "sqlite"
         and db.engine.url.database in (None, "", ":memory:")
     ):

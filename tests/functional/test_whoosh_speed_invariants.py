@@ -112,6 +112,9 @@ def test_a_build_in_several_processes_answers_as_one_built_in_one_go(tmp_path):
     assert _answers(parts) == _answers(whole)
     assert _order(parts) == _order(whole)  # even ties in the same order: documents in order
     assert parts.indexed_versions() == whole.indexed_versions()
+    for typo in ("womn", "rugbby safty", "mentorng helth"):  # "Did you mean" over segments
+        suggested = parts.query(SearchQuery(text=typo)).suggestion
+        assert suggested is not None and suggested == whole.query(SearchQuery(text=typo)).suggestion
     assert seen == []  # progress is told a thousand at a time
     # Approvals after a parallel build go on as after any other.
     edited = dataclasses.replace(documents[40], title="Edited narwhal", revision_id=7777)
