@@ -20,9 +20,10 @@ import json
 import re
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from flask import current_app, g
@@ -50,7 +51,8 @@ _WORDS = re.compile(r"[^\W\d_]{3,}")
 GENERATION = "(SELECT token FROM portal_search.generation)"
 CACHE_SECONDS = 120  # how long a shared cached result is kept (a new generation misses it)
 CACHE_PAUSE_SECONDS = 10  # after a cache error, search without it this long
-CACHE_FORMAT = 1  # change when what is cached, or how results are computed, changes
+CACHE_FORMAT = 2  # change when what is cached, or how results are computed, changes
+CACHED_LIST_IDS = 2_000_000  # ids of ranked matches kept per process (16 MB)
 
 
 class PostgresBackend:
@@ -62,6 +64,10 @@ class PostgresBackend:
         self.synonyms: dict[str, str] = {}
         self.set_synonyms(SYNONYMS)
         self._facet_table: _FacetTable | None = None  # this process's, for one generation
+        # The ranked matches of recent words, per generation: a filter ticked, a page
+        # turned or the other sort reuses them (at most CACHED_LIST_IDS ids in all).
+        self._lists: OrderedDict[str, _Listed] = OrderedDict()
+        self._listed_ids = 0
         self._cache: SearchCache | None = None
         self._cache_known = False  # whether the setting has been read
 
@@ -195,7 +201,7 @@ class PostgresBackend:
                 key = self._cache_key(generation, query) if cache and generation else None
                 if cache and key and (found := cache.get(key)) is not None:
                     return found
-                results = self._query(query)
+                results = self._query(query, generation)
                 if cache and key:
                     cache.put(key, results)
                 return results
@@ -206,10 +212,11 @@ class PostgresBackend:
 
     def _matching(
         self, query: SearchQuery, params: dict[str, object], *, relaxed: bool = False
-    ) -> tuple[str, bool, str | None] | None:
-        """Return the FROM ... WHERE of the matches, whether words were searched, and (when
-        `relaxed`) the SQL counting the clauses each match holds. None: nothing can match
-        (words typed but nothing searchable in them; or no relaxing a single clause)."""
+    ) -> tuple[str, bool, str | None, str] | None:
+        """Return the FROM ... WHERE of the matches, whether words were searched, (when
+        `relaxed`) the SQL counting the clauses each match holds, and the SELECT of the
+        query (`q.query`). None: nothing can match (words typed but nothing searchable in
+        them; or no relaxing a single clause)."""
         words = query.text.strip()
         held: str | None = None
         joined = ""
@@ -272,7 +279,7 @@ class PostgresBackend:
             f"FROM search_entry e{joined}, (SELECT {select}) q "
             f"WHERE {' AND '.join(where) or 'true'}"
         )
-        return source, bool(words), held
+        return source, bool(words), held, select
 
     @staticmethod
     def _order(query: SearchQuery, searched: bool, total: int, held: str | None) -> str:
@@ -302,17 +309,21 @@ class PostgresBackend:
 
     def ranked_ids(self, query: SearchQuery) -> list[int]:
         try:
+            generation = db.session.execute(text(f"SELECT {GENERATION}")).scalar()
+            chosen = self._chosen(query, generation) if generation else None
+            if chosen is not None:
+                return [int(i) for i in chosen.ids]
             params: dict[str, object] = {}
             matching = self._matching(query, params)
             if matching is None:
                 return []
-            source, searched, held = matching
+            source, searched, held, _ = matching
             total = db.session.execute(text(f"SELECT count(*) {source}"), params).scalar_one()
             if not total and searched and self._relax(query):
                 loose: dict[str, object] = {}
                 relaxed = self._matching(query, loose, relaxed=True)
                 if relaxed is not None:
-                    source, searched, held = relaxed
+                    source, searched, held, _ = relaxed
                     params = loose
                     total = db.session.execute(
                         text(f"SELECT count(*) {source}"), params
@@ -366,7 +377,8 @@ class PostgresBackend:
         if table is None or table.generation != generation:
             rows = db.session.execute(
                 text(
-                    "SELECT g.token, e.case_study_id, e.force, e.themes, e.partners, e.year "
+                    "SELECT g.token, e.case_study_id, e.force, e.themes, e.partners, e.year, "
+                    "e.published_at "
                     "FROM portal_search.generation g LEFT JOIN search_entry e ON true"
                 )
             ).all()
@@ -393,13 +405,175 @@ class PostgresBackend:
             facets[kind][value] = int(count)
         return facets
 
-    def _query(self, query: SearchQuery) -> SearchResults:
+    def _query(self, query: SearchQuery, generation: str | None) -> SearchResults:
+        """A page of results: from the matches' list (cached per words, whatever the
+        filters, sort or page), filtered and counted in this process's facet table."""
+        chosen = self._chosen(query, generation) if generation else None
+        if chosen is None:
+            return self._query_in_sql(query)
+        if chosen.nothing:  # typed, but nothing searchable in it: no match
+            return SearchResults(hits=[], total=0, facets={})
+        start = (max(1, query.page) - 1) * query.per_page
+        page = [int(i) for i in chosen.ids[start : start + query.per_page]]
+        total = len(chosen.ids)
+        words = query.text.strip()
+        return SearchResults(
+            hits=self._hits(page, query, chosen.searched, chosen.relaxed),
+            total=total,
+            facets=chosen.table.count_rows(chosen.rows),
+            suggestion=self._suggest(words) if words and total < 3 and not query.partial else None,
+            relaxed=chosen.relaxed,
+        )
+
+    def _chosen(self, query: SearchQuery, generation: str) -> _Chosen | None:
+        """Every match of `query` in the order its pages show them, with their rows in the
+        facet table of the same generation; None when the two cannot be had together (a
+        write each time in between): then SQL answers."""
+        for _ in range(3):
+            listed = self._listed(query, generation, relaxed=False)
+            table = self._facets_of(listed.generation)
+            if table is None:
+                generation = self._generation_now()
+                continue
+            if listed.nothing:
+                return _Chosen(listed.ids, listed.ids, table, False, False, True)
+            ids, searched = (listed.ids, True) if listed.searched else (table.ids, False)
+            rows = table.rows(ids)
+            if rows is None:  # not the table's generation after all
+                generation = self._generation_now()
+                continue
+            keep = table.keep(rows, query)
+            relaxed = False
+            if searched and not len(ids):  # no case study holds every word: most of them
+                loose = self._listed(query, listed.generation, relaxed=True)
+                loose_rows = table.rows(loose.ids) if loose.generation == table.generation else None
+                if loose_rows is not None and not loose.nothing:
+                    loose_keep = table.keep(loose_rows, query)
+                    if loose_keep.any():
+                        ids, rows, keep, relaxed = loose.ids, loose_rows, loose_keep, True
+            ids, rows = ids[keep], rows[keep]
+            if query.sort == "newest" or not searched:
+                order = np.argsort(table.recency[rows], kind="stable")
+                ids, rows = ids[order], rows[order]
+            return _Chosen(ids, rows, table, searched, relaxed, False)
+        return None
+
+    def _generation_now(self) -> str:
+        return str(db.session.execute(text(f"SELECT {GENERATION}")).scalar() or "")
+
+    def _listed(self, query: SearchQuery, generation: str, relaxed: bool) -> _Listed:
+        """The ids holding the words of `query` (no filter), best first (relaxed: holding
+        most of them, most first), and the generation they were read in: from this
+        process's cache, the shared one, or the database."""
+        words = query.text.strip()
+        if not words:
+            return _Listed(generation, _NO_IDS, searched=False, nothing=False)
+        described = [
+            CACHE_FORMAT, generation, sorted(self.synonyms.items()),
+            RANK_WHOLE_DOCUMENTS, words, query.partial, relaxed,
+        ]  # fmt: skip
+        key = "portal:search-ids:" + hashlib.sha256(json.dumps(described).encode()).hexdigest()
+        listed = self._lists.get(key)
+        if listed is not None:
+            self._lists.move_to_end(key)
+            return listed
+        cache = self._shared_cache()
+        raw = cache.get_raw(key) if cache else None
+        if raw is not None and (listed := _Listed.loads(generation, raw)) is not None:
+            self._remember(key, listed)
+            return listed
+        listed = self._rank_all(query, relaxed)
+        if listed.generation == generation:  # else a write came between: not kept
+            self._remember(key, listed)
+            if cache:
+                cache.put_raw(key, listed.dumps())
+        return listed
+
+    def _remember(self, key: str, listed: _Listed) -> None:
+        self._lists[key] = listed
+        self._listed_ids += len(listed.ids)
+        while self._listed_ids > CACHED_LIST_IDS and len(self._lists) > 1:
+            _, gone = self._lists.popitem(last=False)
+            self._listed_ids -= len(gone.ids)
+
+    def _rank_all(self, query: SearchQuery, relaxed: bool) -> _Listed:
+        """Rank every case study holding the words (no filter) in one statement that also
+        reads the generation, so that the list and the generation belong together."""
+        params: dict[str, object] = {}
+        words_only = SearchQuery(text=query.text, partial=query.partial)
+        matching = self._matching(words_only, params, relaxed=relaxed)
+        if matching is None:
+            generation = self._generation_now()
+            return _Listed(generation, _NO_IDS, searched=True, nothing=True)
+        source, _, held, _ = matching
+        weights = "'{0.1, 0.2, 0.4, 1.0}'"
+        heading = f"ts_rank_cd({weights}, e.heading, q.query)"
+        if held:  # most words first; then the heading decides among equals
+            ranked = f"SELECT e.case_study_id, {held} AS held, {heading} AS r {source}"
+            order = "m.held DESC, m.r DESC, m.case_study_id"
+        else:
+            # Ranking reads each match's vector: for a broad query that would be thousands
+            # of long bodies, so it ranks on the short heading vector instead (title,
+            # themes, summary, force), where the best matches of a broad query stand out.
+            whole = f"ts_rank_cd({weights}, e.document, q.query)"
+            ranked = (
+                f"SELECT e.case_study_id, CASE WHEN count(*) OVER () <= {RANK_WHOLE_DOCUMENTS} "
+                f"THEN {whole} ELSE {heading} END AS r {source}"
+            )
+            order = "m.r DESC, m.case_study_id"
+        generation, ids = db.session.execute(
+            text(
+                f"SELECT {GENERATION}, array_agg(m.case_study_id ORDER BY {order}) "  # noqa: S608
+                f"FROM ({ranked}) m"
+            ),
+            params,
+        ).one()
+        found = np.array(ids or [], dtype=np.int64)
+        return _Listed(str(generation or ""), found, searched=True, nothing=False)
+
+    def _hits(
+        self, page: list[int], query: SearchQuery, searched: bool, relaxed: bool
+    ) -> list[SearchHit]:
+        """The page's case studies with their snippets (the words marked), in page order."""
+        if not page:
+            return []
+        params: dict[str, object] = {"page": page}
+        matching = (
+            self._matching(
+                SearchQuery(text=query.text, partial=query.partial), params, relaxed=relaxed
+            )
+            if searched
+            else None
+        )
+        if matching is not None:
+            highlight = (
+                f"ts_headline('{CONFIG}', e.excerpt, q.query, "
+                f"'StartSel={START}, StopSel={STOP}, MaxWords=40, MinWords=15, MaxFragments=2, "
+                'FragmentDelimiter=" … "\')'
+            )
+            sql = (
+                f"SELECT e.case_study_id, {highlight}, e.summary "  # noqa: S608 - constants only
+                f"FROM search_entry e, (SELECT {matching[3]}) q "
+                "WHERE e.case_study_id = ANY(:page)"
+            )
+        else:
+            sql = (
+                "SELECT case_study_id, summary, summary FROM search_entry "
+                "WHERE case_study_id = ANY(:page)"
+            )
+        found = {
+            int(i): (shown, summary) for i, shown, summary in db.session.execute(text(sql), params)
+        }
+        marked = matching is not None
+        return [SearchHit(i, _snippet(*found[i], marked)) for i in page if i in found]
+
+    def _query_in_sql(self, query: SearchQuery) -> SearchResults:
         words = query.text.strip()
         params: dict[str, object] = {}
         matching = self._matching(query, params)
         if matching is None:  # typed, but nothing searchable in it: no match
             return SearchResults(hits=[], total=0, facets={})
-        source, searched, held = matching
+        source, searched, held, _ = matching
         facets = self._facets(source, params)
         total = sum(facets["force"].values())
         relaxed = False
@@ -409,7 +583,7 @@ class PostgresBackend:
             if matching is not None:
                 loose_facets = self._facets(matching[0], loose)
                 if loose_facets["force"]:
-                    source, searched, held = matching
+                    source, searched, held, _ = matching
                     params, facets, relaxed = loose, loose_facets, True
                     total = sum(facets["force"].values())
         order = self._order(query, searched, total, held)
@@ -623,19 +797,58 @@ def _next_generation() -> None:
     db.session.execute(text("UPDATE portal_search.generation SET token = gen_random_uuid()::text"))
 
 
+_NO_IDS = np.zeros(0, dtype=np.int64)
+_NO_YEAR = np.iinfo(np.int64).min  # a NULL year: equal to no year ticked
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """The ids holding some words, best first, as read in one generation of the index."""
+
+    generation: str
+    ids: np.ndarray
+    searched: bool  # words were searched (else: every entry, no list needed)
+    nothing: bool  # words typed, but nothing searchable in them
+
+    def dumps(self) -> bytes:
+        return zlib.compress(self.ids.astype("<i8").tobytes(), 1)
+
+    @classmethod
+    def loads(cls, generation: str, raw: bytes) -> _Listed | None:
+        try:
+            ids = np.frombuffer(zlib.decompress(raw), dtype="<i8").astype(np.int64)
+        except (ValueError, zlib.error):  # not what we wrote: ask the database
+            return None
+        return cls(generation, ids, searched=True, nothing=False)
+
+
+@dataclass(frozen=True)
+class _Chosen:
+    """Every match of a query, in page order, and its rows in the facet table."""
+
+    ids: np.ndarray
+    rows: np.ndarray
+    table: _FacetTable
+    searched: bool
+    relaxed: bool
+    nothing: bool
+
+
 @dataclass(frozen=True)
 class _FacetTable:
-    """Every entry's facet values, in arrays, for one generation of the index."""
+    """Every entry's facet values and age, in arrays, for one generation of the index."""
 
     generation: str
     ids: np.ndarray  # the case study ids, ascending; a row is a position in it
     single: dict[str, tuple[np.ndarray, list[str]]]  # force, year: a value code a row (-1 none)
     multi: dict[str, tuple[np.ndarray, np.ndarray, list[str]]]  # theme, partner: (row, code)
+    years: np.ndarray  # each row's year as stored (_NO_YEAR for NULL)
+    recency: np.ndarray  # each row's place newest first (published_at DESC, id DESC)
 
     @classmethod
     def load(cls, rows: Sequence[Sequence[Any]]) -> _FacetTable:
-        """From (generation, id, force, themes, partners, year) rows; one with no id when
-        the index is empty."""
+        """From (generation, id, force, themes, partners, year, published_at) rows; one
+        with no id when the index is empty."""
         entries = sorted((r for r in rows if r[1] is not None), key=lambda r: int(r[1]))
         generation = str(rows[0][0]) if rows else ""
 
@@ -649,9 +862,19 @@ class _FacetTable:
             flat, names = codes([v for values in lists for v in values])
             return owner, flat, names
 
+        ids = np.array([r[1] for r in entries], dtype=np.int64)
+        stamps = np.array(
+            [r[6].timestamp() if r[6] is not None else float("-inf") for r in entries],
+            dtype=np.float64,
+        )
+        newest_first = np.lexsort((ids, stamps))[::-1]
+        recency = np.empty(len(ids), dtype=np.int64)
+        recency[newest_first] = np.arange(len(ids))
         return cls(
             generation=generation,
-            ids=np.array([r[1] for r in entries], dtype=np.int64),
+            ids=ids,
+            years=np.array([_NO_YEAR if r[5] is None else r[5] for r in entries], np.int64),
+            recency=recency,
             single={
                 "force": codes([r[2] for r in entries]),
                 "year": codes(
@@ -664,12 +887,46 @@ class _FacetTable:
             },
         )
 
+    def rows(self, ids: np.ndarray) -> np.ndarray | None:
+        """The rows of these ids; None if one is not in the table."""
+        rows = np.searchsorted(self.ids, ids)
+        if len(ids) and (rows.max() >= len(self.ids) or (self.ids[rows] != ids).any()):
+            return None
+        return rows
+
+    def keep(self, rows: np.ndarray, query: SearchQuery) -> np.ndarray:
+        """Which of these rows the query's filters keep, as `_matching`'s SQL does: any of
+        the forces and years ticked, every theme and every partner (in any case) ticked."""
+        keep = np.ones(len(rows), dtype=bool)
+
+        def holding(kind: str, wanted: str, folded: bool = False) -> np.ndarray:
+            owner, code, names = self.multi[kind]
+            codes = [
+                n for n, name in enumerate(names) if (name.lower() if folded else name) == wanted
+            ]
+            held = np.zeros(len(self.ids), dtype=bool)
+            held[owner[np.isin(code, codes)]] = True
+            return cast(np.ndarray, held[rows])
+
+        if query.force:
+            code, names = self.single["force"]
+            ticked = [n for n, name in enumerate(names) if name in set(query.force)]
+            keep &= np.isin(code[rows], ticked)
+        for theme in set(query.theme):
+            keep &= holding("theme", theme)
+        if query.year:
+            keep &= np.isin(self.years[rows], [int(y) for y in query.year])
+        for partner in {p.lower() for p in query.partner}:
+            keep &= holding("partner", partner, folded=True)
+        return keep
+
     def count(self, matched: list[int]) -> dict[str, dict[str, int]] | None:
         """The facet counts of these ids as SQL's GROUP BY gives them; None if one is unknown."""
-        wanted = np.asarray(matched, dtype=np.int64)
-        rows = np.searchsorted(self.ids, wanted)
-        if len(wanted) and (rows.max() >= len(self.ids) or (self.ids[rows] != wanted).any()):
-            return None
+        rows = self.rows(np.asarray(matched, dtype=np.int64))
+        return None if rows is None else self.count_rows(rows)
+
+    def count_rows(self, rows: np.ndarray) -> dict[str, dict[str, int]]:
+        """The facet counts of these rows as SQL's GROUP BY gives them."""
         chosen = np.zeros(len(self.ids), dtype=bool)
         chosen[rows] = True
 
@@ -702,6 +959,16 @@ class SearchCache:
         self.paused_until = 0.0
 
     def get(self, key: str) -> SearchResults | None:
+        raw = self.get_raw(key)
+        try:
+            return _loaded(raw) if raw is not None else None
+        except (ValueError, KeyError, TypeError, zlib.error):  # not what we wrote: ask again
+            return None
+
+    def put(self, key: str, results: SearchResults) -> None:
+        self.put_raw(key, _dumped(results))
+
+    def get_raw(self, key: str) -> bytes | None:
         if time.monotonic() < self.paused_until:
             return None
         try:
@@ -709,16 +976,13 @@ class SearchCache:
         except Exception:  # noqa: BLE001 - Redis away: search without the cache
             self._pause()
             return None
-        try:
-            return _loaded(raw) if isinstance(raw, bytes) else None
-        except (ValueError, KeyError, TypeError, zlib.error):  # not what we wrote: ask again
-            return None
+        return raw if isinstance(raw, bytes) else None
 
-    def put(self, key: str, results: SearchResults) -> None:
+    def put_raw(self, key: str, value: bytes) -> None:
         if time.monotonic() < self.paused_until:
             return
         try:
-            self.client.set(key, _dumped(results), ex=CACHE_SECONDS)
+            self.client.set(key, value, ex=CACHE_SECONDS)
         except Exception:  # noqa: BLE001 - as get
             self._pause()
 

@@ -166,9 +166,10 @@ def _document(case_study_id: int, **fields) -> SearchDocument:
         "outcomes": "",
         "lessons": "",
         "year": 2025,
-        "published_at": datetime(2025, 1, case_study_id),
     }
     values.update(fields)
+    if "published_at" not in values:
+        values["published_at"] = datetime(2025, 1, case_study_id)
     return SearchDocument(**values)
 
 
@@ -223,3 +224,101 @@ def test_a_library_search_still_reads_the_published_case_studies_only(app, autho
     for _ in range(2):
         text = member.get("/library?q=zebra", headers={"HX-Request": "true"}).get_data(as_text=True)
         assert "Zebra crossing patrols" not in text
+
+
+def _generation() -> str:
+    from sqlalchemy import text
+
+    return str(db.session.execute(text("SELECT token FROM portal_search.generation")).scalar())
+
+
+def test_pages_from_the_cached_lists_answer_exactly_as_sql_does(app):
+    """A page cut from the words' cached list, filtered and counted in this process's
+    table, is the page the SQL of each query gives: hits in order, total, counts, snippets."""
+    import itertools
+    import random
+
+    rng = random.Random(11)
+    forces = ["kent-police", "gwent-police", "merseyside-police"]
+    themes = ["night-time-economy", "workplace-culture", "menopause-support"]
+    partners = ["Street Pastors", "street pastors", "Unison", "Fire Service"]
+    words = "rugby allies night safety mentoring pledge licensees menopause".split()
+    with app.app_context():
+        backend = get_backend()
+        backend.apply(
+            [
+                _document(
+                    n,
+                    title=" ".join(rng.sample(words, 2)),
+                    summary=" ".join(rng.choices(words, k=4)),
+                    body=" ".join(rng.choices(words, k=rng.randint(3, 30))),
+                    force=rng.choice(forces),
+                    themes=tuple(rng.sample(themes, rng.randint(0, 2))),
+                    partners=tuple(rng.sample(partners, rng.randint(0, 2))),
+                    year=rng.choice([None, 0, 2023, 2024, 2025]),
+                    published_at=datetime(2025, 1 + n % 12, 1 + n % 5),  # ties: by id
+                )
+                for n in range(1, 61)
+            ],
+            [],
+        )
+        texts = [
+            "",
+            "rugby",
+            "night safety",
+            "rugby OR pledge",
+            "-rugby",
+            '"rugby allies"',
+            "rugby zebra night",
+            "zebra",
+            "menop",
+            "sa",
+            "%%",
+            "rugby -night -safety",
+        ]
+        filters = [
+            {},
+            {"force": ("kent-police",)},
+            {"force": ("kent-police", "gwent-police"), "year": (2024, 0)},
+            {"theme": ("night-time-economy", "workplace-culture")},
+            {"partner": ("STREET PASTORS",)},
+            {"partner": ("street pastors", "unison"), "year": (2025,)},
+            {"theme": ("no-such-theme",)},
+        ]
+        generation = _generation()
+        seen = {"relaxed": False, "paged": False}
+        for words_typed, ticked, sort, page in itertools.product(
+            texts, filters, ["relevance", "newest"], [1, 2]
+        ):
+            query = SearchQuery(
+                text=words_typed, sort=sort, page=page, per_page=7,
+                partial=words_typed in ("menop", "sa"), **ticked,
+            )  # fmt: skip
+            assert backend._chosen(query, generation) is not None  # not SQL's way after all
+            quick = backend._query(query, generation)
+            assert quick == backend._query_in_sql(query), query
+            seen.update(
+                relaxed=seen["relaxed"] or quick.relaxed,
+                paged=seen["paged"] or page == 2 and bool(quick.hits),
+            )
+            everything = SearchQuery(**{**query.__dict__, "per_page": 500, "page": 1})
+            assert backend.ranked_ids(query) == [
+                h.case_study_id for h in backend._query_in_sql(everything).hits
+            ], query
+        assert seen == {"relaxed": True, "paged": True}  # most of the words; a second page
+
+
+def test_a_filter_ticked_a_page_turned_or_the_sort_changed_ranks_nothing_again(app, published):
+    published(*[case_study_line(title=f"Rugby allies {n}") for n in range(12)])
+    with app.app_context():
+        get_backend().query(SearchQuery(text="rugby allies", per_page=5))
+        for changed in (
+            SearchQuery(text="rugby allies", per_page=5, page=2),
+            SearchQuery(text="rugby allies", per_page=5, sort="newest"),
+            SearchQuery(text="rugby allies", per_page=5, force=("northamptonshire-police",)),
+        ):
+            with Statements() as statements:
+                found = get_backend().query(changed)
+            assert found.total == 12 and len(found.hits) == 5
+            ranking = [s for s in statements.reading_entries() if "array_agg" in s]
+            assert ranking == []  # only the page's snippets were read
