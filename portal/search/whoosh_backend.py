@@ -358,14 +358,16 @@ class WhooshBackend:
 
     def _expand(self, searcher: Any, prefix: str) -> set[str]:
         """The indexed words starting with `prefix`: the commonest, a bounded number."""
-        reader = searcher.reader()
         found: dict[str, int] = {}
-        for field in SEARCHED_FIELDS:
-            for n, (term, info) in enumerate(reader.iter_prefix(field, prefix)):
-                if n >= PREFIX_SCANNED:
-                    break
-                word = term.decode("utf-8") if isinstance(term, bytes) else str(term)
-                found[word] = found.get(word, 0) + info.doc_frequency()
+        # Segment by segment: over several, Whoosh's reader merges their word lists in
+        # Python, several times slower than reading each.
+        for leaf, _ in searcher.reader().leaf_readers():
+            for field in SEARCHED_FIELDS:
+                for n, (term, info) in enumerate(leaf.iter_prefix(field, prefix)):
+                    if n >= PREFIX_SCANNED:
+                        break
+                    word = term.decode("utf-8") if isinstance(term, bytes) else str(term)
+                    found[word] = found.get(word, 0) + info.doc_frequency()
         return set(sorted(found, key=lambda w: (-found[w], w))[:PREFIX_TERMS])
 
     def _option(self, searcher: Any, option: Option) -> Any:
