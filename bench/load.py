@@ -175,6 +175,7 @@ class Run:
         self.submitted: list[str] = []
         self.approved: list[tuple[int, str]] = []
         self.conflicts = 0
+        self.limited = 0  # submissions the portal's rate limit refused (a 429 page): not errors
         self.lock = threading.Lock()
 
     def record(self, kind: str, started: float, ok: bool, detail: str = "") -> None:
@@ -252,6 +253,10 @@ class Run:
         }  # fmt: skip
         started = time.perf_counter()
         status, _, body = browser.request("POST", "/case-studies/new", data)
+        if status == 429:  # one person submitting this fast is told to wait: as it should be
+            with self.lock:
+                self.limited += 1
+            return
         ok = status == 303
         self.record("submission", started, ok, f"{status} {body[:200]}")
         if ok:
@@ -367,7 +372,8 @@ def load(setup: str, docs: int, users: int, seconds: int) -> dict:
         problems = verify(run)
         figures["problems"] = len(problems) + len(run.errors)
         print(f"  submissions {len(run.submitted)}, approvals {len(run.approved)}, "
-              f"moderator races told 'already decided' {run.conflicts}")  # fmt: skip
+              f"moderator races told 'already decided' {run.conflicts}, "
+              f"submissions refused by the rate limit {run.limited}")  # fmt: skip
         print("  checks: " + ("every submission exists, every approval is published and "
               "searchable, the index matches" if not problems else "; ".join(problems[:10])))  # fmt: skip
         if setup == "postgres":

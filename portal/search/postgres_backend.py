@@ -375,13 +375,16 @@ class PostgresBackend:
             return None
         table = self._facet_table
         if table is None or table.generation != generation:
-            rows = db.session.execute(
+            # One JSON text, not a row an entry: a third of the time at 10,000 entries.
+            token, entries = db.session.execute(
                 text(
-                    "SELECT g.token, e.case_study_id, e.force, e.themes, e.partners, e.year, "
-                    "e.published_at "
-                    "FROM portal_search.generation g LEFT JOIN search_entry e ON true"
+                    "SELECT g.token, (SELECT json_agg(json_build_array(e.case_study_id, "
+                    "e.force, e.themes, e.partners, e.year, "
+                    "CAST(extract(epoch FROM e.published_at) * 1000000 AS bigint)))::text "
+                    "FROM search_entry e) FROM portal_search.generation g"
                 )
-            ).all()
+            ).one()
+            rows = [(token, *entry) for entry in json.loads(entries or "[]")] or [(token, None)]
             table = self._facet_table = _FacetTable.load(rows)
         # A write between the two statements: this once, SQL counts.
         return table if table.generation == generation else None
@@ -798,7 +801,7 @@ def _next_generation() -> None:
 
 
 _NO_IDS = np.zeros(0, dtype=np.int64)
-_NO_YEAR = np.iinfo(np.int64).min  # a NULL year: equal to no year ticked
+_NO_YEAR = np.iinfo(np.int64).min  # a NULL year (equal to no year ticked) or date
 
 
 @dataclass(frozen=True)
@@ -847,8 +850,8 @@ class _FacetTable:
 
     @classmethod
     def load(cls, rows: Sequence[Sequence[Any]]) -> _FacetTable:
-        """From (generation, id, force, themes, partners, year, published_at) rows; one
-        with no id when the index is empty."""
+        """From (generation, id, force, themes, partners, year, published at in
+        microseconds) rows; one with no id when the index is empty."""
         entries = sorted((r for r in rows if r[1] is not None), key=lambda r: int(r[1]))
         generation = str(rows[0][0]) if rows else ""
 
@@ -863,10 +866,7 @@ class _FacetTable:
             return owner, flat, names
 
         ids = np.array([r[1] for r in entries], dtype=np.int64)
-        stamps = np.array(
-            [r[6].timestamp() if r[6] is not None else float("-inf") for r in entries],
-            dtype=np.float64,
-        )
+        stamps = np.array([_NO_YEAR if r[6] is None else r[6] for r in entries], np.int64)
         newest_first = np.lexsort((ids, stamps))[::-1]
         recency = np.empty(len(ids), dtype=np.int64)
         recency[newest_first] = np.arange(len(ids))
