@@ -22,7 +22,7 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
@@ -51,11 +51,12 @@ _WORDS = re.compile(r"[^\W\d_]{3,}")
 GENERATION = "(SELECT token FROM portal_search.generation)"
 CACHE_SECONDS = 120  # how long a shared cached result is kept (a new generation misses it)
 CACHE_PAUSE_SECONDS = 10  # after a cache error, search without it this long
-CACHE_FORMAT = 2  # change when what is cached, or how results are computed, changes
+CACHE_FORMAT = 3  # change when what is cached, or how results are computed, changes
 # Related case studies: the first this many sharing a title or theme word are ranked (each
 # costs about 9 µs of ts_rank_cd: 5,000 took 50 ms of the database's time a page view).
 RELATED_CANDIDATES = 1000
 CACHED_LIST_IDS = 2_000_000  # ids of ranked matches kept per process (16 MB)
+HISTORY_KEPT = 10_000  # generations named in portal_search.history: older lists ranked anew
 
 
 class PostgresBackend:
@@ -108,7 +109,8 @@ class PostgresBackend:
             return
         # First, before any entry: every index writer takes this one row's lock before the
         # entries' locks, so two writers never wait for each other crosswise (a deadlock).
-        _next_generation()
+        # Holding it to the commit also means versions are committed in their order.
+        version = _next_generation()
         if removals:
             db.session.execute(
                 text("DELETE FROM search_entry WHERE case_study_id = ANY(:ids)"), {"ids": removals}
@@ -119,12 +121,13 @@ class PostgresBackend:
             text(
                 f"""
                 INSERT INTO search_entry (case_study_id, revision_id, title, summary, excerpt,
-                    force, themes, partners, year, published_at, document, heading)
+                    force, themes, partners, year, published_at, document, heading, version)
                 SELECT CAST(:id AS integer), CAST(:revision AS integer), CAST(:title AS text),
                     CAST(:summary AS text), CAST(:excerpt AS text), CAST(:force AS text),
                     CAST(:themes AS text[]), CAST(:partners AS text[]), CAST(:year AS integer),
                     CAST(:published_at AS timestamp),
-                    head || setweight(to_tsvector('{CONFIG}', :c), 'C'), head
+                    head || setweight(to_tsvector('{CONFIG}', :c), 'C'), head,
+                    CAST(:version AS bigint)
                 FROM (SELECT setweight(to_tsvector('{CONFIG}', :a), 'A')
                     || setweight(to_tsvector('{CONFIG}', :b), 'B') AS head) h
                 ON CONFLICT (case_study_id) DO UPDATE SET
@@ -133,10 +136,13 @@ class PostgresBackend:
                     force = excluded.force, themes = excluded.themes,
                     partners = excluded.partners, year = excluded.year,
                     published_at = excluded.published_at, document = excluded.document,
-                    heading = excluded.heading
+                    heading = excluded.heading, version = excluded.version
                 """  # noqa: S608 - only constants are formatted in; values are bound
             ),
-            [_row(d) for d in sorted(upserts, key=lambda d: d.case_study_id)],
+            [
+                {**_row(d), "version": version}
+                for d in sorted(upserts, key=lambda d: d.case_study_id)
+            ],
         )
         words = sorted({w for d in upserts for w in _spelling_words(d)})
         if words:  # in one order, so two writers never wait on each other in a circle
@@ -443,7 +449,17 @@ class PostgresBackend:
                 continue
             if listed.nothing:
                 return _Chosen(listed.ids, listed.ids, table, False, False, True)
-            ids, searched = (listed.ids, True) if listed.searched else (table.ids, False)
+            if listed.searched:
+                # An updated list may still name entries removed since: the table, of the
+                # same generation, is the truth. The vector ranked on must still be right.
+                ids = listed.ids[np.isin(listed.ids, table.ids)]
+                if not listed.held and listed.whole != (len(ids) <= RANK_WHOLE_DOCUMENTS):
+                    self._forget(listed)  # updated across the limit: rank it anew
+                    generation = listed.generation
+                    continue
+                searched = True
+            else:
+                ids, searched = table.ids, False
             rows = table.rows(ids)
             if rows is None:  # not the table's generation after all
                 generation = self._generation_now()
@@ -452,11 +468,12 @@ class PostgresBackend:
             relaxed = False
             if searched and not len(ids):  # no case study holds every word: most of them
                 loose = self._listed(query, listed.generation, relaxed=True)
-                loose_rows = table.rows(loose.ids) if loose.generation == table.generation else None
+                loose_ids = loose.ids[np.isin(loose.ids, table.ids)]
+                loose_rows = table.rows(loose_ids) if loose.generation == table.generation else None
                 if loose_rows is not None and not loose.nothing:
                     loose_keep = table.keep(loose_rows, query)
                     if loose_keep.any():
-                        ids, rows, keep, relaxed = loose.ids, loose_rows, loose_keep, True
+                        ids, rows, keep, relaxed = loose_ids, loose_rows, loose_keep, True
             ids, rows = ids[keep], rows[keep]
             if query.sort == "newest" or not searched:
                 order = np.argsort(table.recency[rows], kind="stable")
@@ -469,38 +486,53 @@ class PostgresBackend:
 
     def _listed(self, query: SearchQuery, generation: str, relaxed: bool) -> _Listed:
         """The ids holding the words of `query` (no filter), best first (relaxed: holding
-        most of them, most first), and the generation they were read in: from this
-        process's cache, the shared one, or the database."""
+        most of them, most first), and the generation they were read in: this process's
+        list of them, brought up to date if the index changed since (only what was written
+        since is ranked), else the shared cache's, else ranked anew."""
         words = query.text.strip()
         if not words:
             return _Listed(generation, _NO_IDS, searched=False, nothing=False)
         described = [
-            CACHE_FORMAT, generation, sorted(self.synonyms.items()),
-            RANK_WHOLE_DOCUMENTS, words, query.partial, relaxed,
+            CACHE_FORMAT, sorted(self.synonyms.items()), RANK_WHOLE_DOCUMENTS,
+            words, query.partial, relaxed,
         ]  # fmt: skip
-        key = "portal:search-ids:" + hashlib.sha256(json.dumps(described).encode()).hexdigest()
-        listed = self._lists.get(key)
-        if listed is not None:
-            self._lists.move_to_end(key)
-            return listed
+        mine = hashlib.sha256(json.dumps(described).encode()).hexdigest()
+        key = f"portal:search-ids:{generation}:{mine}"
+        known = self._lists.get(mine)
+        if known is not None:
+            self._lists.move_to_end(mine)
+            if known.generation == generation:
+                return known
+            updated = self._updated(known, query, relaxed)
+            if updated is not None:
+                self._remember(mine, updated)
+                return updated
         cache = self._shared_cache()
         raw = cache.get_raw(key) if cache else None
         if raw is not None and (listed := _Listed.loads(generation, raw)) is not None:
-            self._remember(key, listed)
+            self._remember(mine, listed)
             return listed
         listed = self._rank_all(query, relaxed)
-        if listed.generation == generation:  # else a write came between: not kept
-            self._remember(key, listed)
-            if cache:
+        if not listed.nothing:
+            self._remember(mine, listed)
+            if cache and listed.generation == generation:  # else a write came between
                 cache.put_raw(key, listed.dumps())
         return listed
 
     def _remember(self, key: str, listed: _Listed) -> None:
+        gone = self._lists.pop(key, None)
+        self._listed_ids -= len(gone.ids) if gone is not None else 0
         self._lists[key] = listed
         self._listed_ids += len(listed.ids)
         while self._listed_ids > CACHED_LIST_IDS and len(self._lists) > 1:
             _, gone = self._lists.popitem(last=False)
             self._listed_ids -= len(gone.ids)
+
+    def _forget(self, listed: _Listed) -> None:
+        for key, kept in list(self._lists.items()):
+            if kept is listed:
+                del self._lists[key]
+                self._listed_ids -= len(kept.ids)
 
     def _rank_all(self, query: SearchQuery, relaxed: bool) -> _Listed:
         """Rank every case study holding the words (no filter) in one statement that also
@@ -512,30 +544,85 @@ class PostgresBackend:
             generation = self._generation_now()
             return _Listed(generation, _NO_IDS, searched=True, nothing=True)
         source, _, held, _ = matching
-        weights = "'{0.1, 0.2, 0.4, 1.0}'"
-        heading = f"ts_rank_cd({weights}, e.heading, q.query)"
         if held:  # most words first; then the heading decides among equals
-            ranked = f"SELECT e.case_study_id, {held} AS held, {heading} AS r {source}"
+            ranked = f"SELECT e.case_study_id, {held} AS held, {_rank('heading')} AS r {source}"
             order = "m.held DESC, m.r DESC, m.case_study_id"
         else:
             # Ranking reads each match's vector: for a broad query that would be thousands
             # of long bodies, so it ranks on the short heading vector instead (title,
             # themes, summary, force), where the best matches of a broad query stand out.
-            whole = f"ts_rank_cd({weights}, e.document, q.query)"
             ranked = (
                 f"SELECT e.case_study_id, CASE WHEN count(*) OVER () <= {RANK_WHOLE_DOCUMENTS} "
-                f"THEN {whole} ELSE {heading} END AS r {source}"
+                f"THEN {_rank('document')} ELSE {_rank('heading')} END AS r {source}"
             )
             order = "m.r DESC, m.case_study_id"
-        generation, ids = db.session.execute(
+        generation, number, ids, ranks = db.session.execute(
             text(
-                f"SELECT {GENERATION}, array_agg(m.case_study_id ORDER BY {order}) "  # noqa: S608
-                f"FROM ({ranked}) m"
+                "SELECT g.token, g.number, c.ids, c.ranks "  # noqa: S608 - constants only
+                "FROM portal_search.generation g, LATERAL ("
+                f"SELECT array_agg(m.case_study_id ORDER BY {order}) AS ids, "
+                f"array_agg(m.r ORDER BY {order}) AS ranks FROM ({ranked}) m) c"
             ),
             params,
         ).one()
         found = np.array(ids or [], dtype=np.int64)
-        return _Listed(str(generation or ""), found, searched=True, nothing=False)
+        return _Listed(
+            str(generation or ""),
+            found,
+            searched=True,
+            nothing=False,
+            number=int(number or 0),
+            ranks=np.array(ranks or [], dtype=np.float32),
+            whole=not held and len(found) <= RANK_WHOLE_DOCUMENTS,
+            held=bool(held),
+        )
+
+    def _updated(self, known: _Listed, query: SearchQuery, relaxed: bool) -> _Listed | None:
+        """`known` brought up to the index's state now: the entries written since its
+        generation taken out, those of them that hold the words ranked and merged in (the
+        same order as ranking all anew: rank, then id; entries removed since are dropped
+        by the facet table later). None when that cannot be done exactly: a relaxed list,
+        a generation no longer in the history (or not an ancestor: a restored backup), or
+        the list crossing RANK_WHOLE_DOCUMENTS (ranked on the other vector)."""
+        if known.held or not known.searched or known.nothing:
+            return None
+        params: dict[str, object] = {"seen": known.number, "seen_token": known.generation}
+        words_only = SearchQuery(text=query.text, partial=query.partial)
+        matching = self._matching(words_only, params, relaxed=relaxed)
+        if matching is None:
+            return None
+        source = matching[0]
+        rank = _rank("document" if known.whole else "heading")
+        row = db.session.execute(
+            text(
+                "SELECT g.token, g.number, "  # noqa: S608 - constants and parameter names only
+                "(SELECT h.token = :seen_token FROM portal_search.history h "
+                " WHERE h.number = :seen), "
+                "(SELECT array_agg(case_study_id) FROM search_entry WHERE version > :seen), "
+                f"c.ids, c.ranks FROM portal_search.generation g, LATERAL ("
+                f"SELECT array_agg(m.case_study_id ORDER BY m.r DESC, m.case_study_id) AS ids, "
+                "array_agg(m.r ORDER BY m.r DESC, m.case_study_id) AS ranks FROM ("
+                f"SELECT e.case_study_id, {rank} AS r {source} AND e.version > :seen) m) c"
+            ),
+            params,
+        ).one()
+        generation, number, ancestor, changed, ids, ranks = row
+        if not ancestor:
+            return None
+        keep = ~np.isin(known.ids, np.array(changed or [], dtype=np.int64))
+        merged_ids = np.concatenate([known.ids[keep], np.array(ids or [], dtype=np.int64)])
+        merged_ranks = np.concatenate([known.ranks[keep], np.array(ranks or [], np.float32)])
+        order = np.lexsort((merged_ids, -merged_ranks))
+        return _Listed(
+            str(generation),
+            merged_ids[order],
+            searched=True,
+            nothing=False,
+            number=int(number),
+            ranks=merged_ranks[order],
+            whole=known.whole,
+            held=False,
+        )
 
     def _hits(
         self, page: list[int], query: SearchQuery, searched: bool, relaxed: bool
@@ -807,9 +894,32 @@ def _snippet(shown: str | None, summary: str, highlighted: bool) -> str:
     return html.replace(START, "<mark>").replace(STOP, "</mark>")
 
 
-def _next_generation() -> None:
-    """Name a new state of the index, in the writer's transaction (seen when it commits)."""
-    db.session.execute(text("UPDATE portal_search.generation SET token = gen_random_uuid()::text"))
+def _next_generation() -> int:
+    """Name and number a new state of the index, in the writer's transaction (seen when it
+    commits), and record it in the history (the last HISTORY_KEPT); return its number."""
+    number, token = db.session.execute(
+        text(
+            "UPDATE portal_search.generation SET token = gen_random_uuid()::text, "
+            "number = number + 1 RETURNING number, token"
+        )
+    ).one()
+    db.session.execute(
+        text(
+            "INSERT INTO portal_search.history (number, token) VALUES (:number, :token) "
+            "ON CONFLICT (number) DO UPDATE SET token = excluded.token"
+        ),
+        {"number": number, "token": token},
+    )
+    db.session.execute(
+        text("DELETE FROM portal_search.history WHERE number <= :number - :kept"),
+        {"number": number, "kept": HISTORY_KEPT},
+    )
+    return int(number)
+
+
+def _rank(vector: str) -> str:
+    """SQL ranking the entry `e` on one of its vectors for the query `q`."""
+    return f"ts_rank_cd('{{0.1, 0.2, 0.4, 1.0}}', e.{vector}, q.query)"
 
 
 _NO_IDS = np.zeros(0, dtype=np.int64)
@@ -824,17 +934,28 @@ class _Listed:
     ids: np.ndarray
     searched: bool  # words were searched (else: every entry, no list needed)
     nothing: bool  # words typed, but nothing searchable in them
+    number: int = 0  # the generation's number (migration 0014)
+    ranks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    whole: bool = False  # ranked on the whole documents (else on the headings)
+    held: bool = False  # relaxed: ordered by how many of the words each holds first
 
     def dumps(self) -> bytes:
-        return zlib.compress(self.ids.astype("<i8").tobytes(), 1)
+        head = np.array([self.number, int(self.whole), int(self.held), len(self.ids)], "<i8")
+        body = head.tobytes() + self.ids.astype("<i8").tobytes()
+        return zlib.compress(body + self.ranks.astype("<f4").tobytes(), 1)
 
     @classmethod
     def loads(cls, generation: str, raw: bytes) -> _Listed | None:
         try:
-            ids = np.frombuffer(zlib.decompress(raw), dtype="<i8").astype(np.int64)
+            data = zlib.decompress(raw)
+            number, whole, held, count = (int(v) for v in np.frombuffer(data[:32], "<i8"))
+            ids = np.frombuffer(data[32 : 32 + 8 * count], "<i8").astype(np.int64)
+            ranks = np.frombuffer(data[32 + 8 * count :], "<f4").astype(np.float32)
         except (ValueError, zlib.error):  # not what we wrote: ask the database
             return None
-        return cls(generation, ids, searched=True, nothing=False)
+        if len(ids) != count or len(ranks) != count:
+            return None
+        return cls(generation, ids, True, False, number, ranks, bool(whole), bool(held))
 
 
 @dataclass(frozen=True)

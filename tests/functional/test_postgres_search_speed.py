@@ -322,3 +322,72 @@ def test_a_filter_ticked_a_page_turned_or_the_sort_changed_ranks_nothing_again(a
             assert found.total == 12 and len(found.hits) == 5
             ranking = [s for s in statements.reading_entries() if "array_agg" in s]
             assert ranking == []  # only the page's snippets were read
+
+
+def test_a_list_brought_up_to_date_answers_as_one_ranked_anew(app, monkeypatch):
+    """After writes, a worker's ranked list of some words is updated from what was written
+    since (not ranked anew), and every page is still exactly SQL's: new and edited entries
+    ranked in, removed ones and those no longer holding the words gone. A generation not
+    in the history (a restored backup) and a list crossing the whole-document ranking's
+    limit are ranked anew."""
+    from sqlalchemy import text
+
+    from portal.search import postgres_backend
+
+    monkeypatch.setattr(postgres_backend, "RANK_WHOLE_DOCUMENTS", 8)
+    words = ["rugby allies", "night", "pledge", "safety -rugby", "zebra"]
+    queries = [
+        SearchQuery(text=w, per_page=5, page=p, sort=s, **f)
+        for w in words
+        for p in (1, 2)
+        for s in ("relevance", "newest")
+        for f in ({}, {"force": ("gwent-police",)})
+    ]
+
+    def same_as_sql() -> tuple[int, int]:
+        """Check every query; return how many lists were updated and how many ranked anew."""
+        generation = _generation()
+        seen = []
+        for query in queries:
+            with Statements() as statements:
+                quick = backend._query(query, generation)
+            assert quick == backend._query_in_sql(query), query
+            seen += statements.seen
+        return (
+            sum("version >" in s for s in seen),
+            sum("count(*) OVER ()" in s or "held" in s for s in seen),
+        )
+
+    def _dated(n: int, **fields) -> SearchDocument:
+        return _document(n, published_at=datetime(2025, 1 + n % 12, 1 + n % 28), **fields)
+
+    with app.app_context():
+        backend = get_backend()
+        backend.apply(
+            [
+                _dated(n, title=f"Rugby allies {n}" if n % 3 else f"Night pledge {n}")
+                for n in range(1, 21)
+            ],
+            [],
+        )
+        assert same_as_sql()[0] == 0  # ranked anew: nothing to update yet
+        backend.apply(
+            [
+                _dated(3, title="Rugby allies night pledge", force="gwent-police"),
+                _dated(4, title="Zebra crossing"),  # no longer holds rugby allies
+                _dated(30, title="Rugby allies new", body="zebra safety"),
+            ],
+            [5, 6],
+        )
+        assert same_as_sql() == (len(words), 0)  # each brought up to date, none ranked anew
+        backend.apply([_dated(31, title="Pledge for safety")], [7])
+        assert same_as_sql() == (len(words), 0)
+        # A restored backup: the list's generation is not this history's.
+        db.session.execute(text("UPDATE portal_search.history SET token = 'elsewhere'"))
+        db.session.commit()
+        backend.apply([_dated(32, title="Rugby allies restored")], [])
+        assert same_as_sql()[1] == len(words)  # none could be updated: all ranked anew
+        # More than RANK_WHOLE_DOCUMENTS now hold "pledge": ranked on the headings instead.
+        backend.apply([_dated(n, title=f"Pledge watch {n}") for n in range(40, 50)], [])
+        updated, anew = same_as_sql()
+        assert anew == 1 and updated == len(words)  # "pledge" ranked on the other vector
