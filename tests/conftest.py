@@ -58,8 +58,9 @@ def _fresh_state(request):
             import redis
 
             client = redis.Redis.from_url(REDIS)
-            for key in client.scan_iter("LIMITS*"):
-                client.delete(key)
+            for pattern in ("LIMITS*", "portal:search*"):  # limits, shared search results
+                for key in client.scan_iter(pattern):
+                    client.delete(key)
             client.close()
     yield
     while _APPS:

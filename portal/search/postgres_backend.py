@@ -452,12 +452,7 @@ class PostgresBackend:
             if listed.searched:
                 # An updated list may still name entries removed since: the table, of the
                 # same generation, is the truth. The vector ranked on must still be right.
-                ids = listed.ids[np.isin(listed.ids, table.ids)]
-                if not listed.held and listed.whole != (len(ids) <= RANK_WHOLE_DOCUMENTS):
-                    self._forget(listed)  # updated across the limit: rank it anew
-                    generation = listed.generation
-                    continue
-                searched = True
+                ids, searched = listed.ids, True
             else:
                 ids, searched = table.ids, False
             rows = table.rows(ids)
@@ -468,7 +463,7 @@ class PostgresBackend:
             relaxed = False
             if searched and not len(ids):  # no case study holds every word: most of them
                 loose = self._listed(query, listed.generation, relaxed=True)
-                loose_ids = loose.ids[np.isin(loose.ids, table.ids)]
+                loose_ids = loose.ids
                 loose_rows = table.rows(loose_ids) if loose.generation == table.generation else None
                 if loose_rows is not None and not loose.nothing:
                     loose_keep = table.keep(loose_rows, query)
@@ -497,25 +492,28 @@ class PostgresBackend:
             words, query.partial, relaxed,
         ]  # fmt: skip
         mine = hashlib.sha256(json.dumps(described).encode()).hexdigest()
-        key = f"portal:search-ids:{generation}:{mine}"
+        key = f"portal:search-ids:{mine}"  # the newest list any worker has, with its generation
+        cache = self._shared_cache()
         known = self._lists.get(mine)
+        if known is None or known.generation != generation:
+            raw = cache.get_raw(key) if cache else None
+            shared = _Listed.loads(raw) if raw is not None else None
+            if shared is not None and (known is None or shared.number > known.number):
+                known = shared
         if known is not None:
-            self._lists.move_to_end(mine)
             if known.generation == generation:
+                self._remember(mine, known)
                 return known
             updated = self._updated(known, query, relaxed)
             if updated is not None:
                 self._remember(mine, updated)
+                if cache:
+                    cache.put_raw(key, updated.dumps())
                 return updated
-        cache = self._shared_cache()
-        raw = cache.get_raw(key) if cache else None
-        if raw is not None and (listed := _Listed.loads(generation, raw)) is not None:
-            self._remember(mine, listed)
-            return listed
         listed = self._rank_all(query, relaxed)
         if not listed.nothing:
             self._remember(mine, listed)
-            if cache and listed.generation == generation:  # else a write came between
+            if cache:
                 cache.put_raw(key, listed.dumps())
         return listed
 
@@ -527,12 +525,6 @@ class PostgresBackend:
         while self._listed_ids > CACHED_LIST_IDS and len(self._lists) > 1:
             _, gone = self._lists.popitem(last=False)
             self._listed_ids -= len(gone.ids)
-
-    def _forget(self, listed: _Listed) -> None:
-        for key, kept in list(self._lists.items()):
-            if kept is listed:
-                del self._lists[key]
-                self._listed_ids -= len(kept.ids)
 
     def _rank_all(self, query: SearchQuery, relaxed: bool) -> _Listed:
         """Rank every case study holding the words (no filter) in one statement that also
@@ -578,10 +570,10 @@ class PostgresBackend:
         )
 
     def _updated(self, known: _Listed, query: SearchQuery, relaxed: bool) -> _Listed | None:
-        """`known` brought up to the index's state now: the entries written since its
-        generation taken out, those of them that hold the words ranked and merged in (the
-        same order as ranking all anew: rank, then id; entries removed since are dropped
-        by the facet table later). None when that cannot be done exactly: a relaxed list,
+        """`known` brought up to the index's state now: the entries written or removed
+        since its generation taken out, those written since that hold the words ranked and
+        merged in (the same order as ranking all anew: rank, then id). None when that
+        cannot be done exactly: a relaxed list,
         a generation no longer in the history (or not an ancestor: a restored backup), or
         the list crossing RANK_WHOLE_DOCUMENTS (ranked on the other vector)."""
         if known.held or not known.searched or known.nothing:
@@ -607,11 +599,17 @@ class PostgresBackend:
             params,
         ).one()
         generation, number, ancestor, changed, ids, ranks = row
-        if not ancestor:
+        table = self._facets_of(str(generation)) if ancestor else None
+        if table is None:  # not an ancestor, or a write since the statement: rank anew
             return None
+        # Out: every entry written since, and those removed since (the table of the same
+        # generation no longer has them). In: those written since that hold the words.
         keep = ~np.isin(known.ids, np.array(changed or [], dtype=np.int64))
+        keep &= np.isin(known.ids, table.ids)
         merged_ids = np.concatenate([known.ids[keep], np.array(ids or [], dtype=np.int64)])
         merged_ranks = np.concatenate([known.ranks[keep], np.array(ranks or [], np.float32)])
+        if known.whole != (len(merged_ids) <= RANK_WHOLE_DOCUMENTS):
+            return None  # now ranked on the other vector: rank anew
         order = np.lexsort((merged_ids, -merged_ranks))
         return _Listed(
             str(generation),
@@ -940,20 +938,23 @@ class _Listed:
     held: bool = False  # relaxed: ordered by how many of the words each holds first
 
     def dumps(self) -> bytes:
-        head = np.array([self.number, int(self.whole), int(self.held), len(self.ids)], "<i8")
-        body = head.tobytes() + self.ids.astype("<i8").tobytes()
+        token = self.generation.encode()
+        head = [self.number, int(self.whole), int(self.held), len(self.ids), len(token)]
+        body = np.array(head, "<i8").tobytes() + token + self.ids.astype("<i8").tobytes()
         return zlib.compress(body + self.ranks.astype("<f4").tobytes(), 1)
 
     @classmethod
-    def loads(cls, generation: str, raw: bytes) -> _Listed | None:
+    def loads(cls, raw: bytes) -> _Listed | None:
         try:
             data = zlib.decompress(raw)
-            number, whole, held, count = (int(v) for v in np.frombuffer(data[:32], "<i8"))
-            ids = np.frombuffer(data[32 : 32 + 8 * count], "<i8").astype(np.int64)
-            ranks = np.frombuffer(data[32 + 8 * count :], "<f4").astype(np.float32)
-        except (ValueError, zlib.error):  # not what we wrote: ask the database
+            number, whole, held, count, size = (int(v) for v in np.frombuffer(data[:40], "<i8"))
+            generation = data[40 : 40 + size].decode()
+            start = 40 + size
+            ids = np.frombuffer(data[start : start + 8 * count], "<i8").astype(np.int64)
+            ranks = np.frombuffer(data[start + 8 * count :], "<f4").astype(np.float32)
+        except (ValueError, UnicodeDecodeError, zlib.error):  # not what we wrote
             return None
-        if len(ids) != count or len(ranks) != count:
+        if len(ids) != count or len(ranks) != count or not generation:
             return None
         return cls(generation, ids, True, False, number, ranks, bool(whole), bool(held))
 

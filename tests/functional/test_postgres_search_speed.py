@@ -391,3 +391,23 @@ def test_a_list_brought_up_to_date_answers_as_one_ranked_anew(app, monkeypatch):
         backend.apply([_dated(n, title=f"Pledge watch {n}") for n in range(40, 50)], [])
         updated, anew = same_as_sql()
         assert anew == 1 and updated == len(words)  # "pledge" ranked on the other vector
+
+
+def test_another_worker_brings_the_shared_list_up_to_date(app, published):
+    """A worker with no list of its own takes the newest one any worker shared in Redis and
+    updates it from the writes since, rather than ranking all anew."""
+    from portal.search.postgres_backend import PostgresBackend
+
+    published(*[case_study_line(title=f"Rugby allies {n}") for n in range(6)])
+    query = SearchQuery(text="rugby allies", per_page=4)
+    with app.app_context():
+        first = get_backend()
+        first.query(query)  # ranked, and shared
+        published(case_study_line(title="Rugby allies joined later"))
+        other = PostgresBackend()  # another worker: nothing of its own yet
+        with Statements() as statements:
+            found = other.query(query)
+        assert found.total == 7
+        assert any("version >" in s for s in statements.seen)
+        assert not any("count(*) OVER ()" in s for s in statements.seen)
+        assert found == other._query_in_sql(query)
