@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import pickle
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from whoosh.analysis import CompositeAnalyzer, RegexTokenizer
@@ -402,25 +402,9 @@ def build_segments(
 ) -> int:
     """Add every document to a new index, a segment per `postings_per_segment` postings
     (the memory a build holds); return how many were added."""
-    count = 0
-    pending: Iterator[dict[str, Any]] = iter(documents)
-    writer: BulkWriter | None = None
-    try:
-        for fields in pending:
-            if writer is None:
-                writer = BulkWriter(ix, compound=compound, arrays=arrays)
-            writer.add_document(**fields)
-            count += 1
-            if writer.pool.count >= postings_per_segment:
-                writer.commit(merge=False)
-                writer = None
-        if writer is not None:
-            writer.commit(merge=False)
-            writer = None
-    finally:
-        if writer is not None:
-            writer.cancel()
-    return count
+    segments = write_segments(ix, documents, postings_per_segment, compound, arrays)
+    commit_segments(ix, segments)
+    return sum(segment.doc_count_all() for segment in segments)
 
 
 def write_segments(
