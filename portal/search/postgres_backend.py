@@ -449,12 +449,8 @@ class PostgresBackend:
                 continue
             if listed.nothing:
                 return _Chosen(listed.ids, listed.ids, table, False, False, True)
-            if listed.searched:
-                # An updated list may still name entries removed since: the table, of the
-                # same generation, is the truth. The vector ranked on must still be right.
-                ids, searched = listed.ids, True
-            else:
-                ids, searched = table.ids, False
+            # Words: their list. None: every entry (the table holds them all).
+            ids, searched = (listed.ids, True) if listed.searched else (table.ids, False)
             rows = table.rows(ids)
             if rows is None:  # not the table's generation after all
                 generation = self._generation_now()
@@ -463,12 +459,11 @@ class PostgresBackend:
             relaxed = False
             if searched and not len(ids):  # no case study holds every word: most of them
                 loose = self._listed(query, listed.generation, relaxed=True)
-                loose_ids = loose.ids
-                loose_rows = table.rows(loose_ids) if loose.generation == table.generation else None
+                loose_rows = table.rows(loose.ids) if loose.generation == table.generation else None
                 if loose_rows is not None and not loose.nothing:
                     loose_keep = table.keep(loose_rows, query)
                     if loose_keep.any():
-                        ids, rows, keep, relaxed = loose_ids, loose_rows, loose_keep, True
+                        ids, rows, keep, relaxed = loose.ids, loose_rows, loose_keep, True
             ids, rows = ids[keep], rows[keep]
             if query.sort == "newest" or not searched:
                 order = np.argsort(table.recency[rows], kind="stable")
