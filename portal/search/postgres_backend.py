@@ -172,6 +172,9 @@ class PostgresBackend:
                 db.session.commit()
                 seen.update(d.case_study_id for d in batch)
                 batch = []
+        # The last transaction takes the generation's lock first, as every index writer
+        # does, even when it writes no entry (else it could wait crosswise with one).
+        _next_generation()
         self.write(batch, [])
         seen.update(d.case_study_id for d in batch)
         indexed = set(self.indexed_versions())
@@ -185,7 +188,6 @@ class PostgresBackend:
             ),
             {"words": sorted(vocabulary)},
         )
-        _next_generation()
         db.session.commit()
         return len(seen)
 
@@ -303,6 +305,19 @@ class PostgresBackend:
         rank = f"ts_rank_cd('{{0.1, 0.2, 0.4, 1.0}}', {vector}, q.query) DESC, e.case_study_id"
         return f"{held} DESC, {rank}" if held else rank
 
+    def _ranking_total(self, query: SearchQuery, total: int, held: str | None) -> int:
+        """The count the ranking rule goes by: of the case studies holding the words, with
+        no filter (as the lists of `_rank_all` count them); `total` when nothing is ticked."""
+        if held or not (query.force or query.theme or query.year or query.partner):
+            return total
+        params: dict[str, object] = {}
+        words_only = SearchQuery(text=query.text, partial=query.partial)
+        matching = self._matching(words_only, params)
+        if matching is None:
+            return total
+        counted = db.session.execute(text(f"SELECT count(*) {matching[0]}"), params)  # noqa: S608
+        return int(counted.scalar_one())
+
     def _relax(self, query: SearchQuery) -> bool:
         """Whether a search that found nothing should show what holds most of its words:
         when no case study holds all of them, whatever the filters."""
@@ -337,7 +352,7 @@ class PostgresBackend:
                     total = db.session.execute(
                         text(f"SELECT count(*) {source}"), params
                     ).scalar_one()
-            order = self._order(query, searched, total, held)
+            order = self._order(query, searched, self._ranking_total(query, total, held), held)
             rows = db.session.execute(
                 text(f"SELECT e.case_study_id {source} ORDER BY {order}"),  # noqa: S608
                 params,
@@ -460,6 +475,9 @@ class PostgresBackend:
             if searched and not len(ids):  # no case study holds every word: most of them
                 loose = self._listed(query, listed.generation, relaxed=True)
                 loose_rows = table.rows(loose.ids) if loose.generation == table.generation else None
+                if loose_rows is None and not loose.nothing:  # a write came between
+                    generation = self._generation_now()
+                    continue
                 if loose_rows is not None and not loose.nothing:
                     loose_keep = table.keep(loose_rows, query)
                     if loose_keep.any():
@@ -482,9 +500,18 @@ class PostgresBackend:
         words = query.text.strip()
         if not words:
             return _Listed(generation, _NO_IDS, searched=False, nothing=False)
+        # Keyed by the query as built, not only the words: how words are read also depends
+        # on the synonyms and on the indexed vocabulary (a compound split when both halves
+        # are known), so a list is never carried on for another query.
+        built: dict[str, object] = {}
+        matching = self._matching(
+            SearchQuery(text=query.text, partial=query.partial), built, relaxed=relaxed
+        )
+        if matching is None:
+            return self._rank_all(query, relaxed)  # nothing searchable, or nothing to relax
         described = [
-            CACHE_FORMAT, sorted(self.synonyms.items()), RANK_WHOLE_DOCUMENTS,
-            words, query.partial, relaxed,
+            CACHE_FORMAT, RANK_WHOLE_DOCUMENTS, matching[0], matching[2],
+            sorted((k, str(v)) for k, v in built.items()),
         ]  # fmt: skip
         mine = hashlib.sha256(json.dumps(described).encode()).hexdigest()
         key = f"portal:search-ids:{mine}"  # the newest list any worker has, with its generation
@@ -672,7 +699,7 @@ class PostgresBackend:
                     source, searched, held, _ = matching
                     params, facets, relaxed = loose, loose_facets, True
                     total = sum(facets["force"].values())
-        order = self._order(query, searched, total, held)
+        order = self._order(query, searched, self._ranking_total(query, total, held), held)
         highlight = (
             f"ts_headline('{CONFIG}', page.excerpt, page.query, "
             f"'StartSel={START}, StopSel={STOP}, MaxWords=40, MinWords=15, MaxFragments=2, "
@@ -941,7 +968,10 @@ class _Listed:
     @classmethod
     def loads(cls, raw: bytes) -> _Listed | None:
         try:
-            data = zlib.decompress(raw)
+            unpacking = zlib.decompressobj()
+            data = unpacking.decompress(raw, 64 + 12 * CACHED_LIST_IDS)
+            if unpacking.unconsumed_tail:  # larger than any list we write
+                return None
             number, whole, held, count, size = (int(v) for v in np.frombuffer(data[:40], "<i8"))
             generation = data[40 : 40 + size].decode()
             start = 40 + size
@@ -951,6 +981,8 @@ class _Listed:
             return None
         if len(ids) != count or len(ranks) != count or not generation:
             return None
+        if len(np.unique(ids)) != count or not np.isfinite(ranks).all():
+            return None  # not a list we wrote
         return cls(generation, ids, True, False, number, ranks, bool(whole), bool(held))
 
 

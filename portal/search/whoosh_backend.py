@@ -540,7 +540,10 @@ def _build_in_processes(
                 try:
                     message: tuple[Any, ...] = connection.recv()
                 except EOFError:
-                    code = children[n][0].wait(5)
+                    try:
+                        code: int | None = children[n][0].wait(5)
+                    except subprocess.TimeoutExpired:
+                        code = None
                     raise RuntimeError(
                         f"index build: part {n + 1} ended without a result (exit code {code})"
                     ) from None
@@ -587,9 +590,16 @@ def _start_part(
         raise
     os.close(child_reads)
     os.close(child_writes)
-    with Connection(parent_writes, readable=False) as sending:
-        sending.send((str(folder), part))
-    return child, Connection(parent_reads, writable=False)
+    receiving = Connection(parent_reads, writable=False)
+    try:
+        with Connection(parent_writes, readable=False) as sending:
+            sending.send((str(folder), part))
+    except BaseException:  # the part would not pickle, or the child died at once
+        receiving.close()
+        child.kill()
+        child.wait()
+        raise
+    return child, receiving
 
 
 def _build_part(folder: str, part: Iterable[SearchDocument], connection: Any) -> bool:

@@ -411,3 +411,38 @@ def test_another_worker_brings_the_shared_list_up_to_date(app, published):
         assert any("version >" in s for s in statements.seen)
         assert not any("count(*) OVER ()" in s for s in statements.seen)
         assert found == other._query_in_sql(query)
+
+
+def test_a_list_is_not_carried_on_when_the_words_are_read_differently(app):
+    """How words are searched also depends on the indexed vocabulary (a joined compound is
+    split once both halves are known): a list ranked for the old reading is never updated
+    for the new one; it is ranked anew, and the page is SQL's."""
+    query = SearchQuery(text="nighttime", per_page=10)
+
+    def reading() -> tuple:
+        from flask import g
+
+        g.pop("portal_known_words", None)  # the known words are asked once a request
+        params: dict[str, object] = {}
+        source = backend._matching(query, params)[0]
+        return source, sorted(params.items())
+
+    with app.app_context():
+        backend = get_backend()
+        plain = {"theme_names": ("Safety",), "summary": "Patrols."}
+        backend.apply(
+            [
+                _document(1, title="Nighttime patrols at night", **plain),
+                _document(2, title="Evening patrols", body="Out at night time.", **plain),
+            ],
+            [],
+        )
+        before = reading()
+        first = backend._query(query, _generation())
+        assert first == backend._query_in_sql(query)
+        backend.apply([_document(3, title="Time for change", **plain)], [])  # "time" known
+        assert reading() != before  # the premise: "nighttime" is now read another way
+        with Statements() as statements:
+            again = backend._query(query, _generation())
+        assert not any("version >" in s for s in statements.seen)  # ranked anew
+        assert again == backend._query_in_sql(query)
