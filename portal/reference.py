@@ -8,6 +8,7 @@ import unicodedata
 from collections import Counter
 from importlib import resources
 
+from flask import current_app
 from sqlalchemy import func, select
 
 from .extensions import db
@@ -159,6 +160,29 @@ def ensure_partners(names: list[str]) -> dict[str, int]:
 
 
 def partner_suggestions(limit: int = 500) -> list[str]:
+    """The partners to suggest (`_partner_suggestions`), worked out again only when the
+    published revisions change: each published revision's partners never change, so their
+    count and newest id say whether the list can have changed (one small query, not a
+    grouped count over every published revision's partners on each form shown)."""
+    from .models import Revision, RevisionState
+
+    version = db.session.execute(
+        select(func.count(Revision.id), func.max(Revision.id)).where(
+            Revision.state == RevisionState.PUBLISHED
+        )
+    ).one()
+    key = (limit, *version)
+    kept: dict[tuple[int, ...], list[str]] = current_app.extensions.setdefault(
+        "portal_partner_suggestions", {}
+    )
+    if key not in kept:
+        found = _partner_suggestions(limit)
+        kept.clear()
+        kept[key] = found
+    return list(kept[key])
+
+
+def _partner_suggestions(limit: int) -> list[str]:
     """Suggest each partner named by published case studies once, in its most common spelling.
 
     Only published case studies count (drafts stay private). Names that differ only in case,

@@ -624,3 +624,31 @@ def test_a_line_break_in_a_one_line_field_is_refused_and_kept(app, author, field
     assert "Bcc: everyone@example.com" in html
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(CaseStudy)) == 0
+
+
+def test_partner_suggestions_are_worked_out_again_only_after_a_publication(
+    app, author, colleague, moderator
+):
+    from sqlalchemy import event
+
+    grouped: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:
+        if "count(DISTINCT" in statement or "count(distinct" in statement:
+            grouped.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        colleague.get("/case-studies/new")
+        colleague.get("/case-studies/new")
+        assert len(grouped) == 1  # the second form reused the list
+        _, revision_id = submitted(app, author)
+        colleague.get("/case-studies/new")
+        assert len(grouped) == 1  # a submission publishes nothing
+        decide(moderator, revision_id, "approve")
+        assert "Movember" in colleague.get("/case-studies/new").get_data(as_text=True)
+        assert len(grouped) == 2
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
