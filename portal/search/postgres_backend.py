@@ -301,8 +301,8 @@ class PostgresBackend:
         # long bodies, so it ranks on the short heading vector instead (title, themes,
         # summary, force), where the best matches of a broad query stand out anyway.
         # Most words first (relaxed): then the heading decides among equals.
-        vector = "e.document" if total <= RANK_WHOLE_DOCUMENTS and not held else "e.heading"
-        rank = f"ts_rank_cd('{{0.1, 0.2, 0.4, 1.0}}', {vector}, q.query) DESC, e.case_study_id"
+        vector = "document" if total <= RANK_WHOLE_DOCUMENTS and not held else "heading"
+        rank = f"{_rank(vector)} DESC, e.case_study_id"
         return f"{held} DESC, {rank}" if held else rank
 
     def _ranking_total(self, query: SearchQuery, total: int, held: str | None) -> int:
@@ -333,7 +333,7 @@ class PostgresBackend:
 
     def ranked_ids(self, query: SearchQuery) -> list[int]:
         try:
-            generation = db.session.execute(text(f"SELECT {GENERATION}")).scalar()
+            generation = self._generation_now()
             chosen = self._chosen(query, generation) if generation else None
             if chosen is not None:
                 return [int(i) for i in chosen.ids]
@@ -507,8 +507,8 @@ class PostgresBackend:
         matching = self._matching(
             SearchQuery(text=query.text, partial=query.partial), built, relaxed=relaxed
         )
-        if matching is None:
-            return self._rank_all(query, relaxed)  # nothing searchable, or nothing to relax
+        if matching is None:  # nothing searchable, or nothing to relax
+            return _Listed(self._generation_now(), _NO_IDS, searched=True, nothing=True)
         described = [
             CACHE_FORMAT, RANK_WHOLE_DOCUMENTS, matching[0], matching[2],
             sorted((k, str(v)) for k, v in built.items()),
@@ -526,17 +526,16 @@ class PostgresBackend:
             if known.generation == generation:
                 self._remember(mine, known)
                 return known
-            updated = self._updated(known, query, relaxed)
+            updated = self._updated(known, matching[0], built)
             if updated is not None:
                 self._remember(mine, updated)
                 if cache:
                     cache.put_raw(key, updated.dumps())
                 return updated
-        listed = self._rank_all(query, relaxed)
-        if not listed.nothing:
-            self._remember(mine, listed)
-            if cache:
-                cache.put_raw(key, listed.dumps())
+        listed = self._rank_all(matching[0], matching[2], built)
+        self._remember(mine, listed)
+        if cache:
+            cache.put_raw(key, listed.dumps())
         return listed
 
     def _remember(self, key: str, listed: _Listed) -> None:
@@ -548,16 +547,10 @@ class PostgresBackend:
             _, gone = self._lists.popitem(last=False)
             self._listed_ids -= len(gone.ids)
 
-    def _rank_all(self, query: SearchQuery, relaxed: bool) -> _Listed:
-        """Rank every case study holding the words (no filter) in one statement that also
-        reads the generation, so that the list and the generation belong together."""
-        params: dict[str, object] = {}
-        words_only = SearchQuery(text=query.text, partial=query.partial)
-        matching = self._matching(words_only, params, relaxed=relaxed)
-        if matching is None:
-            generation = self._generation_now()
-            return _Listed(generation, _NO_IDS, searched=True, nothing=True)
-        source, _, held, _ = matching
+    def _rank_all(self, source: str, held: str | None, params: dict[str, object]) -> _Listed:
+        """Rank every case study holding the words (`_matching` of the words alone) in one
+        statement that also reads the generation, so the list and the generation belong
+        together."""
         if held:  # most words first; then the heading decides among equals
             ranked = f"SELECT e.case_study_id, {held} AS held, {_rank('heading')} AS r {source}"
             order = "m.held DESC, m.r DESC, m.case_study_id"
@@ -591,7 +584,7 @@ class PostgresBackend:
             held=bool(held),
         )
 
-    def _updated(self, known: _Listed, query: SearchQuery, relaxed: bool) -> _Listed | None:
+    def _updated(self, known: _Listed, source: str, built: dict[str, object]) -> _Listed | None:
         """`known` brought up to the index's state now: the entries written or removed
         since its generation taken out, those written since that hold the words ranked and
         merged in (the same order as ranking all anew: rank, then id). None when that
@@ -600,12 +593,7 @@ class PostgresBackend:
         the list crossing RANK_WHOLE_DOCUMENTS (ranked on the other vector)."""
         if known.held or not known.searched or known.nothing:
             return None
-        params: dict[str, object] = {"seen": known.number, "seen_token": known.generation}
-        words_only = SearchQuery(text=query.text, partial=query.partial)
-        matching = self._matching(words_only, params, relaxed=relaxed)
-        if matching is None:
-            return None
-        source = matching[0]
+        params = {**built, "seen": known.number, "seen_token": known.generation}
         rank = _rank("document" if known.whole else "heading")
         row = db.session.execute(
             text(
@@ -659,13 +647,8 @@ class PostgresBackend:
             else None
         )
         if matching is not None:
-            highlight = (
-                f"ts_headline('{CONFIG}', e.excerpt, q.query, "
-                f"'StartSel={START}, StopSel={STOP}, MaxWords=40, MinWords=15, MaxFragments=2, "
-                'FragmentDelimiter=" … "\')'
-            )
             sql = (
-                f"SELECT e.case_study_id, {highlight}, e.summary "  # noqa: S608 - constants only
+                f"SELECT e.case_study_id, {_headline('e.excerpt', 'q.query')}, e.summary "  # noqa: S608 - constants only
                 f"FROM search_entry e, (SELECT {matching[3]}) q "
                 "WHERE e.case_study_id = ANY(:page)"
             )
@@ -700,13 +683,7 @@ class PostgresBackend:
                     params, facets, relaxed = loose, loose_facets, True
                     total = sum(facets["force"].values())
         order = self._order(query, searched, self._ranking_total(query, total, held), held)
-        highlight = (
-            f"ts_headline('{CONFIG}', page.excerpt, page.query, "
-            f"'StartSel={START}, StopSel={STOP}, MaxWords=40, MinWords=15, MaxFragments=2, "
-            'FragmentDelimiter=" … "\')'
-            if searched
-            else "page.summary"
-        )
+        highlight = _headline("page.excerpt", "page.query") if searched else "page.summary"
         params.update(limit=query.per_page, offset=(max(1, query.page) - 1) * query.per_page)
         page = (
             []
@@ -935,6 +912,15 @@ def _next_generation() -> int:
         {"number": number, "kept": HISTORY_KEPT},
     )
     return int(number)
+
+
+def _headline(excerpt: str, query: str) -> str:
+    """SQL marking the query's words in an excerpt (the columns' SQL names)."""
+    return (
+        f"ts_headline('{CONFIG}', {excerpt}, {query}, "
+        f"'StartSel={START}, StopSel={STOP}, MaxWords=40, MinWords=15, MaxFragments=2, "
+        'FragmentDelimiter=" … "\')'
+    )
 
 
 def _rank(vector: str) -> str:
