@@ -135,6 +135,32 @@ class _CompiledTemplates(BytecodeCache):
 _COMPILED_TEMPLATES = _CompiledTemplates()
 
 
+def _share_url_builders() -> None:
+    """Compile each URL rule's builder functions once for the whole run.
+
+    Werkzeug writes and compiles two Python functions for every URL rule each time an app
+    binds it: nine tenths of the 26 ms that making an app takes, and each test makes its
+    own. A builder depends only on the rule's parts, its defaults and the kind asked for
+    (it finds the rule's converters through the rule it is bound to when called), so one
+    compiled function serves the same rule in every app of the run."""
+    from werkzeug.routing import Rule
+
+    compile_builder = Rule._compile_builder
+    built: dict = {}
+
+    def shared(rule, append_unknown: bool = True):
+        defaults = sorted((k, repr(v)) for k, v in (rule.defaults or {}).items())
+        key = (rule.rule, tuple(rule._trace), tuple(defaults), append_unknown)
+        if key not in built:
+            built[key] = compile_builder(rule, append_unknown)
+        return built[key]
+
+    Rule._compile_builder = shared  # type: ignore[method-assign]
+
+
+_share_url_builders()
+
+
 def make_app(instance: Path, **config):
     """Build an app whose runtime files all live in `instance` (and, in the scale-out run,
     whose database is this run's PostgreSQL database)."""

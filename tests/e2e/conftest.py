@@ -7,6 +7,8 @@ Console errors (a Content-Security-Policy violation, a failed script) fail it to
 
 from __future__ import annotations
 
+import time
+import weakref
 from pathlib import Path
 
 import pyotp
@@ -96,6 +98,48 @@ def assert_accessible(page) -> None:
         raise AccessibilityError(f"{page.url}\n{results.generate_report()}")
 
 
+QUIET_MS = 100  # a page has settled when no request has been in flight this long
+_IN_FLIGHT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # page -> its requests
+
+
+def track(page) -> None:
+    """Keep count of the page's requests in flight (htmx's included), for `settle`."""
+    if page in _IN_FLIGHT:
+        return
+    requests: set = set()
+    _IN_FLIGHT[page] = requests
+    page.on("request", lambda request: requests.add(request))
+    page.on("requestfinished", lambda request: requests.discard(request))
+    page.on("requestfailed", lambda request: requests.discard(request))
+
+
+def settle(page, timeout: float = 30.0) -> None:
+    """Wait until the page has loaded and no request has been in flight for QUIET_MS.
+
+    Playwright's "networkidle" waits for 500 ms of quiet, half a second on every page a
+    test opens. A page not tracked from its first request waits for "networkidle" once."""
+    if page not in _IN_FLIGHT:
+        track(page)
+        page.wait_for_load_state("networkidle")
+        return
+    requests = _IN_FLIGHT[page]
+    page.wait_for_load_state("load")
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while quiet < QUIET_MS:
+        page.wait_for_timeout(25)  # Playwright delivers the page's events meanwhile
+        quiet = 0 if requests else quiet + 25
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"requests still in flight on {page.url}: {list(requests)}")
+
+
+@pytest.fixture
+def page(page):
+    """pytest-playwright's page, its requests counted from the first (see `settle`)."""
+    track(page)
+    return page
+
+
 def sign_in(page, base_url: str, email: str, password: str) -> None:
     """Sign in through the real form, checking the sign-in page with axe-core."""
     page.goto(base_url + "/auth/login")
@@ -103,7 +147,7 @@ def sign_in(page, base_url: str, email: str, password: str) -> None:
     page.get_by_label("Email address").fill(email)
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state("networkidle")
+    settle(page)
 
 
 @pytest.fixture
@@ -147,7 +191,7 @@ def visit(page, base_url):
         target = on or page
         response = target.goto(base_url + path)
         assert response is not None and response.status == expect_status, path
-        target.wait_for_load_state("networkidle")
+        settle(target)
         assert_accessible(target)
         return target
 
@@ -160,6 +204,7 @@ def other_page(browser):
     """A second person's browser (its own cookies), watched like the first."""
     context = browser.new_context()
     second = context.new_page()
+    track(second)
     problems = watch(second)
     yield second
     context.close()

@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import assert_accessible, sign_in
+from .conftest import assert_accessible, settle, sign_in, track
 
 KEY_DELAY = 150  # ms between key presses, as a person types
 SITE = "HeForShe Practice Library"
@@ -156,6 +156,7 @@ def phone(browser, base_url):
 
     context = browser.new_context(viewport={"width": 375, "height": 812})
     page = context.new_page()
+    track(page)
     account = DEMO_ACCOUNTS[0]
     sign_in(page, base_url, account.email, account.password)
     yield page
@@ -165,7 +166,7 @@ def phone(browser, base_url):
 def test_on_a_phone_results_come_first_and_filters_wait_behind_a_button(phone, base_url):
     page = phone
     page.goto(base_url + "/library?q=women")
-    page.wait_for_load_state("networkidle")
+    settle(page)
     toggle = page.locator(".portal-filter-toggle")
     expect(toggle).to_be_visible()
     expect(page.locator("#library-filters")).to_be_hidden()

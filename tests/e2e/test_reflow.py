@@ -22,7 +22,7 @@ from portal.demo import DEMO_ACCOUNTS
 from portal.extensions import db
 from portal.models import User
 
-from .conftest import AccessibilityError, assert_accessible, sign_in, watch
+from .conftest import AccessibilityError, assert_accessible, settle, sign_in, watch
 
 PHONE = {"width": 320, "height": 640}
 DESKTOP = {"width": 1280, "height": 800}
@@ -76,7 +76,7 @@ def _signed_in(page, live_app, base_url, account) -> None:
         _free_code(live_app, account.email)
         page.get_by_label("Enter your security code").fill(pyotp.TOTP(account.totp_secret).now())
         page.get_by_role("button", name="Continue").click()
-        page.wait_for_load_state("networkidle")
+        settle(page)
     expect(page.locator(".portal-signout")).to_have_count(1)  # signed in (the link may be folded)
 
 
