@@ -109,6 +109,15 @@ def prepare(setup: str, folder: Path, docs: int, users: int) -> dict:
         with engine.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         engine.dispose()
+        # Nothing carried over from an earlier run: its rate-limit counts (the same users
+        # submitted then, so fewer writes would get through now) and shared ranked lists.
+        import redis
+
+        kept = redis.Redis.from_url(REDIS)
+        for pattern in ("LIMITS*", "portal:search*"):
+            for key in kept.scan_iter(pattern):
+                kept.delete(key)
+        kept.close()
         env.update(
             PORTAL_DATABASE_URL=f"{POSTGRES}/{name}",
             PORTAL_SEARCH_BACKEND="postgres",

@@ -22,7 +22,7 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 from werkzeug.exceptions import ServiceUnavailable
 
 from ..core import rules
@@ -520,7 +520,7 @@ def related_to(case_study: CaseStudy, limit: int = 4) -> list[Revision]:
         for r in db.session.scalars(
             select(Revision)
             .where(Revision.case_study_id.in_(ids), Revision.state == RevisionState.PUBLISHED)
-            .options(selectinload(Revision.case_study).selectinload(CaseStudy.force))
+            .options(joinedload(Revision.case_study).joinedload(CaseStudy.force))
         )
     }
     return [found[i] for i in ids if i in found]

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from flask import Blueprint, make_response, render_template, request, url_for
 from sqlalchemy import select
-from sqlalchemy.orm import load_only, selectinload
+from sqlalchemy.orm import joinedload, load_only, selectinload
 
 from ..casestudies.queries import latest_published
 from ..extensions import db
@@ -179,7 +179,7 @@ def index():
                     Revision.event_date,
                 ),
                 selectinload(Revision.themes),
-                selectinload(Revision.case_study).selectinload(CaseStudy.force),
+                joinedload(Revision.case_study).joinedload(CaseStudy.force),
             )
         )
     }
