@@ -23,7 +23,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 from flask import current_app, g
@@ -1027,10 +1027,10 @@ class _FacetTable:
     number: int = 0  # the generation's number
     # What it was made from (id -> force, themes, partners, year, published at in
     # microseconds), for the next generation's table; None for one made otherwise.
-    entries: dict[int, tuple] | None = None
+    entries: dict[int, tuple[Any, ...]] | None = None
 
     @classmethod
-    def load(cls, generation: str, number: int, found: dict[int, tuple]) -> _FacetTable:
+    def load(cls, generation: str, number: int, found: dict[int, tuple[Any, ...]]) -> _FacetTable:
         """From each entry's (force, themes, partners, year, published at in microseconds)
         by case study id."""
         entries = [(i, *found[i]) for i in sorted(found)]
