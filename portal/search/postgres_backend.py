@@ -539,20 +539,25 @@ class PostgresBackend:
         key = f"portal:search-ids:{mine}"  # the newest list any worker has, with its generation
         cache = self._shared_cache()
         known = self._lists.get(mine)
-        if known is None or known.generation != generation:
-            raw = cache.get_raw(key) if cache else None
-            shared = _Listed.loads(raw) if raw is not None else None
-            if shared is not None and (known is None or shared.number > known.number):
-                known = shared
+        # This worker's own list, brought up to date if need be (only the entries written
+        # since are ranked). An update is not shared: bringing a list up to date costs any
+        # worker little, and copying it to and from Redis after each write cost more.
         if known is not None:
             if known.generation == generation:
                 self._remember(mine, known)
                 return known
-            updated = self._updated(known, matching[0], built)
-            if updated is not None:
+            if (updated := self._updated(known, matching[0], built)) is not None:
                 self._remember(mine, updated)
-                if cache:
-                    cache.put_raw(key, updated.dumps())
+                return updated
+        # Else the list some worker ranked last, from Redis, brought up to date.
+        raw = cache.get_raw(key) if cache else None
+        shared = _Listed.loads(raw) if raw is not None else None
+        if shared is not None and (known is None or shared.number > known.number):
+            if shared.generation == generation:
+                self._remember(mine, shared)
+                return shared
+            if (updated := self._updated(shared, matching[0], built)) is not None:
+                self._remember(mine, updated)
                 return updated
         listed = self._rank_all(matching[0], matching[2], built)
         self._remember(mine, listed)
