@@ -6,7 +6,8 @@ studies, 20 users, 60 seconds; then the two side by side and the scale-out's rat
 
 - embedded: SQLite + Whoosh in a temporary instance folder, rate limits in memory;
 - postgres: a fresh PostgreSQL database (PostgreSQL search) on 127.0.0.1:5432, rate
-  limits and the shared search-result cache in Redis on 127.0.0.1:6379.
+  limits and the shared search-result cache in Redis on 127.0.0.1:6379, database 1
+  (emptied of an earlier run's counts and lists first).
 
 Traffic per user, chosen at random: 80% library searches and filter changes (the htmx
 fragment), 15% case-study pages, 5% writes (two of the users are moderators who approve
@@ -45,7 +46,7 @@ from import_bench import generate  # noqa: E402
 from search import QUERIES  # noqa: E402
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
-REDIS = "redis://127.0.0.1:6379/0"
+REDIS = "redis://127.0.0.1:6379/1"  # not the tests' database (0): this run clears its keys
 PASSWORD = "load test password 2026"
 TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 SEEN = re.compile(r'name="seen" value="([^"]+)"')

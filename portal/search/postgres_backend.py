@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 import time
 import zlib
 from collections import OrderedDict
@@ -422,7 +423,7 @@ class PostgresBackend:
             if ancestor:
                 present = set(ids or [])
                 entries = {i: v for i, v in known.entries.items() if i in present}
-                entries.update((e[0], tuple(e[1:])) for e in json.loads(written or "[]"))
+                entries.update(_facet_entry(e) for e in json.loads(written or "[]"))
                 if len(entries) == len(present):  # else an entry unaccounted for: read all
                     return _FacetTable.load(str(token), int(number), entries)
         # One JSON text, not a row an entry: a third of the time at 10,000 entries.
@@ -432,7 +433,7 @@ class PostgresBackend:
                 "FROM portal_search.generation g"
             )
         ).one()
-        entries = {e[0]: tuple(e[1:]) for e in json.loads(everything or "[]")}
+        entries = dict(_facet_entry(e) for e in json.loads(everything or "[]"))
         return _FacetTable.load(str(token or ""), int(number or 0), entries)
 
     def _facets_in_sql(self, source: str, params: dict[str, object]) -> dict[str, dict[str, int]]:
@@ -1017,6 +1018,19 @@ _FACET_ROWS = (
     "json_agg(json_build_array(e.case_study_id, e.force, e.themes, e.partners, e.year, "
     "CAST(extract(epoch FROM e.published_at) * 1000000 AS bigint)))::text"
 )
+
+
+def _facet_entry(row: list[Any]) -> tuple[int, tuple[Any, ...]]:
+    """(id, (force, themes, partners, year, published at)) from a row of _FACET_ROWS, each
+    name one shared string (a worker keeps every entry's, from one generation to the next)."""
+    case_study_id, force, themes, partners, year, stamp = row
+    return int(case_study_id), (
+        sys.intern(force) if force is not None else None,
+        tuple(sys.intern(t) for t in themes or ()),
+        tuple(sys.intern(p) for p in partners or ()),
+        year,
+        stamp,
+    )
 
 
 @dataclass(frozen=True)
