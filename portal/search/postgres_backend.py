@@ -50,6 +50,9 @@ _WORDS = re.compile(r"[^\W\d_]{3,}")
 # The search generation (migration 0013): a token that every index write changes in its
 # own transaction, so anything keyed by it is never read after the index has changed.
 GENERATION = "(SELECT token FROM portal_search.generation)"
+# Whether the history still names generation :seen with the token :seen_token, so that the
+# state read now descends from it (NULL when it is too old; false after a restored backup).
+_ANCESTOR = "(SELECT h.token = :seen_token FROM portal_search.history h WHERE h.number = :seen)"
 CACHE_SECONDS = 120  # how long a shared cached result is kept (a new generation misses it)
 CACHE_PAUSE_SECONDS = 10  # after a cache error, search without it this long
 CACHE_FORMAT = 3  # change when what is cached, or how results are computed, changes
@@ -412,8 +415,7 @@ class PostgresBackend:
             token, number, ancestor, ids, written = db.session.execute(
                 text(
                     "SELECT g.token, g.number, "  # noqa: S608 - constants only
-                    "(SELECT h.token = :seen_token FROM portal_search.history h "
-                    " WHERE h.number = :seen), "
+                    f"{_ANCESTOR}, "
                     "(SELECT array_agg(case_study_id) FROM search_entry), "
                     f"(SELECT {_FACET_ROWS} FROM search_entry e WHERE e.version > :seen) "
                     "FROM portal_search.generation g"
@@ -539,32 +541,28 @@ class PostgresBackend:
         mine = hashlib.sha256(json.dumps(described).encode()).hexdigest()
         key = f"portal:search-ids:{mine}"  # the newest list any worker has, with its generation
         cache = self._shared_cache()
-        known = self._lists.get(mine)
         # This worker's own list, brought up to date if need be (only the entries written
         # since are ranked). An update is not shared: bringing a list up to date costs any
         # worker little, and copying it to and from Redis after each write cost more.
-        if known is not None:
-            if known.generation == generation:
-                self._remember(mine, known)
-                return known
-            if (updated := self._updated(known, matching[0], built)) is not None:
-                self._remember(mine, updated)
-                return updated
-        # Else the list some worker ranked last, from Redis, brought up to date.
-        raw = cache.get_raw(key) if cache else None
-        shared = _Listed.loads(raw) if raw is not None else None
-        if shared is not None and (known is None or shared.number > known.number):
-            if shared.generation == generation:
-                self._remember(mine, shared)
-                return shared
-            if (updated := self._updated(shared, matching[0], built)) is not None:
-                self._remember(mine, updated)
-                return updated
-        listed = self._rank_all(matching[0], matching[2], built)
-        self._remember(mine, listed)
-        if cache:
-            cache.put_raw(key, listed.dumps())
-        return listed
+        own = self._lists.get(mine)
+        found = self._current(own, generation, matching[0], built) if own else None
+        if found is None:  # else the list some worker ranked last, from Redis, brought up to date
+            raw = cache.get_raw(key) if cache else None
+            shared = _Listed.loads(raw) if raw is not None else None
+            if shared is not None and (own is None or shared.number > own.number):
+                found = self._current(shared, generation, matching[0], built)
+        if found is None:
+            found = self._rank_all(matching[0], matching[2], built)
+            if cache:
+                cache.put_raw(key, found.dumps())
+        self._remember(mine, found)
+        return found
+
+    def _current(
+        self, listed: _Listed, generation: str, source: str, built: dict[str, object]
+    ) -> _Listed | None:
+        """`listed` if it is of `generation`, else brought up to date (None if it cannot be)."""
+        return listed if listed.generation == generation else self._updated(listed, source, built)
 
     def _remember(self, key: str, listed: _Listed) -> None:
         gone = self._lists.pop(key, None)
@@ -626,8 +624,7 @@ class PostgresBackend:
         row = db.session.execute(
             text(
                 "SELECT g.token, g.number, "  # noqa: S608 - constants and parameter names only
-                "(SELECT h.token = :seen_token FROM portal_search.history h "
-                " WHERE h.number = :seen), "
+                f"{_ANCESTOR}, "
                 "(SELECT array_agg(case_study_id) FROM search_entry WHERE version > :seen), "
                 f"c.ids, c.ranks FROM portal_search.generation g, LATERAL ("
                 f"SELECT array_agg(m.case_study_id ORDER BY m.r DESC, m.case_study_id) AS ids, "
