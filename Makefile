@@ -7,7 +7,7 @@ PORT ?= 5000
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test browser bench lint clean
+.PHONY: run test browser idp bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,7 @@ run: $(VENV)/.runtime-installed
 ## one on each core; the PostgreSQL pass's output is printed after the embedded pass's.
 TEST_POSTGRES ?= postgresql+psycopg://postgres@127.0.0.1:5432
 TEST_REDIS ?= redis://127.0.0.1:6379/0
-test: lint browser
+test: lint browser idp
 	@if $(BIN)/python -m tests.services "$(TEST_POSTGRES)" "$(TEST_REDIS)"; then \
 	  log=$$(mktemp); tmp=$$(mktemp -d); \
 	  echo "== on the embedded default, and on PostgreSQL + Redis beside it =="; \
@@ -65,6 +65,15 @@ browser:
 	    echo "Browser tests need Debian's chromium: sudo apt-get install -y chromium" >&2; exit 1; \
 	  fi; \
 	fi
+
+## The single sign-on tests' OpenID provider (oidc-provider, pinned in tests/idp's lock file),
+## installed from the npm registry with the machine's Node; the portal itself never needs Node.
+idp: tests/idp/node_modules/.package-lock.json
+
+tests/idp/node_modules/.package-lock.json: tests/idp/package-lock.json
+	@command -v npm >/dev/null || { echo "The single sign-on tests need Node and npm: sudo apt-get install -y nodejs npm" >&2; exit 1; }
+	npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
+	touch $@
 
 ## Print the import benchmark's figures (10,000 generated case studies by default).
 bench: $(VENV)/.dev-installed
