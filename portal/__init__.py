@@ -71,9 +71,10 @@ def configure_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     limiter.init_app(app)
 
-    from .auth import sessions
+    from .auth import sessions, sso
 
     sessions.register(app)
+    sso.register(app)
 
 
 def configure_blueprints(app: Flask) -> None:

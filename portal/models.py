@@ -220,6 +220,90 @@ class RecoveryCode(db.Model):
     user: Mapped[User] = relationship(back_populates="recovery_codes")
 
 
+class ProviderKind(enum.StrEnum):
+    ENTRA = "entra"  # Microsoft Entra ID, one multi-tenant registration; tenants map to forces
+    OIDC = "oidc"  # any other OpenID provider: one issuer, one force
+
+
+class IdentityProvider(db.Model):
+    """An OpenID provider people may sign in with. Its client secret is never stored here:
+    it comes from the environment or the instance's config (portal.auth.sso.client_secret)."""
+
+    __tablename__ = "identity_provider"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[ProviderKind] = mapped_column(_enum(ProviderKind, "provider_kind"))
+    discovery_url: Mapped[str] = mapped_column(String(500))
+    client_id: Mapped[str] = mapped_column(String(200))
+    # For a provider of one issuer (kind oidc): the force its people belong to.
+    force_id: Mapped[int | None] = mapped_column(ForeignKey("force.id"))
+    # Trust the provider's multi-factor sign-in for moderators and admins: only when the ID
+    # token says so (amr holds "mfa", or acr is mfa_acr).
+    trust_mfa: Mapped[bool] = mapped_column(Boolean, default=False, server_default=db.false())
+    mfa_acr: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=db.true())
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    force: Mapped[Force | None] = relationship()
+    tenants: Mapped[list[ProviderTenant]] = relationship(
+        back_populates="provider", cascade="all, delete-orphan", order_by="ProviderTenant.id"
+    )
+
+
+class ProviderTenant(db.Model):
+    """An Entra ID tenant allowed to sign in, and the force its people belong to."""
+
+    __tablename__ = "provider_tenant"
+    __table_args__ = (UniqueConstraint("provider_id", "tenant_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(
+        ForeignKey("identity_provider.id", ondelete="CASCADE"), index=True
+    )
+    tenant_id: Mapped[str] = mapped_column(String(36))  # a GUID, lower case
+    force_id: Mapped[int] = mapped_column(ForeignKey("force.id"))
+
+    provider: Mapped[IdentityProvider] = relationship(back_populates="tenants")
+    force: Mapped[Force] = relationship()
+
+
+class ExternalIdentity(db.Model):
+    """A person's account at a provider, linked to their portal account.
+
+    Keyed by what the provider never changes: the issuer and subject (for Entra ID, the
+    tenant and the object id), never by the email claim, which a tenant's admin can set.
+    """
+
+    __tablename__ = "external_identity"
+    __table_args__ = (UniqueConstraint("issuer", "subject"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    provider_id: Mapped[int | None] = mapped_column(
+        ForeignKey("identity_provider.id", ondelete="SET NULL"), index=True
+    )
+    issuer: Mapped[str] = mapped_column(String(300))  # "entra:<tid>" or the issuer URL
+    subject: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    user: Mapped[User] = relationship()
+    provider: Mapped[IdentityProvider | None] = relationship()
+
+
+class SignInState(db.Model):
+    """A sign-in's `state` once it has come back: a second use of it is refused."""
+
+    __tablename__ = "sign_in_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    used_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
 revision_theme = Table(
     "revision_theme",
     db.metadata,

@@ -18,6 +18,10 @@ PUBLIC_ENDPOINTS = {
     "auth.resend_confirmation",
     "auth.reset_request",
     "auth.reset_password",
+    "auth.sso_start",
+    "auth.sso_callback",
+    "auth.sso_link",
+    "auth.signed_out",
     "health.healthz",
     "health.readyz",
     "health.metrics",  # its own key: the metrics token (portal/health/views.py)

@@ -135,3 +135,9 @@ class CodeForm(FlaskForm):
     code = StringField(
         "Code", filters=[stripped], validators=[DataRequired("Enter the code"), Length(max=20)]
     )
+
+
+class LinkAccountForm(FlaskForm):
+    password = PasswordField(
+        "Password", validators=[DataRequired("Enter your password"), Length(max=1024)]
+    )

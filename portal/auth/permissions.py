@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from ..models import Role
 from ..web.htmx import send_to
+from .sessions import has_second_factor
 
 
 def require_role(*roles: Role) -> Callable[[], ResponseReturnValue | None]:
@@ -20,7 +21,7 @@ def require_role(*roles: Role) -> Callable[[], ResponseReturnValue | None]:
             abort(401)  # the global access check normally redirects first
         if not current_user.has_role(*roles):
             abort(403)
-        if current_user.needs_mfa and not current_user.mfa_enabled:
+        if current_user.needs_mfa and not has_second_factor(current_user):
             flash("Set up two-factor authentication before you use moderation or admin pages.")
             return send_to(url_for("account.mfa_setup"), htmx_status=403)
         return None

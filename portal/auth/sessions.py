@@ -5,13 +5,17 @@ from __future__ import annotations
 import time
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, flash, session
-from flask_login import login_user, logout_user
+from flask import Flask, current_app, flash, has_request_context, session
+from flask_login import current_user, login_user, logout_user
 
 from ..extensions import db, login_manager
 from ..models import User, UserStatus
 
 PENDING_SECOND_FACTOR = "mfa_pending"
+#: The provider a session was signed in through (single sign-on), for signing out there too.
+SIGNED_IN_THROUGH = "sso_provider"
+#: Set when the provider's own multi-factor sign-in stands for the portal's second factor.
+PROVIDER_MFA = "mfa_by_provider"
 
 
 def load_user(session_id: str) -> User | None:
@@ -25,13 +29,32 @@ def load_user(session_id: str) -> User | None:
     return user
 
 
-def start_session(user: User) -> None:
-    """Sign `user` in on a brand-new session (nothing survives from before)."""
+def start_session(user: User, *, provider: int | None = None, provider_mfa: bool = False) -> None:
+    """Sign `user` in on a brand-new session (nothing survives from before); `provider` is
+    the identity provider they came through, whose MFA stands for the second factor when
+    `provider_mfa`."""
     session.clear()
     login_user(user, remember=False, fresh=True)
     now = int(time.time())
     session["auth_at"] = now
     session["seen_at"] = now
+    if provider is not None:
+        session[SIGNED_IN_THROUGH] = provider
+    if provider_mfa:
+        session[PROVIDER_MFA] = True
+
+
+def has_second_factor(user: User) -> bool:
+    """Whether `user` passed a second factor: the portal's own (every sign-in of an account
+    with one asks for it), or, in this session, a trusted provider's multi-factor sign-in."""
+    if user.mfa_enabled:
+        return True
+    return bool(
+        has_request_context()
+        and session.get(PROVIDER_MFA) is True
+        and current_user.is_authenticated
+        and current_user.get_id() == user.get_id()
+    )
 
 
 def end_session() -> None:
@@ -40,23 +63,29 @@ def end_session() -> None:
     session.clear()
 
 
-def begin_second_factor(user: User, next_url: str | None) -> None:
-    """Remember, on a fresh session, who passed the password step and where they were going."""
+def begin_second_factor(user: User, next_url: str | None, *, provider: int | None = None) -> None:
+    """Remember, on a fresh session, who passed the first step (a password, or a provider's
+    sign-in) and where they were going."""
     session.clear()
     session[PENDING_SECOND_FACTOR] = {
         "user": user.get_id(),
         "at": int(time.time()),
         "next": next_url,
+        "provider": provider,
     }
 
 
-def pending_second_factor() -> tuple[User, str | None] | None:
-    """Return the user waiting to give a second factor (for 5 minutes at most)."""
+def pending_second_factor() -> tuple[User, str | None, int | None] | None:
+    """Return the user waiting to give a second factor (for 5 minutes at most), where they
+    were going and the provider they came through, if any."""
     pending = session.get(PENDING_SECOND_FACTOR)
     if not isinstance(pending, dict) or time.time() - pending.get("at", 0) > 300:
         return None
     user = load_user(str(pending.get("user", "")))
-    return (user, pending.get("next")) if user else None
+    if user is None:
+        return None
+    provider = pending.get("provider")
+    return user, pending.get("next"), provider if isinstance(provider, int) else None
 
 
 def session_expired() -> str | None:

@@ -6,6 +6,7 @@ import hashlib
 
 from flask import (
     Blueprint,
+    abort,
     current_app,
     flash,
     g,
@@ -19,18 +20,21 @@ from flask_limiter.util import get_remote_address
 from flask_login import current_user
 from werkzeug.exceptions import ServiceUnavailable
 
-from ..extensions import limiter
+from ..core.errors import FieldErrors
+from ..core.links import external_url
+from ..extensions import db, limiter
 from ..jobs import enqueue
-from ..models import UserStatus
+from ..models import IdentityProvider, User, UserStatus
 from ..web import attempts
 from ..web.attempts import AttemptLimit
 from ..web.forms import add_errors, carry_out, render_form
-from . import services, sessions, tokens
+from . import services, sessions, sso, tokens
 from .forms import (
     CodeForm,
     ConfirmEmailForm,
     EmailForm,
     FinishRegistrationForm,
+    LinkAccountForm,
     LoginForm,
     NewPasswordForm,
     RegisterForm,
@@ -101,7 +105,17 @@ def login():
             services.record_sign_in(result.user, method="password")
             return redirect(next_url or url_for("library.home"), code=303)
         form.form_errors.append(result.error)
-    return render_form("auth/login.html", form, next_url=next_url)
+    return _login_page(form, next_url)
+
+
+def _login_page(form, next_url: str | None, status: int = 200):
+    return render_form(
+        "auth/login.html",
+        form,
+        status,
+        next_url=next_url,
+        providers=sso.usable_providers(),
+    )
 
 
 @bp.route("/two-factor", methods=["GET", "POST"])
@@ -112,7 +126,7 @@ def second_factor():
     if pending is None:
         flash("Sign in again to continue.")
         return redirect(url_for(".login"), code=303)
-    user, next_url = pending
+    user, next_url, provider = pending
     form = CodeForm()
     if form.validate_on_submit():
         try:
@@ -127,8 +141,8 @@ def second_factor():
             if not accepted:
                 add_errors(form, {"code": WRONG_CODE})
         if accepted:
-            sessions.start_session(user)
-            services.record_sign_in(user, method="password+totp")
+            sessions.start_session(user, provider=provider)
+            services.record_sign_in(user, method="sso+totp" if provider else "password+totp")
             return redirect(next_url or url_for("library.home"), code=303)
     return render_form("auth/second_factor.html", form)
 
@@ -136,11 +150,135 @@ def second_factor():
 @bp.post("/logout")
 def logout():
     """End this session and every other session of the user."""
+    provider = session.get(sessions.SIGNED_IN_THROUGH)
     if current_user.is_authenticated:
         services.sign_out(current_user._get_current_object())
     sessions.end_session()
+    if isinstance(provider, int):
+        session[SIGNED_OUT_OF] = provider
+        return redirect(url_for(".signed_out"), code=303)
     flash("You have signed out.", "success")
     return redirect(url_for(".login"), code=303)
+
+
+# Single sign-on (OpenID Connect): portal/auth/sso.py
+
+SIGNED_OUT_OF = "signed_out_of"
+
+
+@bp.get("/sso/<slug>")
+@limiter.limit("30 per minute")
+def sso_start(slug: str):
+    """Send the browser to the provider's sign-in page (a link on the sign-in page).
+
+    A link, not a form: the pages' CSP (form-action 'self') stops a form's redirect to
+    another site. Starting a sign-in changes nothing but this browser's own session, and
+    the callback only accepts the `state` this browser was given, so a link is safe."""
+    provider = sso.find_provider(slug)
+    if provider is None or provider not in sso.usable_providers():
+        abort(404)
+    next_url = sessions.safe_next(request.values.get("next"))
+    if current_user.is_authenticated:
+        return redirect(next_url or url_for("library.home"), code=303)
+    try:
+        return sso.begin(provider, external_url(".sso_callback"), next_url)
+    except sso.SignInRefused as error:
+        sso.refusal(provider, error)
+        return _refused(error, next_url)
+
+
+def _refused(error: sso.SignInRefused, next_url: str | None = None):
+    form = LoginForm(formdata=None)
+    form.form_errors.append(error.message)
+    return _login_page(form, next_url, status=400)
+
+
+@bp.get("/sso/callback")
+@limiter.limit("30 per minute")
+def sso_callback():
+    """Where the provider sends the browser back: check its answer, then sign in."""
+    pending = sso.pending_provider()
+    if pending is None:
+        error = sso.SignInRefused(
+            "no_pending_sign_in",
+            "Your sign-in took too long, or began in another browser. Try again",
+        )
+        sso.refusal(None, error)
+        return _refused(error)
+    provider, next_url = pending
+    try:
+        proof = sso.finish(provider, request.args.to_dict())
+        outcome = sso.account_for(proof)
+    except sso.SignInRefused as error:
+        sso.refusal(provider, error)
+        return _refused(error, next_url)
+    if outcome.link_to is not None:
+        sso.remember_link(proof, outcome.link_to, next_url)
+        return redirect(url_for(".sso_link"), code=303)
+    assert outcome.user is not None
+    return _signed_in_through(outcome.user, proof, next_url)
+
+
+def _signed_in_through(user, proof: sso.Proof, next_url: str | None):
+    """The provider vouched for `user`: the portal's second factor unless its MFA counts."""
+    if proof.mfa:
+        sessions.start_session(user, provider=proof.provider_id, provider_mfa=True)
+        services.record_sign_in(user, method="sso+provider_mfa")
+    elif user.mfa_enabled:
+        sessions.begin_second_factor(user, next_url, provider=proof.provider_id)
+        return redirect(url_for(".second_factor"), code=303)
+    else:
+        sessions.start_session(user, provider=proof.provider_id)
+        services.record_sign_in(user, method="sso")
+    return redirect(next_url or url_for("library.home"), code=303)
+
+
+def _linking_key() -> str:
+    # The account being linked, under the key signing in uses: one set of guesses.
+    raw = session.get(sso.LINKING)
+    user = raw.get("user") if isinstance(raw, dict) else None
+    found = db.session.get(User, user) if isinstance(user, int) else None
+    return _email_key(found.email) if found else "sso-link:none"
+
+
+@bp.route("/sso/link", methods=["GET", "POST"])
+@attempts.counted((SIGN_IN_PER_ACCOUNT, _linking_key), counts=attempts.refused)
+def sso_link():
+    """Link a provider identity to the account with its email, once its password is given."""
+    pending = sso.pending_link()
+    if pending is None:  # never started, or more than 10 minutes ago
+        flash("Sign in again to continue.")
+        return redirect(url_for(".login"), code=303)
+    proof, user, next_url = pending
+    provider = db.session.get(IdentityProvider, proof.provider_id)
+    form = LinkAccountForm()
+    if form.validate_on_submit():
+        try:
+            sso.link(proof, user, form.password.data)
+        except FieldErrors as failure:
+            add_errors(form, failure.errors)
+        except sso.SignInRefused as error:
+            form.form_errors.append(error.message)
+        else:
+            response = _signed_in_through(user, proof, next_url)  # a fresh session first
+            flash(
+                f"Your {provider.name if provider else 'force'} sign-in is now linked to this "
+                "account.",
+                "success",
+            )
+            return response
+    return render_form("auth/sso_link.html", form, email=user.email, provider=provider)
+
+
+@bp.get("/signed-out")
+def signed_out():
+    """Signed out of the portal; offer to sign out of the provider too, where it can."""
+    provider_id = session.get(SIGNED_OUT_OF)
+    provider = (
+        db.session.get(IdentityProvider, provider_id) if isinstance(provider_id, int) else None
+    )
+    logout = sso.logout_url(provider, external_url(".login")) if provider else None
+    return render_template("auth/signed_out.html", provider=provider, logout_url=logout)
 
 
 @bp.route("/register", methods=["GET", "POST"])

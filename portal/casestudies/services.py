@@ -19,6 +19,7 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
 from .. import audit
+from ..auth.sessions import has_second_factor
 from ..core import rules
 from ..core.errors import FieldErrors
 from ..core.links import external_url
@@ -100,7 +101,7 @@ def is_moderator(user: User | None) -> bool:
         user
         and user.is_authenticated
         and user.has_role(Role.MODERATOR, Role.ADMIN)
-        and user.mfa_enabled
+        and has_second_factor(user)
     )
 
 
