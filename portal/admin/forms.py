@@ -1,10 +1,10 @@
 """Forms for the admin pages."""
 
 from flask_wtf import FlaskForm
-from wtforms import Form, SelectChoice, SelectField, StringField
+from wtforms import BooleanField, Form, RadioField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired
 
-from ..models import Role, UserStatus
+from ..models import ProviderKind, Role, UserStatus
 
 
 class RoleForm(FlaskForm):
@@ -65,3 +65,26 @@ class AuditFilterForm(Form):
 
 class ResendMailForm(FlaskForm):
     """Only a CSRF token: the button puts a failed or unconfirmed email back in the queue."""
+
+
+class ProviderForm(FlaskForm):
+    name = StringField("Name")
+    kind = RadioField(
+        "Kind",
+        choices=[
+            SelectChoice(ProviderKind.ENTRA.value, "Microsoft Entra ID (one multi-tenant app)"),
+            SelectChoice(ProviderKind.OIDC.value, "Another OpenID provider (one force)"),
+        ],
+        validate_choice=False,
+    )
+    discovery_url = StringField("Discovery address")
+    client_id = StringField("Application (client) id")
+    force = StringField("Force")
+    trust_mfa = BooleanField("Trust its multi-factor sign-in")
+    mfa_acr = StringField("acr value that means multi-factor")
+    enabled = BooleanField("Offer it on the sign-in page")
+
+
+class TenantForm(FlaskForm):
+    tenant_id = StringField("Tenant id")
+    tenant_force = StringField("Force")  # not "force": the provider's form on the page has one

@@ -6,24 +6,28 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from ..auth import sso
 from ..auth.forms import force_choices
 from ..auth.permissions import require_role
 from ..core.errors import FieldErrors
+from ..core.links import external_url
 from ..core.text import clean_query
 from ..extensions import db
-from ..models import Role, Synonym, User, UserStatus
+from ..models import IdentityProvider, ProviderTenant, Role, Synonym, User, UserStatus
 from ..web.forms import add_errors, carry_out, render_form
 from ..web.people import signed_in_user
 from . import audit_log as log
-from . import mail_queue, services
+from . import mail_queue, providers, services
 from .forms import (
     AuditFilterForm,
     ConfirmUserForm,
     ForceForm,
+    ProviderForm,
     ResendMailForm,
     RoleForm,
     StatusForm,
     SynonymForm,
+    TenantForm,
 )
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -269,3 +273,147 @@ def resend_failed_mail():
         "success",
     )
     return redirect(url_for(".mail", **_mail_kept(choice, page)), code=303)
+
+
+# Sign-in providers (single sign-on): portal/admin/providers.py
+
+
+def _provider_or_404(provider_id: int) -> IdentityProvider:
+    provider = db.session.get(IdentityProvider, provider_id)
+    if provider is None:
+        abort(404)
+    return provider
+
+
+@bp.get("/sign-in-providers")
+def sign_in_providers():
+    """The providers people may sign in with, and whether the portal can use each."""
+    return render_template(
+        "admin/providers.html",
+        providers=providers.providers(),
+        secret_found={p.id: bool(sso.client_secret(p)) for p in providers.providers()},
+    )
+
+
+def _provider_form_values(form: ProviderForm) -> dict:
+    return {
+        "name": form.name.data or "",
+        "kind": form.kind.data or "",
+        "discovery_url": form.discovery_url.data or "",
+        "client_id": form.client_id.data or "",
+        "force_name": form.force.data or "",
+        "trust_mfa": bool(form.trust_mfa.data),
+        "mfa_acr": form.mfa_acr.data or "",
+        "enabled": bool(form.enabled.data),
+    }
+
+
+def _provider_page(provider: IdentityProvider | None, form: ProviderForm, tenant_form=None):
+    return render_form(
+        "admin/provider.html",
+        form,
+        provider=provider,
+        tenant_form=tenant_form or TenantForm(),
+        remove_form=ConfirmUserForm(),
+        forces=force_choices(),
+        secret_found=bool(provider and sso.client_secret(provider)),
+        secret_variable=sso.secret_variable(provider.slug) if provider else None,
+        callback_url=external_url("auth.sso_callback"),
+        signed_out_url=external_url("auth.login"),
+        entra_discovery=sso.ENTRA_DISCOVERY,
+    )
+
+
+@bp.route("/sign-in-providers/new", methods=["GET", "POST"])
+def new_provider():
+    """Add a provider; its secret goes in the environment, never in this form."""
+    form = (
+        ProviderForm()
+        if request.method == "POST"
+        else ProviderForm(kind="entra", discovery_url=sso.ENTRA_DISCOVERY, enabled=True)
+    )
+    step = carry_out(
+        form, lambda: providers.save(current_user, None, **_provider_form_values(form))
+    )
+    if step.done:
+        flash(
+            f"Added {step.value.name}. Put its client secret in "
+            f"{sso.secret_variable(step.value.slug)} to offer it on the sign-in page.",
+            "success",
+        )
+        return redirect(url_for(".provider", provider_id=step.value.id), code=303)
+    return _provider_page(None, form)
+
+
+@bp.route("/sign-in-providers/<id:provider_id>", methods=["GET", "POST"])
+def provider(provider_id: int):
+    """Change a provider; map Entra ID tenants to forces."""
+    chosen = _provider_or_404(provider_id)
+    if request.method == "POST":
+        form = ProviderForm()
+    else:
+        form = ProviderForm(
+            name=chosen.name,
+            kind=chosen.kind.value,
+            discovery_url=chosen.discovery_url,
+            client_id=chosen.client_id,
+            force=chosen.force.name if chosen.force else "",
+            trust_mfa=chosen.trust_mfa,
+            mfa_acr=chosen.mfa_acr,
+            enabled=chosen.enabled,
+        )
+    step = carry_out(
+        form, lambda: providers.save(current_user, chosen, **_provider_form_values(form))
+    )
+    if step.done:
+        flash("Saved. The next sign-in uses it.", "success")
+        return redirect(url_for(".provider", provider_id=chosen.id), code=303)
+    return _provider_page(chosen, form)
+
+
+@bp.post("/sign-in-providers/<id:provider_id>/tenants")
+def map_tenant(provider_id: int):
+    """Allow an Entra ID tenant to sign in, its people in a force."""
+    chosen = _provider_or_404(provider_id)
+    tenant_form = TenantForm()
+    step = carry_out(
+        tenant_form,
+        lambda: providers.map_tenant(
+            current_user,
+            chosen,
+            tenant_form.tenant_id.data or "",
+            tenant_form.tenant_force.data or "",
+        ),
+    )
+    if step.done:
+        flash("Tenant mapped. Its people can sign in now.", "success")
+        return redirect(url_for(".provider", provider_id=chosen.id) + "#tenants", code=303)
+    form = ProviderForm(
+        formdata=None,
+        name=chosen.name,
+        kind=chosen.kind.value,
+        discovery_url=chosen.discovery_url,
+        client_id=chosen.client_id,
+        force=chosen.force.name if chosen.force else "",
+        trust_mfa=chosen.trust_mfa,
+        mfa_acr=chosen.mfa_acr,
+        enabled=chosen.enabled,
+    )
+    page, _ = _provider_page(chosen, form, tenant_form=tenant_form)
+    return page, 400
+
+
+@bp.post("/sign-in-providers/<id:provider_id>/tenants/<id:tenant_id>/remove")
+def unmap_tenant(provider_id: int, tenant_id: int):
+    """Stop a tenant signing in."""
+    chosen = _provider_or_404(provider_id)
+    tenant = db.session.get(ProviderTenant, tenant_id)
+    if tenant is None or tenant.provider_id != chosen.id:
+        abort(404)
+    if not ConfirmUserForm().validate_on_submit():
+        abort(400)
+    providers.unmap_tenant(current_user, tenant)
+    flash(
+        f"Removed tenant {tenant.tenant_id}. Its people can no longer sign in with it.", "success"
+    )
+    return redirect(url_for(".provider", provider_id=chosen.id) + "#tenants", code=303)
