@@ -55,6 +55,8 @@ EVENT_NAMES: dict[str, str] = {
     "auth.sso_account_created": "Account created by signing in with a force account",
     "auth.sso_linked": "Force account linked (after the account's password)",
     "auth.sso_refused": "Sign-in with a force account refused",
+    "auth.sso_link_offered": "Offered to link a force account (its email matched)",
+    "account.sso_unlinked": "Force sign-in removed from the account",
     "auth.second_factor_failed": "Wrong security code",
     "auth.second_factor_locked": "Sign-in paused after 10 wrong security codes",
     "auth.recovery_code_used": "Used a recovery code",

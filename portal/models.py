@@ -237,8 +237,10 @@ class IdentityProvider(db.Model):
     kind: Mapped[ProviderKind] = mapped_column(_enum(ProviderKind, "provider_kind"))
     discovery_url: Mapped[str] = mapped_column(String(500))
     client_id: Mapped[str] = mapped_column(String(200))
-    # For a provider of one issuer (kind oidc): the force its people belong to.
+    # For a provider of one issuer (kind oidc): the force its people belong to, and the
+    # email domains its accounts may have (see ProviderTenant.email_domains).
     force_id: Mapped[int | None] = mapped_column(ForeignKey("force.id"))
+    email_domains: Mapped[str] = mapped_column(String(500), default="", server_default="")
     # Trust the provider's multi-factor sign-in for moderators and admins: only when the ID
     # token says so (amr holds "mfa", or acr is mfa_acr).
     trust_mfa: Mapped[bool] = mapped_column(Boolean, default=False, server_default=db.false())
@@ -265,6 +267,10 @@ class ProviderTenant(db.Model):
     )
     tenant_id: Mapped[str] = mapped_column(String(36))  # a GUID, lower case
     force_id: Mapped[int] = mapped_column(ForeignKey("force.id"))
+    # The email domains its people's accounts may have, space-separated ("kent.police.uk"):
+    # a tenant's admin can set any email claim, so a tenant may make or link only
+    # accounts of the domains it owns, never another force's address.
+    email_domains: Mapped[str] = mapped_column(String(500), default="", server_default="")
 
     provider: Mapped[IdentityProvider] = relationship(back_populates="tenants")
     force: Mapped[Force] = relationship()

@@ -44,3 +44,7 @@ class ForceChangeForm(FlaskForm):
 
     force = StringField("Your new force or organisation", filters=[stripped])
     note = TextAreaField("Anything the admins should know (optional)", filters=[stripped])
+
+
+class ConfirmForm(FlaskForm):
+    """Only a CSRF token: the button does what it says."""

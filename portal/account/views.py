@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from math import ceil
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 
-from ..auth import mfa, services, sessions
+from ..auth import mfa, services, sessions, sso
 from ..auth.forms import force_choices
 from ..core.errors import FieldErrors
 from ..web import attempts
@@ -17,6 +17,7 @@ from ..web.people import signed_in_user
 from . import services as account
 from .forms import (
     ChangePasswordForm,
+    ConfirmForm,
     ForceChangeForm,
     MfaSetupForm,
     PasswordCheckForm,
@@ -48,7 +49,13 @@ def _account_page(**forms):
     forms.setdefault("disable_form", PasswordCheckForm())
     forms.setdefault("codes_form", PasswordCheckForm(prefix="codes"))
     failed = forms.pop("failed", None)
-    context = {"user": signed_in_user(), **forms}
+    user = signed_in_user()
+    context = {
+        "user": user,
+        "identities": sso.identities_of(user),
+        "unlink_form": ConfirmForm(),
+        **forms,
+    }
     if failed is not None:
         return render_form("account/index.html", failed, **context)
     return render_template("account/index.html", **context)
@@ -196,3 +203,15 @@ def disable_mfa():
         flash("Two-factor authentication is off.", "success")
         return redirect(url_for(".index"), code=303)
     return _account_page(disable_form=form, failed=form)
+
+
+@bp.post("/sign-ins/<id:identity_id>/remove")
+def unlink_sign_in(identity_id: int):
+    """Remove a linked force sign-in; the password (or a reset link) still signs in."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    identity = sso.unlink(signed_in_user(), identity_id)
+    if identity is None:
+        abort(404)
+    flash("Removed. That force account no longer signs in to this one.", "success")
+    return redirect(url_for(".index"), code=303)

@@ -80,6 +80,7 @@ class ProviderForm(FlaskForm):
     discovery_url = StringField("Discovery address")
     client_id = StringField("Application (client) id")
     force = StringField("Force")
+    email_domains = StringField("Email domains")
     trust_mfa = BooleanField("Trust its multi-factor sign-in")
     mfa_acr = StringField("acr value that means multi-factor")
     enabled = BooleanField("Offer it on the sign-in page")
@@ -88,3 +89,4 @@ class ProviderForm(FlaskForm):
 class TenantForm(FlaskForm):
     tenant_id = StringField("Tenant id")
     tenant_force = StringField("Force")  # not "force": the provider's form on the page has one
+    tenant_domains = StringField("Email domains")

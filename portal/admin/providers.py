@@ -9,19 +9,17 @@ before it is saved, and audited.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
+from flask import current_app
 from sqlalchemy import select
 
 from .. import audit
-from ..auth import sso
+from ..auth import services, sso
 from ..auth.services import resolve_force
 from ..core.errors import FieldErrors
 from ..core.text import is_clean_text
 from ..extensions import db
 from ..models import IdentityProvider, ProviderKind, ProviderTenant, User
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def providers() -> list[IdentityProvider]:
@@ -38,12 +36,27 @@ def _url_problem(url: str) -> str | None:
         return "Enter the provider's discovery address"
     if len(url) > 500 or not is_clean_text(url, multiline=False) or " " in url:
         return "Enter a web address of 500 characters or fewer, without spaces"
-    parts = urlsplit(url)
-    loopback = parts.hostname in LOOPBACK
-    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
-        return "Enter an address that starts with https://"
-    if not parts.hostname:
-        return "Enter a full web address, like https://login.microsoftonline.com/..."
+    if sso.web_address_problem(url):
+        return "Enter a full web address that starts with https://"
+    return None
+
+
+DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+
+
+def domains_problem(text: str) -> str | None:
+    """Why the email domains an admin wrote cannot be used, or None."""
+    domains = sso.domains_of(text)
+    if not domains:
+        return "Enter the email domain its people's addresses end in, like kent.police.uk"
+    if len(text) > 500 or len(domains) > 20:
+        return "Enter 20 domains at most, in 500 characters"
+    for domain in domains:
+        if not DOMAIN.fullmatch(domain):
+            return f"{domain[:60]} is not a domain: enter one like kent.police.uk"
+        if services.email_domain_problem("someone@" + domain):
+            allowed = " or ".join(current_app.config["ALLOWED_EMAIL_DOMAINS"])
+            return f"{domain[:60]} is not allowed: the library's addresses end in {allowed}"
     return None
 
 
@@ -56,6 +69,7 @@ def save(
     discovery_url: str,
     client_id: str,
     force_name: str,
+    email_domains: str,
     trust_mfa: bool,
     mfa_acr: str,
     enabled: bool,
@@ -82,6 +96,9 @@ def save(
             force = resolve_force(force_name)
         except FieldErrors:
             errors["force"] = "Choose the force whose people sign in with this provider"
+        problem = domains_problem(email_domains)
+        if problem:
+            errors["email_domains"] = problem
     if len(mfa_acr) > 200 or not is_clean_text(mfa_acr, multiline=False):
         errors["mfa_acr"] = "Enter the acr value in 200 characters or fewer"
     if "discovery_url" not in errors:
@@ -110,6 +127,7 @@ def save(
         db.session.add(provider)
     provider.name, provider.kind, provider.discovery_url = name, chosen, discovery_url
     provider.client_id, provider.force = client_id, force
+    provider.email_domains = " ".join(sso.domains_of(email_domains)) if force else ""
     provider.trust_mfa, provider.mfa_acr, provider.enabled = trust_mfa, mfa_acr, enabled
     db.session.flush()
     audit.record(
@@ -131,8 +149,11 @@ def save(
 TENANT_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def map_tenant(admin: User, provider: IdentityProvider, tenant_id: str, force_name: str) -> None:
-    """Allow an Entra ID tenant to sign in, its people in `force_name`'s force."""
+def map_tenant(
+    admin: User, provider: IdentityProvider, tenant_id: str, force_name: str, email_domains: str
+) -> None:
+    """Allow an Entra ID tenant to sign in, its people in `force_name`'s force, with
+    addresses of `email_domains` only."""
     tenant_id = tenant_id.strip().lower()
     errors: dict[str, str] = {}
     if not TENANT_GUID.fullmatch(tenant_id):
@@ -145,16 +166,24 @@ def map_tenant(admin: User, provider: IdentityProvider, tenant_id: str, force_na
         force = resolve_force(force_name)
     except FieldErrors:
         errors["tenant_force"] = "Choose the force whose people are in this tenant"
+    problem = domains_problem(email_domains)
+    if problem:
+        errors["tenant_domains"] = problem
     if errors:
         raise FieldErrors(errors)
-    tenant = ProviderTenant(provider=provider, tenant_id=tenant_id, force=force)
+    tenant = ProviderTenant(
+        provider=provider,
+        tenant_id=tenant_id,
+        force=force,
+        email_domains=" ".join(sso.domains_of(email_domains)),
+    )
     db.session.add(tenant)
     db.session.flush()
     audit.record(
         "admin.tenant_mapped",
         actor=admin,
         target=provider,
-        detail={"tenant": tenant_id, "force": force.slug},
+        detail={"tenant": tenant_id, "force": force.slug, "domains": tenant.email_domains},
     )
     db.session.commit()
 

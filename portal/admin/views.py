@@ -302,6 +302,7 @@ def _provider_form_values(form: ProviderForm) -> dict:
         "discovery_url": form.discovery_url.data or "",
         "client_id": form.client_id.data or "",
         "force_name": form.force.data or "",
+        "email_domains": form.email_domains.data or "",
         "trust_mfa": bool(form.trust_mfa.data),
         "mfa_acr": form.mfa_acr.data or "",
         "enabled": bool(form.enabled.data),
@@ -358,6 +359,7 @@ def provider(provider_id: int):
             discovery_url=chosen.discovery_url,
             client_id=chosen.client_id,
             force=chosen.force.name if chosen.force else "",
+            email_domains=chosen.email_domains,
             trust_mfa=chosen.trust_mfa,
             mfa_acr=chosen.mfa_acr,
             enabled=chosen.enabled,
@@ -383,6 +385,7 @@ def map_tenant(provider_id: int):
             chosen,
             tenant_form.tenant_id.data or "",
             tenant_form.tenant_force.data or "",
+            tenant_form.tenant_domains.data or "",
         ),
     )
     if step.done:
@@ -395,6 +398,7 @@ def map_tenant(provider_id: int):
         discovery_url=chosen.discovery_url,
         client_id=chosen.client_id,
         force=chosen.force.name if chosen.force else "",
+        email_domains=chosen.email_domains,
         trust_mfa=chosen.trust_mfa,
         mfa_acr=chosen.mfa_acr,
         enabled=chosen.enabled,

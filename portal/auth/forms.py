@@ -141,3 +141,4 @@ class LinkAccountForm(FlaskForm):
     password = PasswordField(
         "Password", validators=[DataRequired("Enter your password"), Length(max=1024)]
     )
+    code = StringField("Code", filters=[stripped], validators=[Length(max=20)])

@@ -47,6 +47,11 @@ def email_domain_problem(email: str) -> str | None:
     return f"Enter your work email address: it must end in {' or '.join(suffixes)}"
 
 
+def mail_user(user: User, template: str, subject: str, **context) -> None:
+    """Queue an email to `user` from templates/mail/<template>.txt, in this transaction."""
+    _mail(user, template, subject, **context)
+
+
 def _mail(user: User | str, template: str, subject: str, **context) -> None:
     to = user.email if isinstance(user, User) else user
     name = greeting_name(user) if isinstance(user, User) else None
@@ -245,9 +250,12 @@ def authenticate(email: str, password: str) -> SignInResult:
     return SignInResult(user, SignInStep.DONE)
 
 
-def record_sign_in(user: User, *, method: str) -> None:
+def record_sign_in(user: User, *, method: str, provider: int | None = None) -> None:
     user.last_login_at = utcnow()
-    audit.record("auth.login", actor=user, target=user, detail={"method": method})
+    detail: dict[str, object] = {"method": method}
+    if provider is not None:
+        detail["provider"] = provider  # the identity provider signed in through
+    audit.record("auth.login", actor=user, target=user, detail=detail)
     db.session.commit()
 
 

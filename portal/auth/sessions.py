@@ -9,7 +9,7 @@ from flask import Flask, current_app, flash, has_request_context, session
 from flask_login import current_user, login_user, logout_user
 
 from ..extensions import db, login_manager
-from ..models import User, UserStatus
+from ..models import IdentityProvider, User, UserStatus
 
 PENDING_SECOND_FACTOR = "mfa_pending"
 #: The provider a session was signed in through (single sign-on), for signing out there too.
@@ -49,12 +49,20 @@ def has_second_factor(user: User) -> bool:
     with one asks for it), or, in this session, a trusted provider's multi-factor sign-in."""
     if user.mfa_enabled:
         return True
-    return bool(
+    if not (
         has_request_context()
         and session.get(PROVIDER_MFA) is True
         and current_user.is_authenticated
         and current_user.get_id() == user.get_id()
+    ):
+        return False
+    # Still only while the provider is on and trusted for it: an admin who turns either off
+    # takes the trust back from sessions already made.
+    provider_id = session.get(SIGNED_IN_THROUGH)
+    provider = (
+        db.session.get(IdentityProvider, provider_id) if isinstance(provider_id, int) else None
     )
+    return bool(provider and provider.enabled and provider.trust_mfa)
 
 
 def end_session() -> None:

@@ -17,13 +17,14 @@ issuer, audience, expiry and nonce checked (leeway one minute). On top of that, 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import time
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from authlib.common.errors import AuthlibBaseError
@@ -34,7 +35,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from .. import audit
-from ..core.text import is_clean_text
+from ..core.errors import FieldErrors
+from ..core.text import is_clean_text, looks_like_email
 from ..extensions import db
 from ..models import (
     ExternalIdentity,
@@ -53,10 +55,12 @@ from . import services
 ENTRA_DISCOVERY = (
     "https://login.microsoftonline.com/organizations/v2.0/.well-known/openid-configuration"
 )
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 SCOPE = "openid email profile"
-TIMEOUT = 10  # seconds for any call to a provider: discovery, keys, the code's exchange
+TIMEOUT = 5  # seconds for any call to a provider: discovery, keys, the code's exchange
+DISCOVERY_MAX_BYTES = 256 * 1024  # a discovery document is a few KB
 LEEWAY = 60  # seconds of clock difference allowed on exp, iat and auth_time
 PENDING = "sso_pending"  # the session's note of a sign-in on its way to a provider
 LINKING = "sso_link"  # ... of a provider identity waiting for an account's password
@@ -122,7 +126,8 @@ def client(provider: IdentityProvider) -> Any:
         client_id=provider.client_id,
         client_secret=client_secret(provider),
         server_metadata_url=provider.discovery_url,
-        client_kwargs={"scope": SCOPE, "code_challenge_method": "S256", "timeout": TIMEOUT},
+        # default_timeout: Authlib's session option ("timeout" would be kept as metadata).
+        client_kwargs={"scope": SCOPE, "code_challenge_method": "S256", "default_timeout": TIMEOUT},
     )
 
 
@@ -131,25 +136,49 @@ def metadata(provider: IdentityProvider) -> dict[str, Any]:
     return client(provider).load_server_metadata()
 
 
-def fetch_discovery(url: str) -> dict[str, Any]:
-    """Read a discovery document for the admin's form; raise ValueError saying what is wrong."""
+def web_address_problem(url: str) -> str | None:
+    """Why `url` may not be a provider's address: https only (plain http on this machine
+    alone, for trying a provider out), or None."""
     try:
-        answer = requests.get(url, timeout=TIMEOUT, allow_redirects=False)
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return "it is not a web address"
+    if not host:
+        return "it is not a full web address"
+    if parts.scheme == "https" or (parts.scheme == "http" and host in LOOPBACK):
+        return None
+    return "it does not start with https://"
+
+
+def fetch_discovery(url: str) -> dict[str, Any]:
+    """Read a discovery document for the admin's form; raise ValueError saying what is wrong.
+
+    No redirects, 5 seconds, 256 KB at most; the issuer and every endpoint must be https
+    (the client secret is sent to the token endpoint)."""
+    try:
+        with requests.get(url, timeout=TIMEOUT, allow_redirects=False, stream=True) as answer:
+            if answer.status_code != 200:
+                raise ValueError(f"it answered {answer.status_code}, not a discovery document")
+            body = answer.raw.read(DISCOVERY_MAX_BYTES + 1, decode_content=True)
     except requests.RequestException as error:
         raise ValueError(f"the portal could not reach it ({type(error).__name__})") from None
-    if answer.status_code != 200:
-        raise ValueError(f"it answered {answer.status_code}, not a discovery document")
+    if len(body) > DISCOVERY_MAX_BYTES:
+        raise ValueError("its answer is far too large for a discovery document")
     try:
-        document = answer.json()
+        document = json.loads(body)
     except ValueError:
         raise ValueError("it did not answer with JSON") from None
+    needed = ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri")
     missing = [
-        k
-        for k in ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri")
-        if not isinstance(document, dict) or not isinstance(document.get(k), str)
+        k for k in needed if not isinstance(document, dict) or not isinstance(document.get(k), str)
     ]
     if missing:
         raise ValueError("its document has no " + ", ".join(missing))
+    for name in needed:
+        problem = web_address_problem(document[name].replace("{tenantid}", "tenant"))
+        if problem:
+            raise ValueError(f"its {name} is refused: {problem}")
     return document
 
 
@@ -181,6 +210,9 @@ class Proof:
     name: str
     force_id: int
     mfa: bool  # the provider's multi-factor sign-in, trusted for this provider
+    # The email is one this tenant (or provider) may make or link an account with: its
+    # domain is one of the mapping's, and the provider did not say it is unverified.
+    email_ok: bool = False
 
 
 def pending_provider() -> tuple[IdentityProvider, str | None] | None:
@@ -235,7 +267,7 @@ def finish(provider: IdentityProvider, args: dict[str, str]) -> Proof:
             "provider_unreachable",
             f"{provider.name} could not be reached. Try again later, or sign in with your password",
         ) from None
-    except (AuthlibBaseError, JoseError, ValueError, KeyError, TypeError) as error:
+    except (AuthlibBaseError, JoseError, ValueError, KeyError, TypeError, RuntimeError) as error:
         raise SignInRefused(f"token_invalid:{type(error).__name__}", TRY_AGAIN) from None
     claims = token.get("userinfo")
     if not claims:  # no ID token came back: nothing says who this is
@@ -265,8 +297,21 @@ def _issuer_check(provider: IdentityProvider, template: str):
 
 
 def _text_claim(claims: dict[str, Any], name: str, limit: int = 254) -> str:
+    """A claim as one line of clean text, or "" (missing, not text, too long, controls)."""
     value = claims.get(name)
-    return value.strip() if isinstance(value, str) and len(value) <= limit else ""
+    if not isinstance(value, str) or len(value) > limit:
+        return ""
+    return value.strip() if is_clean_text(value, multiline=False) and "\t" not in value else ""
+
+
+def domains_of(text: str) -> list[str]:
+    """The email domains an admin wrote for a tenant or provider (space or comma separated)."""
+    return [d for d in re.split(r"[\s,]+", text.lower()) if d]
+
+
+def _in_domains(email: str, domains: list[str]) -> bool:
+    domain = email.rpartition("@")[2]
+    return any(domain == d or domain.endswith("." + d) for d in domains)
 
 
 def _proof(provider: IdentityProvider, claims: dict[str, Any], entra: bool) -> Proof:
@@ -287,13 +332,16 @@ def _proof(provider: IdentityProvider, claims: dict[str, Any], entra: bool) -> P
                 "or sign in with your password",
             )
         issuer, subject, force_id = f"entra:{tid}", oid, tenant.force_id
+        domains = domains_of(tenant.email_domains)
     else:
         subject = _text_claim(claims, "sub", 255)
         if not subject or provider.force_id is None:
             raise SignInRefused("claims_missing", TRY_AGAIN)
         issuer, force_id = _text_claim(claims, "iss", 300), provider.force_id
+        domains = domains_of(provider.email_domains)
     email = _text_claim(claims, "email") or _text_claim(claims, "preferred_username")
-    email = services.normalise_email(email) if "@" in email else ""
+    email = services.normalise_email(email)
+    email = email if looks_like_email(email) else ""
     raw_amr = claims.get("amr")
     amr: list[Any] = raw_amr if isinstance(raw_amr, list) else []
     mfa = provider.trust_mfa and (
@@ -307,6 +355,9 @@ def _proof(provider: IdentityProvider, claims: dict[str, Any], entra: bool) -> P
         name=_text_claim(claims, "name", 120),
         force_id=force_id,
         mfa=bool(mfa),
+        email_ok=bool(email)
+        and _in_domains(email, domains)
+        and claims.get("email_verified") is not False,
     )
 
 
@@ -340,9 +391,22 @@ def account_for(proof: Proof) -> Outcome:
             "email_domain",
             f"Your force account's email address must end in {domains} to use the library",
         )
+    if not proof.email_ok:
+        # Not an address of this tenant's own domains (or one it says is unverified): a
+        # tenant's admin can set any email claim, and must not reach another force's people.
+        audit.record("auth.sso_refused", detail={**_about(proof), "reason": "email_not_tenants"})
+        db.session.commit()
+        raise SignInRefused(
+            "email_not_tenants",
+            f"Your force account's email address, {proof.email}, is not one the library "
+            "accepts from your organisation. Ask the portal's admins, or sign in with "
+            "your password",
+        )
     existing = services.find_user_by_email(proof.email)
     if existing is not None:
         _refuse_inactive(existing, proof)
+        audit.record("auth.sso_link_offered", target=existing, detail=_about(proof))
+        db.session.commit()
         return Outcome(None, link_to=existing)
     return Outcome(_create(proof))
 
@@ -356,8 +420,7 @@ def _refuse_inactive(user: User, proof: Proof) -> None:
         return
     audit.record(
         "auth.sso_refused",
-        actor=user,
-        target=user,
+        target=user,  # not its actor: whoever signed in at the provider may not be its owner
         detail={**_about(proof), "reason": f"account_{user.status.value}"},
     )
     db.session.commit()
@@ -411,6 +474,12 @@ def _create(proof: Proof) -> User:
             target=user,
             detail={**_about(proof), "force": force.slug if force else None},
         )
+        services.mail_user(
+            user,
+            "sso_account_created",
+            "Your HeForShe Practice Library account",
+            provider=db.session.get(IdentityProvider, proof.provider_id),
+        )
         db.session.commit()
     except IntegrityError:
         # The same person's other tab (or a registration of the address) was first.
@@ -433,9 +502,12 @@ def pending_link() -> tuple[Proof, User, str | None] | None:
     raw = session.get(LINKING)
     if not isinstance(raw, dict) or time.time() - raw.get("at", 0) > PENDING_MINUTES * 60:
         return None
-    user_id = raw.get("user")
+    user_id, provider_id = raw.get("user"), raw.get("provider_id")
     user = db.session.get(User, user_id) if isinstance(user_id, int) else None
-    if user is None:
+    provider = (
+        db.session.get(IdentityProvider, provider_id) if isinstance(provider_id, int) else None
+    )
+    if user is None or provider is None or not provider.enabled:
         return None
     fields = {k: raw[k] for k in Proof.__dataclass_fields__ if k in raw}
     try:
@@ -444,10 +516,26 @@ def pending_link() -> tuple[Proof, User, str | None] | None:
         return None
 
 
-def link(proof: Proof, user: User, password: str) -> None:
-    """Link the identity to `user` once its password is given (FieldErrors otherwise)."""
+WRONG_CODE = "Enter a correct code from your authenticator app, or a recovery code"
+
+
+def link(proof: Proof, user: User, password: str, code: str = "") -> None:
+    """Link the identity to `user` once its password is given, and its second factor when
+    it has one (FieldErrors otherwise): linking must not be a way around either."""
     _refuse_inactive(user, proof)
     services.check_own_password(user, password, "password", "link_sign_in")
+    if user.mfa_enabled:
+        if not code.strip():
+            raise FieldErrors({"code": "Enter the code from your authenticator app"})
+        try:
+            accepted = services.verify_second_factor(user, code)
+        except services.SecondFactorLocked:
+            raise FieldErrors(
+                {"code": "Signing in is paused for an hour after too many wrong codes"}
+            ) from None
+        if not accepted:
+            raise FieldErrors({"code": WRONG_CODE})
+    provider = db.session.get(IdentityProvider, proof.provider_id)
     db.session.add(
         ExternalIdentity(
             user_id=user.id,
@@ -458,6 +546,9 @@ def link(proof: Proof, user: User, password: str) -> None:
         )
     )
     audit.record("auth.sso_linked", actor=user, target=user, detail=_about(proof))
+    services.mail_user(
+        user, "sso_linked", "A force sign-in was linked to your account", provider=provider
+    )
     try:
         db.session.commit()
     except IntegrityError:
@@ -497,3 +588,32 @@ def logout_url(provider: IdentityProvider, post_logout_redirect_uri: str) -> str
 def register(app: Flask) -> None:
     """One Authlib registry per app; providers are registered on first use."""
     app.extensions["portal_sso"] = OAuth(app)
+
+
+# A person's own linked sign-ins
+
+
+def identities_of(user: User) -> list[ExternalIdentity]:
+    return list(
+        db.session.scalars(
+            select(ExternalIdentity)
+            .where(ExternalIdentity.user_id == user.id)
+            .order_by(ExternalIdentity.created_at)
+        )
+    )
+
+
+def unlink(user: User, identity_id: int) -> ExternalIdentity | None:
+    """Remove one of `user`'s own linked sign-ins (None when it is not theirs)."""
+    identity = db.session.get(ExternalIdentity, identity_id)
+    if identity is None or identity.user_id != user.id:
+        return None
+    audit.record(
+        "account.sso_unlinked",
+        actor=user,
+        target=user,
+        detail={"provider": identity.provider_id, "issuer": identity.issuer},
+    )
+    db.session.delete(identity)
+    db.session.commit()
+    return identity

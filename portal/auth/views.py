@@ -142,7 +142,9 @@ def second_factor():
                 add_errors(form, {"code": WRONG_CODE})
         if accepted:
             sessions.start_session(user, provider=provider)
-            services.record_sign_in(user, method="sso+totp" if provider else "password+totp")
+            services.record_sign_in(
+                user, method="sso+totp" if provider else "password+totp", provider=provider
+            )
             return redirect(next_url or url_for("library.home"), code=303)
     return render_form("auth/second_factor.html", form)
 
@@ -221,15 +223,16 @@ def sso_callback():
 
 def _signed_in_through(user, proof: sso.Proof, next_url: str | None):
     """The provider vouched for `user`: the portal's second factor unless its MFA counts."""
+    provider = proof.provider_id
     if proof.mfa:
-        sessions.start_session(user, provider=proof.provider_id, provider_mfa=True)
-        services.record_sign_in(user, method="sso+provider_mfa")
+        sessions.start_session(user, provider=provider, provider_mfa=True)
+        services.record_sign_in(user, method="sso+provider_mfa", provider=provider)
     elif user.mfa_enabled:
-        sessions.begin_second_factor(user, next_url, provider=proof.provider_id)
+        sessions.begin_second_factor(user, next_url, provider=provider)
         return redirect(url_for(".second_factor"), code=303)
     else:
-        sessions.start_session(user, provider=proof.provider_id)
-        services.record_sign_in(user, method="sso")
+        sessions.start_session(user, provider=provider)
+        services.record_sign_in(user, method="sso", provider=provider)
     return redirect(next_url or url_for("library.home"), code=303)
 
 
@@ -254,20 +257,27 @@ def sso_link():
     form = LinkAccountForm()
     if form.validate_on_submit():
         try:
-            sso.link(proof, user, form.password.data)
+            sso.link(proof, user, form.password.data, form.code.data or "")
         except FieldErrors as failure:
             add_errors(form, failure.errors)
         except sso.SignInRefused as error:
+            sso.refusal(provider, error)
             form.form_errors.append(error.message)
         else:
-            response = _signed_in_through(user, proof, next_url)  # a fresh session first
+            # Its password and (when it has one) its code were given: signed in, on a fresh
+            # session first, which the message below must follow.
+            sessions.start_session(user, provider=proof.provider_id, provider_mfa=proof.mfa)
+            services.record_sign_in(user, method="sso+link", provider=proof.provider_id)
+            response = redirect(next_url or url_for("library.home"), code=303)
             flash(
                 f"Your {provider.name if provider else 'force'} sign-in is now linked to this "
                 "account.",
                 "success",
             )
             return response
-    return render_form("auth/sso_link.html", form, email=user.email, provider=provider)
+    return render_form(
+        "auth/sso_link.html", form, email=user.email, provider=provider, needs_code=user.mfa_enabled
+    )
 
 
 @bp.get("/signed-out")

@@ -59,7 +59,11 @@ def portal(tmp_path_factory):
                 trust_mfa=True,
             )
             provider.tenants.append(
-                ProviderTenant(tenant_id=KENT_TENANT, force=find_force("Kent Police"))
+                ProviderTenant(
+                    tenant_id=KENT_TENANT,
+                    force=find_force("Kent Police"),
+                    email_domains="kent.police.uk",
+                )
             )
             db.session.add(provider)
             for login, email in (

@@ -22,7 +22,7 @@ from portal.models import (
     UserStatus,
 )
 from portal.reference import find_force
-from tests.conftest import Auth, csrf_from, make_app
+from tests.conftest import Auth, csrf_from, make_app, signed_in
 from tests.oidc import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -33,6 +33,7 @@ from tests.oidc import (
     sign_in_at,
     start_idp,
 )
+from tests.records import outbox
 
 BASE = "http://127.0.0.1:5000"  # the portal's BASE_URL in the tests: the redirect URI's
 
@@ -61,7 +62,13 @@ def app(instance_path, idp):
             client_id=CLIENT_ID,
             trust_mfa=True,
         )
-        entra.tenants.append(ProviderTenant(tenant_id=KENT_TENANT, force=find_force("Kent Police")))
+        entra.tenants.append(
+            ProviderTenant(
+                tenant_id=KENT_TENANT,
+                force=find_force("Kent Police"),
+                email_domains="kent.police.uk",
+            )
+        )
         db.session.add(entra)
         db.session.add(
             IdentityProvider(
@@ -71,6 +78,7 @@ def app(instance_path, idp):
                 discovery_url=idp.discovery(MERSEY_TENANT),
                 client_id=CLIENT_ID,
                 force=find_force("Merseyside Police"),
+                email_domains="merseyside.police.uk",
             )
         )
         db.session.commit()
@@ -175,7 +183,11 @@ def test_first_sign_in_creates_a_contributor_in_the_mapped_force(app, client):
             claims_of("alex")["oid"],
         )
     assert len(events(app, "auth.sso_account_created")) == 1
-    assert [e.detail for e in events(app, "auth.login")] == ['{"method": "sso"}']
+    [login] = events(app, "auth.login")
+    assert '"method": "sso"' in login.detail and '"provider": ' in login.detail
+    [mail] = outbox(app)  # the address's owner hears of the new account
+    assert mail["To"] == "alex.morgan@kent.police.uk"
+    assert "Kent Police" in mail.get_content() and "If this was not you" in mail.get_content()
 
 
 def test_signing_in_again_finds_the_same_account(app, client):
@@ -344,7 +356,7 @@ def test_a_moderator_whose_token_says_mfa_goes_straight_in(app, client, make_use
     response = sso(client, "mo.mfa", next_url="/moderation")
     assert response.location == "/moderation"
     assert client.get("/moderation").status_code == 200
-    assert events(app, "auth.login")[0].detail == '{"method": "sso+provider_mfa"}'
+    assert '"method": "sso+provider_mfa"' in events(app, "auth.login")[0].detail
 
 
 def test_a_moderator_without_mfa_in_the_token_gives_the_portals_code(app, client, make_user):
@@ -359,7 +371,7 @@ def test_a_moderator_without_mfa_in_the_token_gives_the_portals_code(app, client
     )
     assert done.location == "/moderation"
     assert client.get("/moderation").status_code == 200
-    assert events(app, "auth.login")[0].detail == '{"method": "sso+totp"}'
+    assert '"method": "sso+totp"' in events(app, "auth.login")[0].detail
 
 
 def test_mfa_is_not_trusted_unless_the_provider_is(app, client, make_user):
@@ -447,13 +459,120 @@ def test_a_provider_that_does_not_answer_is_said_so(app, client):
     refused(client.get("/auth/sso/entra"), "could not be reached")
 
 
+def test_an_address_of_another_forces_domain_cannot_make_or_link_an_account(
+    app, client, idp, make_user
+):
+    # A Kent tenant admin sets an account's email claim to an Essex address: whether or not
+    # the library knows the address, Kent's tenant may not make or link it.
+    make_user(email="chief@essex.police.uk", force="Essex Police")
+    before = users(app)
+    for address in ("chief@essex.police.uk", "new.person@essex.police.uk"):
+        idp.next_token(f"email:{address}")
+        refused(sso(client, "alex"), "not one the library accepts from your organisation")
+        assert signed_in_as(client) is None
+    assert users(app) == before
+    assert not events(app, "auth.sso_link_offered")
+    assert all("email_not_tenants" in e.detail for e in events(app, "auth.sso_refused"))
+
+
+def test_an_address_the_provider_says_is_unverified_is_refused(app, client, idp):
+    idp.next_token('claims:{"email_verified": false}')
+    refused(sso(client, "alex"), "not one the library accepts")
+    assert users(app) == 0
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"email": "alex\u0000@kent.police.uk"},
+        {"email": "x@evil.example,alex@kent.police.uk"},
+        {"email": ["alex@kent.police.uk"], "preferred_username": 7},
+        {"oid": "a\u0000b"},
+        {"oid": {"nested": True}},
+        {"tid": None},
+        {"name": "A" * 5000},
+        {"amr": "mfa"},
+    ],
+)
+def test_odd_claims_never_give_an_error_page(app, client, idp, claims):
+    import json
+
+    idp.next_token("claims:" + json.dumps(claims))
+    response = sso(client, "alex")
+    assert response.status_code in (303, 400)
+    if response.status_code == 303:  # taken, but only in a shape the library accepts
+        with app.app_context():
+            user = db.session.scalar(select(User))
+            assert user.email == "alex.morgan@kent.police.uk" and len(user.name) <= 120
+
+
+def test_linking_an_account_with_two_factor_needs_its_code(app, client, make_user):
+    owner = make_user(email="lin.ker@kent.police.uk", mfa=True)
+    sso(client, "linker")
+    page = client.get("/auth/sso/link").text
+    assert "Code from your authenticator app" in page
+    no_code = client.post(
+        "/auth/sso/link", data={"password": owner.password, "csrf_token": csrf_from(page)}
+    )
+    assert no_code.status_code == 400 and "Enter the code" in no_code.text
+    wrong = client.post(
+        "/auth/sso/link",
+        data={"password": owner.password, "code": "000000", "csrf_token": csrf_from(page)},
+    )
+    assert wrong.status_code == 400 and "Enter a correct code" in wrong.text
+    assert signed_in_as(client) is None
+    done = client.post(
+        "/auth/sso/link",
+        data={"password": owner.password, "code": owner.totp(), "csrf_token": csrf_from(page)},
+    )
+    assert done.status_code == 303 and not done.location.endswith("/auth/two-factor")
+    assert signed_in_as(client) == owner.email
+    mails = [m for m in outbox(app) if m["To"] == owner.email]
+    assert [m["Subject"] for m in mails] == ["A force sign-in was linked to your account"]
+
+
+def test_trust_taken_back_ends_what_the_providers_mfa_allowed(app, client, make_user):
+    make_user("moderator", email="mo.reed@kent.police.uk", mfa=False)
+    link_identity(app, "mo.reed@kent.police.uk", "mo.mfa")
+    sso(client, "mo.mfa")
+    assert client.get("/moderation").status_code == 200
+    with app.app_context():
+        db.session.scalar(
+            select(IdentityProvider).where(IdentityProvider.slug == "entra")
+        ).trust_mfa = False
+        db.session.commit()
+    assert client.get("/moderation").location.endswith("/account/two-factor")
+
+
+def test_people_see_and_remove_their_linked_sign_ins(app, client, make_user):
+    sso(client, "alex")
+    page = client.get("/account").text
+    assert "Force sign-in" in page and "Microsoft Entra ID, linked" in page
+    assert "None: you sign in with your force account" in page
+    with app.app_context():
+        identity_id = db.session.scalar(select(ExternalIdentity.id))
+    other = signed_in(app, make_user())
+    token = csrf_from(other.get("/account").text)
+    assert (
+        other.post(
+            f"/account/sign-ins/{identity_id}/remove", data={"csrf_token": token}
+        ).status_code
+        == 404
+    )
+    assert client.post(f"/account/sign-ins/{identity_id}/remove").status_code == 400  # no CSRF
+    token = csrf_from(client.get("/account").text)
+    removed = client.post(f"/account/sign-ins/{identity_id}/remove", data={"csrf_token": token})
+    assert removed.status_code == 303
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(ExternalIdentity)) == 0
+    assert len(events(app, "account.sso_unlinked")) == 1
+
+
 # Admins configure providers and map tenants
 
 
 @pytest.fixture
 def admin(app, make_user):
-    from tests.conftest import signed_in
-
     return signed_in(app, make_user("admin", email="chief.admin@kent.police.uk"))
 
 
@@ -494,6 +613,39 @@ def test_an_admin_adds_a_provider_checked_against_its_discovery_document(app, ad
     page = admin.get(added.location).get_data(as_text=True)
     assert "PORTAL_OIDC_SECRET_POLICE_ENTRA" in page and "Not found" in page
     assert events(app, "admin.provider_created")[0].actor_id is not None
+    not_a_document = provider_form(
+        admin, "/admin/sign-in-providers/new", discovery_url=f"{idp.url}/_test/health"
+    )
+    assert not_a_document.status_code == 400 and "its document has no issuer" in not_a_document.text
+    broken = provider_form(admin, "/admin/sign-in-providers/new", discovery_url="https://[::1/x")
+    assert broken.status_code == 400 and "starts with https://" in broken.text
+
+
+def test_another_provider_needs_its_force_and_email_domains(app, admin, idp):
+    url = "/admin/sign-in-providers/new"
+    missing = provider_form(
+        admin, url, kind="oidc", name="Mersey IdP", discovery_url=idp.discovery(MERSEY_TENANT)
+    )
+    assert missing.status_code == 400
+    assert "Choose the force" in missing.text and "Enter the email domain" in missing.text
+    added = provider_form(
+        admin,
+        url,
+        kind="oidc",
+        name="Mersey IdP",
+        discovery_url=idp.discovery(MERSEY_TENANT),
+        force="Merseyside Police",
+        email_domains="merseyside.police.uk",
+    )
+    assert added.status_code == 303
+    with app.app_context():
+        provider = db.session.scalar(
+            select(IdentityProvider).where(IdentityProvider.slug == "mersey-idp")
+        )
+        assert (provider.force.name, provider.email_domains) == (
+            "Merseyside Police",
+            "merseyside.police.uk",
+        )
 
 
 def test_an_admin_maps_and_removes_a_tenant(app, admin):
@@ -507,23 +659,40 @@ def test_an_admin_maps_and_removes_a_tenant(app, admin):
     token = csrf_from(page)
     bad = admin.post(
         f"{url}/tenants",
-        data={"tenant_id": "not-a-guid", "tenant_force": "Nowhere", "csrf_token": token},
+        data={
+            "tenant_id": "not-a-guid",
+            "tenant_force": "Nowhere",
+            "tenant_domains": "gmail.com",
+            "csrf_token": token,
+        },
     )
     assert bad.status_code == 400
     assert "Enter the tenant id" in bad.text and 'value="not-a-guid"' in bad.text
+    assert "gmail.com is not allowed" in bad.text
     essex = KENT_TENANT[:-1] + "b"
     done = admin.post(
         f"{url}/tenants",
-        data={"tenant_id": essex.upper(), "tenant_force": "Essex Police", "csrf_token": token},
+        data={
+            "tenant_id": essex.upper(),
+            "tenant_force": "Essex Police",
+            "tenant_domains": "essex.police.uk, ESSEX.pnn.police.uk",
+            "csrf_token": token,
+        },
     )
     assert done.status_code == 303
     with app.app_context():
         tenant = db.session.scalar(select(ProviderTenant).where(ProviderTenant.tenant_id == essex))
         assert tenant.force.name == "Essex Police"
+        assert tenant.email_domains == "essex.police.uk essex.pnn.police.uk"
         tenant_id = tenant.id
     again = admin.post(
         f"{url}/tenants",
-        data={"tenant_id": essex, "tenant_force": "Essex Police", "csrf_token": token},
+        data={
+            "tenant_id": essex,
+            "tenant_force": "Essex Police",
+            "tenant_domains": "essex.police.uk",
+            "csrf_token": token,
+        },
     )
     assert again.status_code == 400 and "mapped already" in again.text
     removed = admin.post(f"{url}/tenants/{tenant_id}/remove", data={"csrf_token": token})
@@ -552,8 +721,6 @@ def test_an_admin_changes_a_provider_and_the_next_sign_in_uses_it(app, admin, cl
 
 
 def test_provider_pages_are_for_admins_only(app, client, make_user, idp):
-    from tests.conftest import signed_in
-
     moderator = signed_in(app, make_user("moderator"))
     for path in (
         "/admin/sign-in-providers",

@@ -8,7 +8,8 @@
 // code to the tenant that issued it, and its logout sends the browser to that tenant.
 //
 // The tests' own hooks (never part of a provider): POST /_test/next-token {"mutation": ...}
-// changes the next ID token the token endpoints return (an attacker between the portal and
+// changes the next ID token the token endpoints return (re-signed with the provider's own key
+// unless the mutation is about the signature; "claims:{...}" merges claims into it) (an attacker between the portal and
 // the provider, or a provider gone wrong), and GET /_test/health says it is up.
 //
 // Configuration: IDP_CONFIG (JSON) {"port": 0, "clients": [...], "tenants": [{"id", "name",
@@ -162,6 +163,7 @@ async function mutate(idToken, mutation) {
       if (mutation && mutation.startsWith("tid:")) return resign({ ...payload, tid: mutation.slice(4) });
       if (mutation && mutation.startsWith("iss:")) return resign({ ...payload, iss: mutation.slice(4) });
       if (mutation && mutation.startsWith("email:")) return resign({ ...payload, email: mutation.slice(6) });
+      if (mutation && mutation.startsWith("claims:")) return resign({ ...payload, ...JSON.parse(mutation.slice(7)) });
       return idToken;
   }
 }

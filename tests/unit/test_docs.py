@@ -16,7 +16,7 @@ GUIDES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "ins
 CODE = sorted((ROOT / "portal").rglob("*.py"))
 TOP = "portal|tests|bench|docs|static|templates|instance"
 PATH = re.compile(
-    rf"(?<![\w/.-])((?:{TOP})/[\w./-]*\.(?:py|md|png|html|css|js|json|jsonl|txt|toml))"
+    rf"(?<![\w/.-])((?:{TOP})/[\w./-]*\.(?:py|md|png|html|css|jsonl|json|mjs|js|txt|toml))\b"
 )
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 

@@ -2,7 +2,7 @@
 
 OpenID Connect sign-in (portal/auth/sso.py): the providers admins configure (their client
 secrets stay in the environment or the instance's config), the Entra ID tenants mapped to
-forces, each person's linked provider identity (issuer + subject, never the email), and
+forces (with the email domains each may sign in with), each person's linked provider identity (issuer + subject, never the email), and
 the hashes of sign-in `state` values already used, so none is used twice.
 
 Revision ID: 0015
@@ -41,6 +41,7 @@ def upgrade():
     sa.Column('discovery_url', sa.String(length=500), nullable=False),
     sa.Column('client_id', sa.String(length=200), nullable=False),
     sa.Column('force_id', sa.Integer(), nullable=True),
+    sa.Column('email_domains', sa.String(length=500), server_default='', nullable=False),
     sa.Column('trust_mfa', sa.Boolean(), server_default=sa.false(), nullable=False),
     sa.Column('mfa_acr', sa.String(length=200), server_default='', nullable=False),
     sa.Column('enabled', sa.Boolean(), server_default=sa.true(), nullable=False),
@@ -72,6 +73,7 @@ def upgrade():
     sa.Column('provider_id', sa.Integer(), nullable=False),
     sa.Column('tenant_id', sa.String(length=36), nullable=False),
     sa.Column('force_id', sa.Integer(), nullable=False),
+    sa.Column('email_domains', sa.String(length=500), server_default='', nullable=False),
     sa.ForeignKeyConstraint(['force_id'], ['force.id'], name=op.f('fk_provider_tenant_force_id_force')),
     sa.ForeignKeyConstraint(['provider_id'], ['identity_provider.id'], name=op.f('fk_provider_tenant_provider_id_identity_provider'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_provider_tenant')),
