@@ -372,11 +372,7 @@ class Outcome:
 
 def account_for(proof: Proof) -> Outcome:
     """Find the account of a provider identity, create one, or offer to link one."""
-    identity = db.session.scalar(
-        select(ExternalIdentity).where(
-            ExternalIdentity.issuer == proof.issuer, ExternalIdentity.subject == proof.subject
-        )
-    )
+    identity = _identity(proof)
     if identity is not None:
         user = identity.user
         _refuse_inactive(user, proof)
@@ -408,7 +404,22 @@ def account_for(proof: Proof) -> Outcome:
         audit.record("auth.sso_link_offered", target=existing, detail=_about(proof))
         db.session.commit()
         return Outcome(None, link_to=existing)
-    return Outcome(_create(proof))
+    created = _create(proof)
+    if created is None:  # the same person's other tab made it a moment ago: use that one
+        identity = _identity(proof)
+        if identity is None:
+            raise SignInRefused("raced", TRY_AGAIN)
+        _refuse_inactive(identity.user, proof)
+        return Outcome(identity.user)
+    return Outcome(created)
+
+
+def _identity(proof: Proof) -> ExternalIdentity | None:
+    return db.session.scalar(
+        select(ExternalIdentity).where(
+            ExternalIdentity.issuer == proof.issuer, ExternalIdentity.subject == proof.subject
+        )
+    )
 
 
 def _about(proof: Proof) -> dict[str, Any]:
@@ -444,8 +455,9 @@ def _display_name(proof: Proof) -> str:
     return name if name and is_clean_text(name, multiline=False) else "Colleague"
 
 
-def _create(proof: Proof) -> User:
-    """A contributor account in the mapped force, active at once (the provider vouched)."""
+def _create(proof: Proof) -> User | None:
+    """A contributor account in the mapped force, active at once (the provider vouched);
+    None when another request made the account or identity first."""
     force = db.session.get(Force, proof.force_id)
     user = User(
         email=proof.email,
@@ -484,7 +496,7 @@ def _create(proof: Proof) -> User:
     except IntegrityError:
         # The same person's other tab (or a registration of the address) was first.
         db.session.rollback()
-        raise SignInRefused("raced", TRY_AGAIN) from None
+        return None
     return user
 
 

@@ -737,3 +737,47 @@ def test_provider_pages_are_for_admins_only(app, client, make_user, idp):
         ).status_code
         == 403
     )
+
+
+def test_a_provider_that_hangs_is_given_up_on_in_seconds(app, client):
+    # A provider that takes the connection and never answers must not hold a worker for
+    # ever: the portal gives up after its timeout (5 s) and says so on the sign-in page.
+    import socket
+    import time
+
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(8)  # the kernel completes each connection; nobody ever answers
+    try:
+        with app.app_context():
+            provider = db.session.scalar(
+                select(IdentityProvider).where(IdentityProvider.slug == "entra")
+            )
+            provider.discovery_url = (
+                f"http://127.0.0.1:{hole.getsockname()[1]}/.well-known/openid-configuration"
+            )
+            db.session.commit()
+        started = time.monotonic()
+        refused(client.get("/auth/sso/entra"), "could not be reached")
+        assert time.monotonic() - started < 20
+    finally:
+        hole.close()
+
+
+def test_thirty_first_sign_ins_at_once_make_one_account(app):
+    # The same person's thirty tabs (or thirty replays) come back at the same moment: one
+    # account and one linked identity, every answer a sign-in or a refusal, never an error.
+    from concurrent.futures import ThreadPoolExecutor
+
+    clients = [app.test_client() for _ in range(30)]
+    callbacks = [sign_in_at(start(c), "alex") for c in clients]
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        answers = list(
+            pool.map(
+                lambda pair: pair[0].get(path_of(pair[1])).status_code, zip(clients, callbacks)
+            )
+        )
+    assert answers == [303] * 30, answers  # the tabs that lost the race use the account made
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(User)) == 1
+        assert db.session.scalar(select(func.count()).select_from(ExternalIdentity)) == 1
