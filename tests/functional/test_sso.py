@@ -774,7 +774,8 @@ def test_thirty_first_sign_ins_at_once_make_one_account(app):
     with ThreadPoolExecutor(max_workers=30) as pool:
         answers = list(
             pool.map(
-                lambda pair: pair[0].get(path_of(pair[1])).status_code, zip(clients, callbacks)
+                lambda pair: pair[0].get(path_of(pair[1])).status_code,
+                zip(clients, callbacks, strict=True),
             )
         )
     assert answers == [303] * 30, answers  # the tabs that lost the race use the account made
