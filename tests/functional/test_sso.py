@@ -782,3 +782,25 @@ def test_thirty_first_sign_ins_at_once_make_one_account(app):
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(User)) == 1
         assert db.session.scalar(select(func.count()).select_from(ExternalIdentity)) == 1
+
+
+def test_an_account_made_by_a_provider_can_set_a_password_by_reset_link(app, client):
+    sso(client, "alex")
+    client.post("/auth/logout", data={"csrf_token": csrf_from(client.get("/account").text)})
+    token = csrf_from(client.get("/auth/reset").text)
+    client.post("/auth/reset", data={"email": "alex.morgan@kent.police.uk", "csrf_token": token})
+    message = [m for m in outbox(app) if m["Subject"] == "Reset your password"][-1]
+    link = re.search(r"https?://\S+", message.get_content()).group(0)
+    page = client.get(path_of(link)).text
+    chosen = "a password of my own at last"
+    done = client.post(path_of(link), data={"password": chosen, "csrf_token": csrf_from(page)})
+    assert done.status_code == 303
+    signed = client.post(
+        "/auth/login",
+        data={
+            "email": "alex.morgan@kent.police.uk",
+            "password": chosen,
+            "csrf_token": csrf_from(client.get("/auth/login").text),
+        },
+    )
+    assert signed.status_code == 303 and signed_in_as(client) == "alex.morgan@kent.police.uk"
