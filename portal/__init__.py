@@ -104,6 +104,7 @@ def configure_blueprints(app: Flask) -> None:
     from .library.views import bp as library_bp
     from .moderation.views import bp as moderation_bp
     from .outreach.views import bp as outreach_bp
+    from .policies.views import bp as policies_bp
     from .reports.views import bp as reports_bp
 
     for blueprint in (
@@ -121,6 +122,7 @@ def configure_blueprints(app: Flask) -> None:
         admin_bp,
         insights_bp,
         health_bp,
+        policies_bp,
     ):
         app.register_blueprint(blueprint)
 

@@ -48,6 +48,7 @@ EVENT_NAMES: dict[str, str] = {
     "auth.registration_finished_by_reset": "Finished registering through a password reset",
     "user.created": "Account created on the command line",
     # Signing in and out
+    "retention.run": "Old data deleted by the retention job",
     "auth.login": "Signed in",
     "auth.login_failed": "Sign-in failed",
     "auth.login_refused": "Sign-in refused: account not active",
@@ -57,6 +58,7 @@ EVENT_NAMES: dict[str, str] = {
     "auth.sso_refused": "Sign-in with a force account refused",
     "auth.sso_link_offered": "Offered to link a force account (its email matched)",
     "account.sso_unlinked": "Force sign-in removed from the account",
+    "account.data_downloaded": "Downloaded their data",
     "auth.second_factor_failed": "Wrong security code",
     "auth.second_factor_locked": "Sign-in paused after 10 wrong security codes",
     "auth.recovery_code_used": "Used a recovery code",

@@ -234,6 +234,24 @@ def send_digests_command(days: int) -> None:
         )
 
 
+@click.command("retention")
+@with_appcontext
+@click.option("--dry-run", is_flag=True, help="Only say how much each part would delete now.")
+def retention_command(dry_run: bool) -> None:
+    """Delete what is older than its retention period now (the worker does it daily at
+    03:30), or with --dry-run say what would go. The periods are the privacy notice's."""
+    from .insights.services import delete_expired
+    from .jobs.retention import due_now, retention
+
+    if dry_run:
+        for name, count in due_now().items():
+            click.echo(f"{name.removeprefix('purge_').replace('_', ' ')}: {count:,} would go")
+        return
+    deleted = {**retention(), "purge_search_insights": delete_expired()}
+    for name, count in deleted.items():
+        click.echo(f"{name.removeprefix('purge_').replace('_', ' ')}: {count:,} deleted")
+
+
 @click.command("worker")
 @with_appcontext
 @click.option(
@@ -396,6 +414,7 @@ def register(app: Flask) -> None:
         search_sync_command,
         search_check_command,
         send_digests_command,
+        retention_command,
         worker_command,
         backup_command,
         restore_command,

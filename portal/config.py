@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,12 @@ DEFAULTS: dict[str, Any] = {
     "ATTACHMENT_MAX_COUNT": 5,
     # How many days the admins' search insights keep each search (0: record none).
     "SEARCH_INSIGHTS_DAYS": 90,
-    # How many days the audit log keeps each event (0: for ever); 2190 days is 6 years.
-    "AUDIT_RETENTION_DAYS": 2190,
+    # How many days the audit log keeps each event (0: for ever); 730 days is 2 years.
+    "AUDIT_RETENTION_DAYS": 730,
     # How many days a sent email is kept (it may hold a reset link or a private message).
     "MAIL_RETENTION_DAYS": 30,
+    # How many days a registration nobody confirmed is kept (its name, email and force).
+    "UNCONFIRMED_DAYS": 7,
     # The job queue (mail delivery, digests, report PDFs, repairs): empty for SQLite in the
     # instance folder (instance/jobs.db), or redis://host:port/db when scaling out.
     "QUEUE_URL": "",
@@ -62,6 +65,16 @@ DEFAULTS: dict[str, Any] = {
     "METRICS_TOKEN": "",
     # Log lines as `text` (for people) or `json` (one object per line, for log collectors).
     "LOG_FORMAT": "text",
+    # Who runs this deployment, and how people reach them: the accessibility statement,
+    # the privacy notice and the cookies page name them (empty contacts: the page says to
+    # ask the portal's admins).
+    "ORGANISATION": "the HeForShe Practice Library team",
+    "CONTACT_EMAIL": "",
+    "DPO_CONTACT": "",  # the data protection officer: an email address or a line of text
+    # The lawful basis for processing people's data (UK GDPR Article 6(1)).
+    "LAWFUL_BASIS": "public_task",
+    # When the accessibility statement was last reviewed (YYYY-MM-DD).
+    "ACCESSIBILITY_REVIEWED": "2026-12-05",
 }
 
 _BOOLEAN = {"PUBLIC_LIBRARY", "SMTP_STARTTLS"}
@@ -75,6 +88,7 @@ _INTEGER = {
     "SEARCH_INSIGHTS_DAYS",
     "AUDIT_RETENTION_DAYS",
     "MAIL_RETENTION_DAYS",
+    "UNCONFIRMED_DAYS",
     "SMTP_TIMEOUT",
     "MAIL_LEASE_SECONDS",
     "DIGEST_HOUR",
@@ -116,6 +130,7 @@ CHOICES = {
     "ENV": ("production", "development"),
     "DIGEST_DAY": ("mon", "tue", "wed", "thu", "fri", "sat", "sun"),
     "LOG_FORMAT": ("text", "json"),
+    "LAWFUL_BASIS": ("public_task", "legitimate_interests"),
 }
 
 
@@ -182,7 +197,7 @@ def finalise(config: dict[str, Any], instance_path: Path) -> dict[str, Any]:
             f"PORTAL_SEARCH_INSIGHTS_DAYS={config.get('SEARCH_INSIGHTS_DAYS')!r} is not "
             "supported; use a number of days from 0 (record no searches) to 3650"
         )
-    audit_days = int(config.get("AUDIT_RETENTION_DAYS", 2190))
+    audit_days = int(config.get("AUDIT_RETENTION_DAYS", 730))
     if audit_days != 0 and not 30 <= audit_days <= 36500:
         raise ConfigError(
             f"PORTAL_AUDIT_RETENTION_DAYS={config.get('AUDIT_RETENTION_DAYS')!r} is not "
@@ -193,6 +208,18 @@ def finalise(config: dict[str, Any], instance_path: Path) -> dict[str, Any]:
             f"PORTAL_MAIL_RETENTION_DAYS={config.get('MAIL_RETENTION_DAYS')!r} is not "
             "supported; use a number of days from 1 to 3650"
         )
+    if not 2 <= int(config.get("UNCONFIRMED_DAYS", 7)) <= 365:
+        raise ConfigError(
+            f"PORTAL_UNCONFIRMED_DAYS={config.get('UNCONFIRMED_DAYS')!r} is not supported; use "
+            "a number of days from 2 (a confirmation link lasts 48 hours) to 365"
+        )
+    try:
+        date.fromisoformat(str(config.get("ACCESSIBILITY_REVIEWED", "2026-12-05")))
+    except ValueError:
+        raise ConfigError(
+            f"PORTAL_ACCESSIBILITY_REVIEWED={config.get('ACCESSIBILITY_REVIEWED')!r} is not a "
+            "date: write it as YYYY-MM-DD"
+        ) from None
     derived: dict[str, Any] = {}
     if not config.get("SECRET_KEY"):
         derived["SECRET_KEY"] = ensure_secret_key(instance_path)

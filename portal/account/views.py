@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from math import ceil
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 
+from .. import audit
 from ..auth import mfa, services, sessions, sso
 from ..auth.forms import force_choices
 from ..core.errors import FieldErrors
+from ..extensions import db, limiter
+from ..models import utcnow
 from ..web import attempts
 from ..web.attempts import AttemptLimit, TooManyAttempts
 from ..web.forms import add_errors, carry_out, render_form
 from ..web.people import signed_in_user
+from . import data as personal_data
 from . import services as account
 from .forms import (
     ChangePasswordForm,
@@ -215,3 +220,27 @@ def unlink_sign_in(identity_id: int):
         abort(404)
     flash("Removed. That force account no longer signs in to this one.", "success")
     return redirect(url_for(".index"), code=303)
+
+
+@bp.get("/data")
+def data():
+    """What the library holds about you, and a button to download all of it."""
+    return render_template("account/data.html", user=signed_in_user())
+
+
+@bp.get("/data.json")
+@limiter.limit("10 per hour")
+def data_download():
+    """Everything the library holds about you, as a JSON file (the right of access)."""
+    user = signed_in_user()
+    document = personal_data.export(user)
+    audit.record("account.data_downloaded", actor=user, target=user)
+    db.session.commit()
+    response = current_app.response_class(
+        json.dumps(document, ensure_ascii=False, indent=2), mimetype="application/json"
+    )
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="heforshe-library-data-{utcnow():%Y-%m-%d}.json"'
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response

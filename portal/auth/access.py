@@ -26,6 +26,9 @@ PUBLIC_ENDPOINTS = {
     "health.readyz",
     "health.metrics",  # its own key: the metrics token (portal/health/views.py)
     "health.status",
+    "policies.accessibility",
+    "policies.privacy",
+    "policies.cookies_page",
     "static",
 }
 #: Pages PORTAL_PUBLIC_LIBRARY=1 opens to anonymous readers.

@@ -13,16 +13,34 @@ and carry their own expiry: they are no rows, and nothing needs deleting for the
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, and_, delete, exists, or_, select
+from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
+from .. import audit
 from ..core.updates import changed_rows
 from ..extensions import db
-from ..models import AuditEvent, MailMessage, MailState, ReportFile, ReportFileState, utcnow
+from ..models import (
+    Adoption,
+    AuditEvent,
+    CaseStudy,
+    MailMessage,
+    MailState,
+    ModerationEvent,
+    ReportFile,
+    ReportFileState,
+    Revision,
+    SearchLog,
+    SignInState,
+    User,
+    UserStatus,
+    utcnow,
+)
 from . import periodic
 from .schedules import daily_uk
 
@@ -37,18 +55,35 @@ UNDELIVERED_DAYS = 90
 SUPERSEDED_REPORT_GRACE = timedelta(days=1)
 #: A report PDF that could not be made is kept this long (its error shows on the page).
 FAILED_REPORT_DAYS = 30
+#: The hash of a used single sign-on state is kept this long (a state lives 10 minutes).
+SIGN_IN_STATE_DAYS = 1
 
 
-def delete_in_batches(model: Any, *where: ColumnElement[bool], batch: int = BATCH) -> int:
-    """Delete the rows of `model` matching `where`, `batch` at a time; return how many."""
+def delete_in_batches(
+    model: Any,
+    *where: ColumnElement[bool],
+    batch: int = BATCH,
+    before: Callable[[Sequence[int]], None] | None = None,
+) -> int:
+    """Delete the rows of `model` matching `where`, `batch` at a time; return how many.
+
+    `before(ids)` runs in each batch's transaction first (to let go of what refers to them).
+    """
     total = 0
     while True:
         # Not correlated with the DELETE: it picks the rows itself, from its own table.
         chosen = select(model.id).where(*where).order_by(model.id).limit(batch).correlate(None)
+        if before is not None:
+            ids = db.session.scalars(chosen).all()
+            if ids:
+                before(ids)
+            picked: Any = ids
+        else:
+            picked = chosen.scalar_subquery()
         deleted = changed_rows(
             db.session.execute(
                 delete(model)
-                .where(model.id.in_(chosen.scalar_subquery()))
+                .where(model.id.in_(picked))
                 .execution_options(synchronize_session=False)
             )
         )
@@ -58,23 +93,57 @@ def delete_in_batches(model: Any, *where: ColumnElement[bool], batch: int = BATC
             return total
 
 
+def _audit_due() -> ColumnElement[bool] | None:
+    days = int(current_app.config["AUDIT_RETENTION_DAYS"])
+    return AuditEvent.at < utcnow() - timedelta(days=days) if days > 0 else None
+
+
 def purge_audit(batch: int = BATCH) -> int:
     """Delete audit events older than PORTAL_AUDIT_RETENTION_DAYS (0: keep them for ever)."""
-    days = int(current_app.config["AUDIT_RETENTION_DAYS"])
-    if days <= 0:
-        return 0
-    cutoff = utcnow() - timedelta(days=days)
-    return delete_in_batches(AuditEvent, AuditEvent.at < cutoff, batch=batch)
+    due = _audit_due()
+    return 0 if due is None else delete_in_batches(AuditEvent, due, batch=batch)
 
 
-def purge_mail(batch: int = BATCH) -> int:
-    """Delete mail sent more than PORTAL_MAIL_RETENTION_DAYS ago, and mail that failed or is
-    unconfirmed with nothing done to it for 90 days (or that many days, if more).
+def _unconfirmed_due() -> ColumnElement[bool]:
+    cutoff = utcnow() - timedelta(days=int(current_app.config["UNCONFIRMED_DAYS"]))
+    return and_(
+        User.status == UserStatus.PENDING,
+        User.created_at < cutoff,
+        # Never one anything else refers to (an unconfirmed account cannot write, but a
+        # row an admin made by hand must not be lost with it).
+        ~exists().where(CaseStudy.author_id == User.id),
+        ~exists().where(Revision.created_by_id == User.id),
+        ~exists().where(ModerationEvent.actor_id == User.id),
+        ~exists().where(Adoption.recorded_by_id == User.id),
+    )
 
-    Mail still waiting, being sent or handed over is never deleted, however old: the
-    delivery job owns it. A message holds reset links and private messages, so a sent one
-    is not kept longer than the admins need to answer "did it go?".
-    """
+
+def _let_go_of_users(ids: Sequence[int]) -> None:
+    # Their audit events stay (for their own retention period), without the account.
+    db.session.execute(
+        update(AuditEvent)
+        .where(AuditEvent.actor_id.in_(ids))
+        .values(actor_id=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def purge_unconfirmed(batch: int = BATCH) -> int:
+    """Delete registrations nobody confirmed within PORTAL_UNCONFIRMED_DAYS (their name,
+    email and force): the confirmation link died after 48 hours."""
+    return delete_in_batches(User, _unconfirmed_due(), batch=batch, before=_let_go_of_users)
+
+
+def _states_due() -> ColumnElement[bool]:
+    return SignInState.used_at < utcnow() - timedelta(days=SIGN_IN_STATE_DAYS)
+
+
+def purge_sign_in_states(batch: int = BATCH) -> int:
+    """Delete the hashes of single sign-on states used more than a day ago."""
+    return delete_in_batches(SignInState, _states_due(), batch=batch)
+
+
+def _mail_due() -> ColumnElement[bool]:
     days = int(current_app.config["MAIL_RETENTION_DAYS"])
     now = utcnow()
     sent_before = now - timedelta(days=days)
@@ -89,16 +158,21 @@ def purge_mail(batch: int = BATCH) -> int:
         MailMessage.created_at < undelivered_before,
         MailMessage.next_attempt_at < undelivered_before,  # not resent lately
     )
-    return delete_in_batches(MailMessage, or_(sent, undelivered), batch=batch)
+    return or_(sent, undelivered)
 
 
-def purge_report_files(batch: int = BATCH) -> int:
-    """Delete annual-report PDFs of figures since changed, and old failed attempts.
+def purge_mail(batch: int = BATCH) -> int:
+    """Delete mail sent more than PORTAL_MAIL_RETENTION_DAYS ago, and mail that failed or is
+    unconfirmed with nothing done to it for 90 days (or that many days, if more).
 
-    Each year keeps its newest finished PDF; an older finished one goes a day after a newer
-    one is done. A failed attempt goes after 30 days. One queued or being made is never
-    touched: a job is working on it.
+    Mail still waiting, being sent or handed over is never deleted, however old: the
+    delivery job owns it. A message holds reset links and private messages, so a sent one
+    is not kept longer than the admins need to answer "did it go?".
     """
+    return delete_in_batches(MailMessage, _mail_due(), batch=batch)
+
+
+def _reports_due() -> ColumnElement[bool]:
     newer = aliased(ReportFile)
     now = utcnow()
     superseded = and_(
@@ -118,15 +192,57 @@ def purge_report_files(batch: int = BATCH) -> int:
         ReportFile.state == ReportFileState.FAILED,
         ReportFile.requested_at < now - timedelta(days=FAILED_REPORT_DAYS),
     )
-    return delete_in_batches(ReportFile, or_(superseded, failed), batch=batch)
+    return or_(superseded, failed)
 
 
-PARTS = (purge_mail, purge_audit, purge_report_files)
+def purge_report_files(batch: int = BATCH) -> int:
+    """Delete annual-report PDFs of figures since changed, and old failed attempts.
+
+    Each year keeps its newest finished PDF; an older finished one goes a day after a newer
+    one is done. A failed attempt goes after 30 days. One queued or being made is never
+    touched: a job is working on it.
+    """
+    return delete_in_batches(ReportFile, _reports_due(), batch=batch)
+
+
+PARTS = (purge_mail, purge_audit, purge_report_files, purge_unconfirmed, purge_sign_in_states)
+
+#: What each part deletes, for `portal retention --dry-run`: its model and rows due.
+DUE: dict[str, tuple[Any, Callable[[], ColumnElement[bool] | None]]] = {
+    "purge_mail": (MailMessage, _mail_due),
+    "purge_audit": (AuditEvent, _audit_due),
+    "purge_report_files": (ReportFile, _reports_due),
+    "purge_unconfirmed": (User, _unconfirmed_due),
+    "purge_sign_in_states": (SignInState, _states_due),
+}
+
+
+def due_now() -> dict[str, int]:
+    """How many rows each part would delete now (the dry run), the search insights too."""
+    counts = {}
+    for name, (model, due) in DUE.items():
+        where = due()
+        counts[name] = (
+            0
+            if where is None
+            else db.session.scalar(select(func.count()).select_from(model).where(where)) or 0
+        )
+    days = int(current_app.config["SEARCH_INSIGHTS_DAYS"])
+    counts["purge_search_insights"] = (
+        db.session.scalar(
+            select(func.count())
+            .select_from(SearchLog)
+            .where(SearchLog.created_at < utcnow() - timedelta(days=days))
+        )
+        or 0
+    )
+    return counts
 
 
 @periodic("retention", daily_uk(3, 30))
 def retention() -> dict[str, int]:
-    """Run every part (one failing does not stop the others); return what each deleted."""
+    """Run every part (one failing does not stop the others); return what each deleted.
+    Each run is in the audit log with its counts."""
     deleted: dict[str, int] = {}
     for part in PARTS:
         try:
@@ -134,5 +250,67 @@ def retention() -> dict[str, int]:
         except Exception:  # noqa: BLE001 - the next day tries again
             db.session.rollback()
             log.exception("retention: %s failed", part.__name__)
+    audit.record("retention.run", detail=deleted)
+    db.session.commit()
     log.info("retention: deleted %s", deleted)
     return deleted
+
+
+# What the privacy notice says is kept, and for how long: read from the same settings
+
+
+@dataclass(frozen=True)
+class Period:
+    what: str
+    kept: str
+
+
+def _days(days: int) -> str:
+    if days % 365 == 0:
+        years = days // 365
+        return f"{years} year{'s' if years != 1 else ''}"
+    return f"{days} day{'s' if days != 1 else ''}"
+
+
+def periods() -> list[Period]:
+    """How long each kind of personal data is kept, as the retention jobs apply it."""
+    config = current_app.config
+    audit_days = int(config["AUDIT_RETENTION_DAYS"])
+    mail_days = int(config["MAIL_RETENTION_DAYS"])
+    insights = int(config["SEARCH_INSIGHTS_DAYS"])
+    return [
+        Period(
+            "Your account (name, work email, force, role, contact listing, what you follow)",
+            "While you use the library",
+        ),
+        Period(
+            "A registration nobody confirmed (name, work email, force)",
+            f"{_days(int(config['UNCONFIRMED_DAYS']))} after registering",
+        ),
+        Period(
+            "Case studies and their versions, with the contact details their authors gave",
+            "While they are in the library; deleted ones at once",
+        ),
+        Period(
+            "The audit log: who did what, when, from which IP address",
+            f"{_days(audit_days)}" if audit_days > 0 else "For ever (the deployment chose so)",
+        ),
+        Period(
+            "Emails the library sent (they can hold a reset link or a private message)",
+            f"{_days(mail_days)} after sending; {_days(max(mail_days, UNDELIVERED_DAYS))} if "
+            "one could not be delivered",
+        ),
+        Period(
+            "Library searches, for the admins' search insights (the words only, never who "
+            "searched)",
+            f"{_days(insights)}" if insights > 0 else "Not recorded",
+        ),
+        Period(
+            "Confirmation and password-reset links",
+            "Never stored: valid 48 hours and 1 hour, and once only",
+        ),
+        Period(
+            "Sign-ins with a force account: a hash of each sign-in's one-use state",
+            _days(SIGN_IN_STATE_DAYS),
+        ),
+    ]

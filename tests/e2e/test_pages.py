@@ -55,3 +55,17 @@ def test_vendored_scripts_run_under_the_content_security_policy(contributor, vis
     assert page.evaluate("typeof htmx") == "object"
     assert page.evaluate("htmx.version").startswith("4.")
     assert "govuk-frontend-supported" in page.evaluate("document.body.className")
+
+
+def test_the_accessibility_privacy_cookies_and_your_data_pages_pass_axe(contributor, visit):
+    for path, heading in (
+        ("/accessibility", "Accessibility statement for the HeForShe Practice Library"),
+        ("/privacy", "Privacy notice"),
+        ("/cookies", "Cookies"),
+        ("/account/data", "Your data"),
+    ):
+        page = visit(path)
+        expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download your data").click()
+    assert download.value.suggested_filename.startswith("heforshe-library-data-")

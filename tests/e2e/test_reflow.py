@@ -31,7 +31,7 @@ MOST_PEEKS = 20  # pages of one kind whose links are read (only the first is che
 
 # Never followed: downloads (exports, PDFs, attachments), feeds, assets, health, sign-out.
 SKIP = re.compile(
-    r"^/(static|healthz)(/|$)|\.(csv|jsonl|pdf|atom|xml|zip)$|/attachments/|logout|sign-?out",
+    r"^/(static|healthz)(/|$)|\.(csv|jsonl?|pdf|atom|xml|zip)$|/attachments/|logout|sign-?out",
     re.IGNORECASE,
 )
 

