@@ -59,6 +59,8 @@ EVENT_NAMES: dict[str, str] = {
     "auth.sso_link_offered": "Offered to link a force account (its email matched)",
     "account.sso_unlinked": "Force sign-in removed from the account",
     "account.data_downloaded": "Downloaded their data",
+    "account.closed": "Account closed",
+    "case_study.contact_handed_over": "Case study's contact handed to a colleague",
     "auth.second_factor_failed": "Wrong security code",
     "auth.second_factor_locked": "Sign-in paused after 10 wrong security codes",
     "auth.recovery_code_used": "Used a recovery code",

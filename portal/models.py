@@ -176,6 +176,8 @@ class User(UserMixin, db.Model):
     feed_links_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # The weekly digest of what they follow; unticking it keeps the follows.
     wants_digest: Mapped[bool] = mapped_column(Boolean, default=True, server_default=db.true())
+    # When the account was closed (portal/account/closing.py): its name and email are gone.
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     force: Mapped[Force] = relationship()
     recovery_codes: Mapped[list[RecoveryCode]] = relationship(

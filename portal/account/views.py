@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 from math import ceil
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 
 from .. import audit
@@ -18,6 +27,7 @@ from ..web import attempts
 from ..web.attempts import AttemptLimit, TooManyAttempts
 from ..web.forms import add_errors, carry_out, render_form
 from ..web.people import signed_in_user
+from . import closing
 from . import data as personal_data
 from . import services as account
 from .forms import (
@@ -244,3 +254,41 @@ def data_download():
     )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _closing_page(user, choices=None, errors=None, confirm="", action=None, by_admin=False):
+    return (
+        render_template(
+            "account/close.html",
+            user=user,
+            case_studies=closing.live_case_studies(user),
+            choices=choices or {},
+            errors=errors or {},
+            confirm=confirm,
+            action=action or url_for(".close"),
+            by_admin=by_admin,
+            form=ConfirmForm(),
+        ),
+        400 if errors else 200,
+    )
+
+
+@bp.route("/close", methods=["GET", "POST"])
+@limiter.limit("10 per hour", methods=["POST"])
+def close():
+    """Close your own account: choose what becomes of each live case study, then confirm."""
+    user = signed_in_user()
+    if request.method == "GET":
+        return _closing_page(user)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    live = closing.live_case_studies(user)
+    choices = closing.read_choices(request.form, live)
+    confirm = request.form.get("confirm", "")[:300]
+    try:
+        closing.close(user, user, choices, confirm)
+    except FieldErrors as failure:
+        return _closing_page(user, choices, failure.errors, confirm)
+    sessions.end_session()
+    flash("Your account is closed. Thank you for sharing what works.", "success")
+    return redirect(url_for("auth.login"), code=303)

@@ -67,6 +67,8 @@ def set_status(admin: User, user: User, status: UserStatus) -> None:
         raise FieldErrors({"status": "You cannot disable your own account"})
     if status not in (UserStatus.ACTIVE, UserStatus.DISABLED) or status == user.status:
         return
+    if user.closed_at is not None:
+        raise FieldErrors({"status": "This account was closed: it cannot be used again"})
     before = user.status
     user.status = status
     user.session_version += 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from ..account import closing
 from ..auth import sso
 from ..auth.forms import force_choices
 from ..auth.permissions import require_role
@@ -421,3 +422,35 @@ def unmap_tenant(provider_id: int, tenant_id: int):
         f"Removed tenant {tenant.tenant_id}. Its people can no longer sign in with it.", "success"
     )
     return redirect(url_for(".provider", provider_id=chosen.id) + "#tenants", code=303)
+
+
+@bp.route("/users/<id:user_id>/close", methods=["GET", "POST"])
+def close_user(user_id: int):
+    """Close a person's account on their request (the same rules as closing your own)."""
+    user = _user_or_404(user_id)
+    live = closing.live_case_studies(user)
+    choices, errors, confirm = {}, {}, ""
+    if request.method == "POST":
+        if not ConfirmUserForm().validate_on_submit():
+            abort(400)
+        choices = closing.read_choices(request.form, live)
+        confirm = request.form.get("confirm", "")[:300]
+        try:
+            closing.close(signed_in_user(), user, choices, confirm)
+        except FieldErrors as failure:
+            errors = failure.errors
+        else:
+            flash("The account is closed.", "success")
+            return redirect(url_for(".user", user_id=user.id), code=303)
+    page = render_template(
+        "account/close.html",
+        user=user,
+        case_studies=live,
+        choices=choices,
+        errors=errors,
+        confirm=confirm,
+        action=url_for(".close_user", user_id=user.id),
+        by_admin=True,
+        form=ConfirmUserForm(),
+    )
+    return page, 400 if errors else 200

@@ -90,3 +90,47 @@ def test_registration_errors_show_next_to_the_fields_and_keep_what_was_typed(pag
     assert_accessible(page)
     page.locator(".govuk-error-summary__list a").first.click()
     expect(page.get_by_label("Work email address")).to_be_focused()
+
+
+def test_closing_an_account_by_keyboard(browser, live_app, base_url):
+    from portal.accounts import create_user
+    from portal.extensions import db
+    from portal.models import Role
+
+    from .conftest import settle, track
+
+    password = "leaving the library today 7"
+    with live_app.app_context():
+        create_user("leaving.soon@kent.police.uk", "Leaving Soon", "Kent Police",
+                    Role.CONTRIBUTOR, password)  # fmt: skip
+        db.session.remove()
+    context = browser.new_context()
+    page = context.new_page()
+    track(page)
+    try:
+        page.goto(base_url + "/auth/login")
+        page.get_by_label("Email address").fill("leaving.soon@kent.police.uk")
+        page.get_by_label("Password", exact=True).fill(password)
+        page.keyboard.press("Enter")
+        settle(page)
+        page.goto(base_url + "/account")
+        page.get_by_role("link", name="Close your account").focus()
+        page.keyboard.press("Enter")
+        settle(page)
+        expect(page.get_by_role("heading", level=1)).to_have_text("Close your account")
+        assert_accessible(page)
+        page.get_by_role("button", name="Close my account").click()
+        settle(page)
+        expect(
+            page.get_by_text("Type the account's email address to confirm").first
+        ).to_be_visible()
+        assert_accessible(page)
+        page.get_by_label("To confirm, type the account's email address").fill(
+            "leaving.soon@kent.police.uk"
+        )
+        page.keyboard.press("Enter")
+        settle(page)
+        expect(page.get_by_text("Your account is closed")).to_be_visible()
+        assert_accessible(page)
+    finally:
+        context.close()
