@@ -284,6 +284,10 @@ def periods() -> list[Period]:
             "While you use the library",
         ),
         Period(
+            'A closed account: only its role ("Former moderator"), no name, email or secret',
+            "While what it wrote or decided is in the library; its audit events as below",
+        ),
+        Period(
             "A registration nobody confirmed (name, work email, force)",
             f"{_days(int(config['UNCONFIRMED_DAYS']))} after registering",
         ),
