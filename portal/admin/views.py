@@ -310,6 +310,22 @@ def _provider_form_values(form: ProviderForm) -> dict:
     }
 
 
+def _saved_form(provider: IdentityProvider) -> ProviderForm:
+    """The provider's form as saved (never what a request sent)."""
+    return ProviderForm(
+        formdata=None,
+        name=provider.name,
+        kind=provider.kind.value,
+        discovery_url=provider.discovery_url,
+        client_id=provider.client_id,
+        force=provider.force.name if provider.force else "",
+        email_domains=provider.email_domains,
+        trust_mfa=provider.trust_mfa,
+        mfa_acr=provider.mfa_acr,
+        enabled=provider.enabled,
+    )
+
+
 def _provider_page(provider: IdentityProvider | None, form: ProviderForm, tenant_form=None):
     return render_form(
         "admin/provider.html",
@@ -351,20 +367,7 @@ def new_provider():
 def provider(provider_id: int):
     """Change a provider; map Entra ID tenants to forces."""
     chosen = _provider_or_404(provider_id)
-    if request.method == "POST":
-        form = ProviderForm()
-    else:
-        form = ProviderForm(
-            name=chosen.name,
-            kind=chosen.kind.value,
-            discovery_url=chosen.discovery_url,
-            client_id=chosen.client_id,
-            force=chosen.force.name if chosen.force else "",
-            email_domains=chosen.email_domains,
-            trust_mfa=chosen.trust_mfa,
-            mfa_acr=chosen.mfa_acr,
-            enabled=chosen.enabled,
-        )
+    form = ProviderForm() if request.method == "POST" else _saved_form(chosen)
     step = carry_out(
         form, lambda: providers.save(current_user, chosen, **_provider_form_values(form))
     )
@@ -392,19 +395,7 @@ def map_tenant(provider_id: int):
     if step.done:
         flash("Tenant mapped. Its people can sign in now.", "success")
         return redirect(url_for(".provider", provider_id=chosen.id) + "#tenants", code=303)
-    form = ProviderForm(
-        formdata=None,
-        name=chosen.name,
-        kind=chosen.kind.value,
-        discovery_url=chosen.discovery_url,
-        client_id=chosen.client_id,
-        force=chosen.force.name if chosen.force else "",
-        email_domains=chosen.email_domains,
-        trust_mfa=chosen.trust_mfa,
-        mfa_acr=chosen.mfa_acr,
-        enabled=chosen.enabled,
-    )
-    page, _ = _provider_page(chosen, form, tenant_form=tenant_form)
+    page, _ = _provider_page(chosen, _saved_form(chosen), tenant_form=tenant_form)
     return page, 400
 
 
