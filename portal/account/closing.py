@@ -5,7 +5,8 @@ the second factor and linked force sign-ins are deleted, with the emails sent to
 account keeps only its role ("Former moderator"), so past decisions keep the role, not the
 name. Each live case study they wrote stays published under its force, with its contact
 handed to a colleague, or is archived: the person chooses, on the closing page (an admin
-closing an account on request chooses for them). Case studies never published are deleted.
+closing an account on request chooses for them); one whose contact is a colleague or a team
+already may keep it. Case studies never published are deleted.
 The audit log keeps its events, for its own period, as the privacy notice says.
 """
 
@@ -36,7 +37,7 @@ from ..models import (
 )
 from ..search.sync import queue_change
 
-ARCHIVE, HAND_OVER = "archive", "hand_over"
+ARCHIVE, HAND_OVER, KEEP = "archive", "hand_over", "keep"
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,18 @@ def live_case_studies(user: User) -> list[CaseStudy]:
     )
 
 
+def own_contact(user: User, case_study: CaseStudy) -> bool:
+    """Whether the case study's published contact is the person's own name or address
+    (then it cannot stay as it is: it must be handed over, or the case study archived)."""
+    live = [r for r in case_study.revisions if r.state == RevisionState.PUBLISHED]
+    if not live:
+        return True
+    contact = live[-1]
+    return contact.contact_email.strip().lower() == user.email.lower() or (
+        contact.contact_name.strip() == user.name.strip()
+    )
+
+
 def read_choices(form, case_studies: list[CaseStudy]) -> dict[int, Choice]:
     """The choices as typed (`choice-N`, `name-N`, `email-N` for case study N)."""
     return {
@@ -78,9 +91,14 @@ def read_choices(form, case_studies: list[CaseStudy]) -> dict[int, Choice]:
 def _check(user: User, choices: dict[int, Choice], confirm: str) -> None:
     errors: dict[str, str] = {}
     for case_study_id, choice in choices.items():
-        if choice.action not in (ARCHIVE, HAND_OVER):
+        case_study = db.session.get(CaseStudy, case_study_id)
+        if choice.action not in (ARCHIVE, HAND_OVER, KEEP):
             errors[f"choice-{case_study_id}"] = (
                 "Choose whether to hand its contact to a colleague or archive it"
+            )
+        elif choice.action == KEEP and (case_study is None or own_contact(user, case_study)):
+            errors[f"choice-{case_study_id}"] = (
+                "Its contact is you: hand it to a colleague, or archive it"
             )
         elif choice.action == HAND_OVER:
             name, email = choice.name.strip(), choice.email.strip().lower()
@@ -138,6 +156,8 @@ def close(actor: User, user: User, choices: dict[int, Choice], confirm: str) -> 
             case_study.archived_at = now
             audit.record("case_study.archived", actor=actor, target=case_study)
             archived += 1
+        elif choice.action == KEEP:  # its contact is a colleague or a team already
+            continue
         else:
             for revision in case_study.revisions:
                 revision.contact_name = choice.name.strip()

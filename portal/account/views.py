@@ -268,6 +268,7 @@ def _closing_page(user, choices=None, errors=None, confirm="", action=None, by_a
             action=action or url_for(".close"),
             by_admin=by_admin,
             form=ConfirmForm(),
+            own_contact=closing.own_contact,
         ),
         400 if errors else 200,
     )

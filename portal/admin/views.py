@@ -443,5 +443,6 @@ def close_user(user_id: int):
         action=url_for(".close_user", user_id=user.id),
         by_admin=True,
         form=ConfirmUserForm(),
+        own_contact=closing.own_contact,
     )
     return page, 400 if errors else 200

@@ -229,3 +229,37 @@ def test_two_closings_at_once_close_it_once(app, leaver):
             .where(AuditEvent.action == "account.closed")
         )
         assert closings == 1
+
+
+def test_a_case_study_whose_contact_is_a_team_can_stay_as_it_is(app, make_user, published):
+    person = make_user(email=EMAIL, name=NAME)
+    [own, team] = published(
+        case_study_line(title="Own", author_email=EMAIL, contact_name=NAME, contact_email=EMAIL),
+        case_study_line(
+            title="Team",
+            author_email=EMAIL,
+            contact_name="HeForShe team",
+            contact_email="heforshe@kent.police.uk",
+        ),
+    )
+    client = signed_in(app, person)
+    page = client.get("/account/close").text
+    assert f'id="choice-{team}-keep"' in page and f'id="choice-{own}-keep"' not in page
+    token = csrf_from(page)
+    refused = client.post(
+        "/account/close",
+        data={f"choice-{own}": "keep", f"choice-{team}": "keep", "confirm": EMAIL,
+              "csrf_token": token},
+    )  # fmt: skip
+    assert refused.status_code == 400 and "Its contact is you" in refused.text
+    done = client.post(
+        "/account/close",
+        data={f"choice-{own}": "archive", f"choice-{team}": "keep", "confirm": EMAIL,
+              "csrf_token": token},
+    )  # fmt: skip
+    assert done.status_code == 303
+    with app.app_context():
+        kept = db.session.get(CaseStudy, team)
+        assert kept.archived_at is None
+        assert {r.contact_email for r in kept.revisions} == {"heforshe@kent.police.uk"}
+    assert _traces(app, NAME, EMAIL) == []
