@@ -12,11 +12,14 @@ The audit log keeps its events, for its own period, as the privacy notice says.
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, or_, select, update
 
 from .. import audit
+from ..auth.services import check_own_password
 from ..core.errors import FieldErrors
 from ..core.text import is_clean_text, looks_like_email
 from ..extensions import db
@@ -27,7 +30,10 @@ from ..models import (
     ExternalIdentity,
     Follow,
     MailMessage,
+    ModerationEvent,
     RecoveryCode,
+    ReportFile,
+    ReportFileState,
     Revision,
     RevisionState,
     Role,
@@ -88,6 +94,23 @@ def read_choices(form, case_studies: list[CaseStudy]) -> dict[int, Choice]:
     }
 
 
+#: An account without a password proves it is its owner by a sign-in this recent.
+RECENT_SIGN_IN_SECONDS = 10 * 60
+
+
+def prove_owner(user: User, password: str, signed_in_at: object) -> None:
+    """Closing is for good: the owner gives their password again, or (an account a force
+    sign-in made, with none) has signed in within the last 10 minutes."""
+    if user.password_hash:
+        if not password:
+            raise FieldErrors({"password": "Enter your password"})
+        check_own_password(user, password, "password", "close_account")
+    elif not isinstance(signed_in_at, int) or time.time() - signed_in_at > RECENT_SIGN_IN_SECONDS:
+        raise FieldErrors(
+            {"confirm": "Sign out and sign in again with your force account, then close it"}
+        )
+
+
 def _check(user: User, choices: dict[int, Choice], confirm: str) -> None:
     errors: dict[str, str] = {}
     for case_study_id, choice in choices.items():
@@ -122,6 +145,16 @@ def _check(user: User, choices: dict[int, Choice], confirm: str) -> None:
             errors["confirm"] = "This is the only admin account: make someone else an admin first"
     if errors:
         raise FieldErrors(errors)
+
+
+def problems(user: User, choices: dict[int, Choice], confirm: str) -> dict[str, str]:
+    """What stops the account from being closed as asked (field name: message), if anything."""
+    live = live_case_studies(user)
+    try:
+        _check(user, {c.id: choices.get(c.id, Choice("")) for c in live}, confirm)
+    except FieldErrors as failure:
+        return failure.errors
+    return {}
 
 
 def close(actor: User, user: User, choices: dict[int, Choice], confirm: str) -> None:
@@ -203,6 +236,27 @@ def close(actor: User, user: User, choices: dict[int, Choice], confirm: str) -> 
             .where(Revision.id.in_(dropped))
             .execution_options(synchronize_session=False)
         )
+    # The content kept with each submission (for the next review's comparison) holds the
+    # contact too: the same rule as the versions.
+    handed_to = {
+        cid: (c.name.strip(), c.email.strip().lower())
+        for cid, c in choices.items()
+        if c.action == HAND_OVER
+    }
+    for event in db.session.scalars(
+        select(ModerationEvent)
+        .join(CaseStudy, CaseStudy.id == ModerationEvent.case_study_id)
+        .where(CaseStudy.author_id == user.id, ModerationEvent.snapshot != "")
+    ):
+        event.snapshot = _scrubbed(
+            event.snapshot, old_name, old_email, handed_to.get(event.case_study_id)
+        )
+    # Annual-report PDFs made before may name them as a contact: made again when asked for.
+    db.session.execute(
+        delete(ReportFile)
+        .where(ReportFile.state.in_([ReportFileState.DONE, ReportFileState.FAILED]))
+        .execution_options(synchronize_session=False)
+    )
     for model in (Follow, DigestItem, RecoveryCode, ExternalIdentity):
         db.session.execute(
             delete(model)
@@ -211,7 +265,12 @@ def close(actor: User, user: User, choices: dict[int, Choice], confirm: str) -> 
         )
     db.session.execute(
         delete(MailMessage)
-        .where(func.lower(MailMessage.to) == old_email)
+        .where(
+            or_(
+                func.lower(MailMessage.to) == old_email,
+                func.lower(MailMessage.reply_to).contains(old_email),  # what they sent
+            )
+        )
         .execution_options(synchronize_session=False)
     )
     user.name = f"Former {user.role.value}"
@@ -220,6 +279,8 @@ def close(actor: User, user: User, choices: dict[int, Choice], confirm: str) -> 
     user.totp_secret = user.totp_pending_secret = None
     user.totp_enabled_at = user.totp_last_step = None
     user.listed_as_contact, user.contact_role, user.wants_digest = False, "", False
+    user.confirmed_at = user.last_login_at = user.password_changed_at = None
+    user.second_factor_failures, user.second_factor_locked_until = 0, None
     user.session_version += 1
     user.feed_links_version += 1
     user.status = UserStatus.DISABLED
@@ -237,3 +298,21 @@ def close(actor: User, user: User, choices: dict[int, Choice], confirm: str) -> 
     )
     db.session.commit()
     db.session.expire_all()
+
+
+def _scrubbed(snapshot: str, name: str, email: str, handed_to: tuple[str, str] | None) -> str:
+    """A submission's kept content with the closed account's contact replaced (or blanked)."""
+    try:
+        content = json.loads(snapshot)
+    except ValueError:
+        return snapshot
+    if not isinstance(content, dict):
+        return snapshot
+    if handed_to is not None:
+        content["contact_name"], content["contact_email"] = handed_to
+    else:
+        if str(content.get("contact_email", "")).strip().lower() == email:
+            content["contact_email"] = ""
+        if str(content.get("contact_name", "")).strip() == name.strip():
+            content["contact_name"] = ""
+    return json.dumps(content, ensure_ascii=False)

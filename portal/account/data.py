@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from ..extensions import db
 from ..models import (
@@ -140,7 +140,8 @@ def export(user: User) -> dict[str, Any]:
             for a in db.session.scalars(select(Adoption).where(Adoption.recorded_by_id == user.id))
         ],
         "audit_events": [
-            _row(e)
+            # Another person's address is theirs, not this person's data.
+            {**_row(e), "ip_address": e.ip_address if e.actor_id == user.id else None}
             for e in db.session.scalars(
                 select(AuditEvent)
                 .where(
@@ -153,9 +154,11 @@ def export(user: User) -> dict[str, Any]:
             )
         ],
         "emails_sent_to_you": [
-            _row(m, "body", "lease_until", "message_id")
+            _row(m, "body", "lease_until", "message_id", "reply_to")  # reply_to: the sender's
             for m in db.session.scalars(
-                select(MailMessage).where(MailMessage.to == user.email).order_by(MailMessage.id)
+                select(MailMessage)
+                .where(func.lower(MailMessage.to) == user.email.lower())
+                .order_by(MailMessage.id)
             )
         ],
     }

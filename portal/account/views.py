@@ -13,6 +13,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_login import current_user
@@ -276,6 +277,7 @@ def _closing_page(user, choices=None, errors=None, confirm="", action=None, by_a
 
 @bp.route("/close", methods=["GET", "POST"])
 @limiter.limit("10 per hour", methods=["POST"])
+@_limited  # wrong passwords count, as on every page that checks one
 def close():
     """Close your own account: choose what becomes of each live case study, then confirm."""
     user = signed_in_user()
@@ -286,6 +288,12 @@ def close():
     live = closing.live_case_studies(user)
     choices = closing.read_choices(request.form, live)
     confirm = request.form.get("confirm", "")[:300]
+    try:
+        closing.prove_owner(user, request.form.get("password", "")[:1024], session.get("auth_at"))
+    except FieldErrors as failure:  # said with any other problem of the form
+        return _closing_page(
+            user, choices, {**closing.problems(user, choices, confirm), **failure.errors}, confirm
+        )
     try:
         closing.close(user, user, choices, confirm)
     except FieldErrors as failure:

@@ -83,7 +83,9 @@ def delete_in_batches(
         deleted = changed_rows(
             db.session.execute(
                 delete(model)
-                .where(model.id.in_(picked))
+                # The conditions again: a row that changed since it was picked (an account
+                # confirmed a moment ago) no longer matches, and stays.
+                .where(model.id.in_(picked), *where)
                 .execution_options(synchronize_session=False)
             )
         )
@@ -108,7 +110,8 @@ def _unconfirmed_due() -> ColumnElement[bool]:
     cutoff = utcnow() - timedelta(days=int(current_app.config["UNCONFIRMED_DAYS"]))
     return and_(
         User.status == UserStatus.PENDING,
-        User.created_at < cutoff,
+        # From the newest registration of the address (each one sends a new link).
+        func.coalesce(User.password_changed_at, User.created_at) < cutoff,
         # Never one anything else refers to (an unconfirmed account cannot write, but a
         # row an admin made by hand must not be lost with it).
         ~exists().where(CaseStudy.author_id == User.id),
@@ -284,7 +287,8 @@ def periods() -> list[Period]:
             "While you use the library",
         ),
         Period(
-            'A closed account: only its role ("Former moderator"), no name, email or secret',
+            'A closed account: only its role ("Former moderator"), its force and when it was '
+            "made; no name, email, password or secret",
             "While what it wrote or decided is in the library; its audit events as below",
         ),
         Period(

@@ -26,6 +26,7 @@ from ..models import (
     Force,
     ModerationEvent,
     Revision,
+    RevisionState,
     Theme,
     User,
     UserStatus,
@@ -70,6 +71,13 @@ def library_version() -> Any:
                 func.min(CaseStudy.first_published_at),
             )
         ).one()
+    )
+    # A published version is edited in place only when its author's account is closed (its
+    # contact handed over or removed): the newest such change.
+    parts.append(
+        db.session.scalar(
+            select(func.max(Revision.updated_at)).where(Revision.state == RevisionState.PUBLISHED)
+        )
     )
     # Moderation events are only ever added (or deleted with their case study).
     parts.append(db.session.scalar(select(func.max(ModerationEvent.id))))

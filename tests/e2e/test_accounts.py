@@ -125,9 +125,11 @@ def test_closing_an_account_by_keyboard(browser, live_app, base_url):
             page.get_by_text("Type the account's email address to confirm").first
         ).to_be_visible()
         assert_accessible(page)
+        expect(page.get_by_text("Enter your password").first).to_be_visible()
         page.get_by_label("To confirm, type the account's email address").fill(
             "leaving.soon@kent.police.uk"
         )
+        page.get_by_label("Your password").fill(password)
         page.keyboard.press("Enter")
         settle(page)
         expect(page.get_by_text("Your account is closed")).to_be_visible()

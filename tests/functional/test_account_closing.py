@@ -5,6 +5,8 @@ audit log's own period, as the privacy notice says). Runs on both databases."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import String, Text, func, or_, select
 
@@ -23,7 +25,7 @@ from portal.models import (
     UserStatus,
 )
 from portal.reference import find_force
-from tests.conftest import Auth, csrf_from, signed_in
+from tests.conftest import PASSWORD, Auth, csrf_from, signed_in
 from tests.records import case_study_line
 
 NAME, EMAIL = "Quinn Zephyrine", "quinn.zephyrine@kent.police.uk"
@@ -58,6 +60,20 @@ def leaver(app, make_user, published):
                 case_study_id=kept, revision_id=revision.id, actor_id=user.id, action="approved"
             )
         )
+        for case_study_id in (kept, archived):  # what a submission keeps for the next review
+            db.session.add(
+                ModerationEvent(
+                    case_study_id=case_study_id,
+                    revision_id=db.session.scalar(
+                        select(Revision.id).where(Revision.case_study_id == case_study_id)
+                    ),
+                    actor_id=user.id,
+                    action="submitted",
+                    snapshot=json.dumps(
+                        {"title": "x", "contact_name": NAME, "contact_email": EMAIL}
+                    ),
+                )
+            )
         db.session.add(
             MailMessage(
                 message_id="<m1@test>", to=EMAIL, subject=f"Hello {NAME}", body=f"Dear {NAME}",
@@ -71,6 +87,7 @@ def leaver(app, make_user, published):
 def _close(client, kept, archived, confirm=EMAIL, **extra):
     token = csrf_from(client.get("/account/close").text)
     data = {
+        "password": PASSWORD,
         f"choice-{kept}": "hand_over",
         f"name-{kept}": "Sam Colleague",
         f"email-{kept}": "sam.colleague@kent.police.uk",
@@ -126,8 +143,16 @@ def test_closing_your_account_leaves_no_trace_of_you_but_the_audit_log(app, leav
         assert db.session.get(CaseStudy, archived).archived_at is not None
         assert db.session.get(CaseStudy, draft) is None
         # Their decision keeps the role, not the name.
-        decision = db.session.scalar(select(ModerationEvent))
+        decision = db.session.scalar(
+            select(ModerationEvent).where(ModerationEvent.action == "approved")
+        )
         assert decision.actor.name == "Former moderator"
+        handed_over = db.session.scalar(
+            select(ModerationEvent.snapshot).where(
+                ModerationEvent.action == "submitted", ModerationEvent.case_study_id == kept
+            )
+        )
+        assert json.loads(handed_over)["contact_email"] == "sam.colleague@kent.police.uk"
         closed = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "account.closed"))
         assert '"by": "self"' in closed.detail
     assert client.get("/account").status_code == 302  # the session ended
@@ -192,7 +217,10 @@ def test_the_only_admin_cannot_close_their_own_account(app, make_user):
     admin = make_user("admin", email="only.admin@kent.police.uk")
     client = signed_in(app, admin)
     token = csrf_from(client.get("/account/close").text)
-    response = client.post("/account/close", data={"confirm": admin.email, "csrf_token": token})
+    response = client.post(
+        "/account/close",
+        data={"confirm": admin.email, "password": PASSWORD, "csrf_token": token},
+    )
     assert response.status_code == 400 and "only admin account" in response.text
 
 
@@ -214,6 +242,7 @@ def test_two_closings_at_once_close_it_once(app, leaver):
                 f"choice-{kept}": "archive",
                 f"choice-{archived}": "archive",
                 "confirm": EMAIL,
+                "password": PASSWORD,
                 "csrf_token": token,
             },
         ).status_code
@@ -249,13 +278,13 @@ def test_a_case_study_whose_contact_is_a_team_can_stay_as_it_is(app, make_user, 
     refused = client.post(
         "/account/close",
         data={f"choice-{own}": "keep", f"choice-{team}": "keep", "confirm": EMAIL,
-              "csrf_token": token},
+              "password": PASSWORD, "csrf_token": token},
     )  # fmt: skip
     assert refused.status_code == 400 and "Its contact is you" in refused.text
     done = client.post(
         "/account/close",
         data={f"choice-{own}": "archive", f"choice-{team}": "keep", "confirm": EMAIL,
-              "csrf_token": token},
+              "password": PASSWORD, "csrf_token": token},
     )  # fmt: skip
     assert done.status_code == 303
     with app.app_context():
@@ -263,3 +292,14 @@ def test_a_case_study_whose_contact_is_a_team_can_stay_as_it_is(app, make_user, 
         assert kept.archived_at is None
         assert {r.contact_email for r in kept.revisions} == {"heforshe@kent.police.uk"}
     assert _traces(app, NAME, EMAIL) == []
+
+
+def test_closing_needs_your_password_again(app, leaver):
+    person, kept, archived, _ = leaver
+    client = signed_in(app, person)
+    wrong = _close(client, kept, archived, password="not my password")
+    assert wrong.status_code == 400 and "Your password is not correct" in wrong.text
+    missing = _close(client, kept, archived, password=None)
+    assert missing.status_code == 400 and "Enter your password" in missing.text
+    with app.app_context():
+        assert db.session.scalar(select(User).where(User.email == EMAIL)).closed_at is None
