@@ -106,8 +106,9 @@ class Idp:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 def start_idp(bases: list[str]) -> Idp:
@@ -132,6 +133,7 @@ def start_idp(bases: list[str]) -> Idp:
     process = subprocess.Popen(
         [node, str(IDP_DIR / "server.mjs")],
         env={"IDP_CONFIG": json.dumps(config), "PATH": "/usr/bin:/bin", "NODE_ENV": "test"},
+        stdin=subprocess.PIPE,  # closed when the tests end, killed or not: the server exits
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -279,6 +279,10 @@ const server = http.createServer(async (req, res) => {
   }
 });
 
+// The tests hold this process's stdin: when they end, however they end, so does it.
+process.stdin.on("end", () => process.exit(0));
+process.stdin.resume();
+
 server.listen(config.port || 0, "127.0.0.1", async () => {
   const { port } = server.address();
   base = `http://127.0.0.1:${port}`;
