@@ -240,11 +240,12 @@ def send_digests_command(days: int) -> None:
 def retention_command(dry_run: bool) -> None:
     """Delete what is older than its retention period now (the worker does it daily at
     03:30), or with --dry-run say what would go. The periods are the privacy notice's."""
-    from .insights.services import delete_expired
+    from .insights.services import delete_expired, expired_count
     from .jobs.retention import due_now, retention
 
     if dry_run:
-        for name, count in due_now().items():
+        due = {**due_now(), "purge_search_insights": expired_count()}
+        for name, count in due.items():
             click.echo(f"{name.removeprefix('purge_').replace('_', ' ')}: {count:,} would go")
         return
     deleted = {**retention(), "purge_search_insights": delete_expired()}

@@ -111,6 +111,28 @@ class Idp:
                 pipe.close()
 
 
+def entra_provider(idp: Idp):
+    """The portal's Entra ID provider at `idp` (MFA trusted), Kent's tenant mapped to Kent
+    Police for kent.police.uk addresses; Essex's tenant never mapped. Call in an app context."""
+    from portal.models import IdentityProvider, ProviderKind, ProviderTenant
+    from portal.reference import find_force
+
+    provider = IdentityProvider(
+        slug="entra",
+        name="Microsoft Entra ID",
+        kind=ProviderKind.ENTRA,
+        discovery_url=idp.entra_discovery,
+        client_id=CLIENT_ID,
+        trust_mfa=True,
+    )
+    provider.tenants.append(
+        ProviderTenant(
+            tenant_id=KENT_TENANT, force=find_force("Kent Police"), email_domains="kent.police.uk"
+        )
+    )
+    return provider
+
+
 def start_idp(bases: list[str]) -> Idp:
     """Start the provider, with the portal at each of `bases` as its registered client."""
     node = shutil.which("node")

@@ -20,6 +20,7 @@ from sqlalchemy import delete, func, or_, select, update
 
 from .. import audit
 from ..auth.services import check_own_password
+from ..casestudies.services import archive, published
 from ..core.errors import FieldErrors
 from ..core.text import is_clean_text, looks_like_email
 from ..extensions import db
@@ -41,7 +42,6 @@ from ..models import (
     UserStatus,
     utcnow,
 )
-from ..search.sync import queue_change
 
 ARCHIVE, HAND_OVER, KEEP = "archive", "hand_over", "keep"
 
@@ -56,14 +56,17 @@ class Choice:
 
 
 def live_case_studies(user: User) -> list[CaseStudy]:
-    """The person's case studies in the library now (published, not archived)."""
+    """The person's case studies in the library now (a published version, not archived)."""
+    in_library = select(Revision.id).where(
+        Revision.case_study_id == CaseStudy.id, Revision.state == RevisionState.PUBLISHED
+    )
     return list(
         db.session.scalars(
             select(CaseStudy)
             .where(
                 CaseStudy.author_id == user.id,
                 CaseStudy.archived_at.is_(None),
-                CaseStudy.first_published_at.is_not(None),
+                in_library.exists(),
             )
             .order_by(CaseStudy.id)
         )
@@ -73,10 +76,9 @@ def live_case_studies(user: User) -> list[CaseStudy]:
 def own_contact(user: User, case_study: CaseStudy) -> bool:
     """Whether the case study's published contact is the person's own name or address
     (then it cannot stay as it is: it must be handed over, or the case study archived)."""
-    live = [r for r in case_study.revisions if r.state == RevisionState.PUBLISHED]
-    if not live:
+    contact = published(case_study)
+    if contact is None:
         return True
-    contact = live[-1]
     return contact.contact_email.strip().lower() == user.email.lower() or (
         contact.contact_name.strip() == user.name.strip()
     )
@@ -183,21 +185,15 @@ def close(actor: User, user: User, choices: dict[int, Choice], confirm: str) -> 
     for case_study in live:
         choice = choices[case_study.id]
         if choice.action == ARCHIVE:
-            for revision in case_study.revisions:
-                if revision.state in (RevisionState.PUBLISHED, *WORKING_STATES):
-                    revision.state = RevisionState.ARCHIVED
-            case_study.archived_at = now
-            audit.record("case_study.archived", actor=actor, target=case_study)
+            archive(actor, case_study, commit=False)  # the lifecycle's own, in this transaction
             archived += 1
-        elif choice.action == KEEP:  # its contact is a colleague or a team already
-            continue
-        else:
+        elif choice.action == HAND_OVER:
             for revision in case_study.revisions:
                 revision.contact_name = choice.name.strip()
                 revision.contact_email = choice.email.strip().lower()
             audit.record("case_study.contact_handed_over", actor=actor, target=case_study)
             handed += 1
-        queue_change(case_study.id)
+        # KEEP: its contact is a colleague or a team already
     # Never published: nobody but moderators saw them, and their author is leaving. The
     # database deletes their versions, files and decisions with them.
     unpublished = db.session.scalars(

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
+from ..core.times import iso_utc
 from ..extensions import db
 from ..models import (
     Adoption,
@@ -45,7 +46,7 @@ COVERED = {
 
 def _value(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds") + "Z"
+        return iso_utc(value)
     if isinstance(value, date):
         return value.isoformat()
     if hasattr(value, "value"):  # an enum

@@ -270,6 +270,7 @@ def _closing_page(user, choices=None, errors=None, confirm="", action=None, by_a
             by_admin=by_admin,
             form=ConfirmForm(),
             own_contact=closing.own_contact,
+            published=closing.published,
         ),
         400 if errors else 200,
     )

@@ -444,5 +444,6 @@ def close_user(user_id: int):
         by_admin=True,
         form=ConfirmUserForm(),
         own_contact=closing.own_contact,
+        published=closing.published,
     )
     return page, 400 if errors else 200

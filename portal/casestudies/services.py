@@ -729,8 +729,9 @@ def _turn_down(
     db.session.commit()
 
 
-def archive(actor: User, case_study: CaseStudy) -> None:
-    """Take a case study out of the library, keeping every record of it."""
+def archive(actor: User, case_study: CaseStudy, *, commit: bool = True) -> None:
+    """Take a case study out of the library, keeping every record of it (in the caller's
+    transaction when not `commit`: closing an account archives within its own)."""
     if not (is_author(actor, case_study) or is_moderator(actor)):
         raise NotAllowed("Only the author or a moderator can archive a case study.")
     live = published(case_study)
@@ -745,7 +746,8 @@ def archive(actor: User, case_study: CaseStudy) -> None:
     audit.record("case_study.archived", actor=actor, target=case_study)
     if not is_author(actor, case_study):
         _tell_author(live, ModerationAction.ARCHIVED, "")
-    db.session.commit()
+    if commit:
+        db.session.commit()
 
 
 # Email

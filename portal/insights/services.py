@@ -27,7 +27,7 @@ from typing import Any
 
 from flask import current_app, has_request_context, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import ColumnElement, case, delete, func, select, update
 
 from ..core.text import MAX_QUERY, clean_query, one_line
 from ..core.updates import changed_rows
@@ -264,14 +264,20 @@ def _prune_is_due() -> bool:
         return True
 
 
+def _expired() -> ColumnElement[bool]:
+    return SearchLog.created_at < utcnow() - timedelta(days=retention_days())
+
+
+def expired_count() -> int:
+    """How many rows the next deletion would take (`portal retention --dry-run`)."""
+    return db.session.scalar(select(func.count()).select_from(SearchLog).where(_expired())) or 0
+
+
 def _delete_expired() -> int:
     """Delete, in the caller's transaction, every row older than the retention period."""
-    cutoff = utcnow() - timedelta(days=retention_days())
     return changed_rows(
         db.session.execute(
-            delete(SearchLog)
-            .where(SearchLog.created_at < cutoff)
-            .execution_options(synchronize_session=False)
+            delete(SearchLog).where(_expired()).execution_options(synchronize_session=False)
         )
     )
 

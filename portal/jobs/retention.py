@@ -35,7 +35,6 @@ from ..models import (
     ReportFile,
     ReportFileState,
     Revision,
-    SearchLog,
     SignInState,
     User,
     UserStatus,
@@ -221,7 +220,7 @@ DUE: dict[str, tuple[Any, Callable[[], ColumnElement[bool] | None]]] = {
 
 
 def due_now() -> dict[str, int]:
-    """How many rows each part would delete now (the dry run), the search insights too."""
+    """How many rows each part would delete now (the dry run)."""
     counts = {}
     for name, (model, due) in DUE.items():
         where = due()
@@ -230,15 +229,6 @@ def due_now() -> dict[str, int]:
             if where is None
             else db.session.scalar(select(func.count()).select_from(model).where(where)) or 0
         )
-    days = int(current_app.config["SEARCH_INSIGHTS_DAYS"])
-    counts["purge_search_insights"] = (
-        db.session.scalar(
-            select(func.count())
-            .select_from(SearchLog)
-            .where(SearchLog.created_at < utcnow() - timedelta(days=days))
-        )
-        or 0
-    )
     return counts
 
 

@@ -13,10 +13,9 @@ from portal.accounts import create_user
 from portal.auth import services
 from portal.cli import init_db
 from portal.extensions import db
-from portal.models import ExternalIdentity, IdentityProvider, ProviderKind, ProviderTenant, Role
-from portal.reference import find_force
+from portal.models import ExternalIdentity, Role
 from tests.conftest import SERVER, _drop_database, _fresh_database, make_app, served
-from tests.oidc import CLIENT_ID, CLIENT_SECRET, KENT_TENANT, PASSWORD, claims_of, start_idp
+from tests.oidc import CLIENT_SECRET, KENT_TENANT, PASSWORD, claims_of, entra_provider, start_idp
 
 from .conftest import assert_accessible, settle, track, watch
 
@@ -50,22 +49,7 @@ def portal(tmp_path_factory):
         secrets = {}
         with app.app_context():
             init_db()
-            provider = IdentityProvider(
-                slug="entra",
-                name="Microsoft Entra ID",
-                kind=ProviderKind.ENTRA,
-                discovery_url=idp.entra_discovery,
-                client_id=CLIENT_ID,
-                trust_mfa=True,
-            )
-            provider.tenants.append(
-                ProviderTenant(
-                    tenant_id=KENT_TENANT,
-                    force=find_force("Kent Police"),
-                    email_domains="kent.police.uk",
-                )
-            )
-            db.session.add(provider)
+            db.session.add(entra_provider(idp))
             for login, email in (
                 ("mo.mfa", "mo.reed@kent.police.uk"),
                 ("mo.pwd", "mo.reed.pwd@kent.police.uk"),

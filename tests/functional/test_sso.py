@@ -29,6 +29,7 @@ from tests.oidc import (
     KENT_TENANT,
     MERSEY_TENANT,
     claims_of,
+    entra_provider,
     path_of,
     sign_in_at,
     start_idp,
@@ -54,22 +55,7 @@ def app(instance_path, idp):
         OIDC_CLIENT_SECRETS={"entra": CLIENT_SECRET, "merseyside": CLIENT_SECRET},
     )
     with app.app_context():
-        entra = IdentityProvider(
-            slug="entra",
-            name="Microsoft Entra ID",
-            kind=ProviderKind.ENTRA,
-            discovery_url=idp.entra_discovery,
-            client_id=CLIENT_ID,
-            trust_mfa=True,
-        )
-        entra.tenants.append(
-            ProviderTenant(
-                tenant_id=KENT_TENANT,
-                force=find_force("Kent Police"),
-                email_domains="kent.police.uk",
-            )
-        )
-        db.session.add(entra)
+        db.session.add(entra_provider(idp))
         db.session.add(
             IdentityProvider(
                 slug="merseyside",
