@@ -374,6 +374,9 @@ class Revision(db.Model):
             postgresql_where=db.text("state IN ('draft', 'submitted')"),
         ),
         Index("ix_revision_state_published_at", "state", "published_at"),
+        # The newest edit of a published version (closing an account hands its contact
+        # over in place): one index seek for the reports' version (reports/kept.py).
+        Index("ix_revision_state_updated_at", "state", "updated_at"),
         # A page of search hits looks its revisions up by case study (the partial indexes
         # above can't serve a query whose state is a bound parameter).
         Index("ix_revision_case_study_id_state", "case_study_id", "state"),
