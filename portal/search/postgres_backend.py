@@ -56,9 +56,10 @@ _ANCESTOR = "(SELECT h.token = :seen_token FROM portal_search.history h WHERE h.
 CACHE_SECONDS = 120  # how long a shared cached result is kept (a new generation misses it)
 CACHE_PAUSE_SECONDS = 10  # after a cache error, search without it this long
 CACHE_FORMAT = 3  # change when what is cached, or how results are computed, changes
-# Related case studies: the first this many sharing a title or theme word are ranked (each
-# costs about 9 µs of ts_rank_cd: 5,000 took 50 ms of the database's time a page view).
+# Related case studies: the first this many sharing a title or theme word are ranked, with
+# ts_rank (about 3.5 µs each; ts_rank_cd took 20 µs for a title's dozen OR-ed words).
 RELATED_CANDIDATES = 1000
+CACHED_SUGGESTIONS = 512  # "did you mean" answers kept per process (a few bytes each)
 CACHED_LIST_IDS = 2_000_000  # ids of ranked matches kept per process (16 MB)
 HISTORY_KEPT = 10_000  # generations named in portal_search.history: older lists ranked anew
 
@@ -76,6 +77,9 @@ class PostgresBackend:
         # turned or the other sort reuses them (at most CACHED_LIST_IDS ids in all).
         self._lists: OrderedDict[str, _Listed] = OrderedDict()
         self._listed_ids = 0
+        # "Did you mean" for words typed, per generation: a misspelling comes back with
+        # each filter ticked, and working one out costs a trigram search a word.
+        self._suggestions: OrderedDict[tuple[str, str], str | None] = OrderedDict()
         self._cache: SearchCache | None = None
         self._cache_known = False  # whether the setting has been read
 
@@ -193,6 +197,11 @@ class PostgresBackend:
             {"words": sorted(vocabulary)},
         )
         db.session.commit()
+        # Fresh statistics now, not when autovacuum next looks: without them the planner
+        # misjudges "version > n" (how few entries were written since a list was ranked)
+        # and ANDs in the words' whole GIN postings (2-4 ms, not 0.1 ms, after each write).
+        db.session.execute(text("ANALYZE search_entry, search_word"))
+        db.session.commit()
         return len(seen)
 
     def indexed_versions(self) -> dict[int, int]:
@@ -206,12 +215,18 @@ class PostgresBackend:
             try:
                 # However odd the words, a search gives up rather than hold the database
                 # (SET LOCAL); the same round trip reads the generation the cache is keyed by.
+                # Each statement is planned for its own values: psycopg prepares a statement
+                # run five times, and PostgreSQL's generic plan for "version > $n" (a third
+                # of the entries, it guesses) ANDed in the words' whole GIN postings, so
+                # bringing a list up to date after a write took 2-4 ms, not 0.1.
                 generation = db.session.execute(
                     text(
                         "SELECT set_config('statement_timeout', "
-                        f"'{STATEMENT_TIMEOUT_MS}', true), {GENERATION}"
+                        f"'{STATEMENT_TIMEOUT_MS}', true), "
+                        "set_config('plan_cache_mode', 'force_custom_plan', true), "
+                        f"{GENERATION}"
                     )
-                ).one()[1]
+                ).one()[2]
                 cache = self._shared_cache()
                 key = self._cache_key(generation, query) if cache and generation else None
                 if cache and key and (found := cache.get(key)) is not None:
@@ -462,7 +477,7 @@ class PostgresBackend:
         filters, sort or page), filtered and counted in this process's facet table."""
         chosen = self._chosen(query, generation) if generation else None
         if chosen is None:
-            return self._query_in_sql(query)
+            return self._query_in_sql(query, generation)
         if chosen.nothing:  # typed, but nothing searchable in it: no match
             return SearchResults(hits=[], total=0, facets={})
         start = (max(1, query.page) - 1) * query.per_page
@@ -473,7 +488,11 @@ class PostgresBackend:
             hits=self._hits(page, query, chosen.searched, chosen.relaxed),
             total=total,
             facets=chosen.table.count_rows(chosen.rows),
-            suggestion=self._suggest(words) if words and total < 3 and not query.partial else None,
+            suggestion=(
+                self._suggest(words, generation)
+                if words and total < 3 and not query.partial
+                else None
+            ),
             relaxed=chosen.relaxed,
         )
 
@@ -688,7 +707,7 @@ class PostgresBackend:
         marked = matching is not None
         return [SearchHit(i, _snippet(*found[i], marked)) for i in page if i in found]
 
-    def _query_in_sql(self, query: SearchQuery) -> SearchResults:
+    def _query_in_sql(self, query: SearchQuery, generation: str | None = None) -> SearchResults:
         words = query.text.strip()
         params: dict[str, object] = {}
         matching = self._matching(query, params)
@@ -728,7 +747,9 @@ class PostgresBackend:
         hits = [
             SearchHit(int(cid), _snippet(shown, summary, searched)) for cid, shown, summary in page
         ]
-        suggestion = self._suggest(words) if words and total < 3 and not query.partial else None
+        suggestion = (
+            self._suggest(words, generation) if words and total < 3 and not query.partial else None
+        )
         return SearchResults(
             hits=hits,
             total=total,
@@ -787,7 +808,20 @@ class PostgresBackend:
         known: set[str] = asked[wanted]
         return known
 
-    def _suggest(self, words: str) -> str | None:
+    def _suggest(self, words: str, generation: str | None) -> str | None:
+        """A spelling that finds more (`corrected`), kept per generation of the index."""
+        key = (generation or "", words)
+        if generation and key in self._suggestions:
+            self._suggestions.move_to_end(key)
+            return self._suggestions[key]
+        found = self._work_out_suggestion(words)
+        if generation:
+            self._suggestions[key] = found
+            while len(self._suggestions) > CACHED_SUGGESTIONS:
+                self._suggestions.popitem(last=False)
+        return found
+
+    def _work_out_suggestion(self, words: str) -> str | None:
         def known(word: str) -> bool:
             found = text("SELECT 1 FROM search_word WHERE word >= :w AND word <= :w")
             return db.session.execute(found, {"w": word}).first() is not None
@@ -830,7 +864,7 @@ class PostgresBackend:
                 WHERE e.case_study_id <> ALL(:exclude) AND e.{vector} @@ me.query
                 LIMIT :cap
             ), ranked AS (
-                SELECT c.case_study_id, c.title, ts_rank_cd(c.heading, me.query) AS r
+                SELECT c.case_study_id, c.title, ts_rank(c.heading, me.query) AS r
                 FROM candidates c, me
             ), cut AS (  -- the rank of the last one shown: the titles are compared only
                          -- for those ranked as well or better (trigrams cost most)

@@ -31,6 +31,7 @@ from whoosh.columns import VarBytesColumn
 from whoosh.fields import COLUMN, DATETIME, ID, KEYWORD, NUMERIC, STORED, TEXT, Schema
 from whoosh.index import EmptyIndexError
 from whoosh.query import Or, Phrase, Term
+from whoosh.reading import TermNotFound
 from whoosh.spelling import Corrector
 
 from ..web.metrics import timed_search
@@ -62,6 +63,7 @@ from .words import Clause, Option, Question, fold, most, parse
 SEARCHED_FIELDS = ("title", "content")
 CACHED_QUERIES = 256
 CACHED_MATCHES = 4_000_000  # at most about 48 MB of cached matches per process
+CACHED_SUGGESTIONS = 512  # "did you mean" answers kept per index version (a few bytes each)
 MERGE_AFTER_SEGMENTS = 4  # the repair job merges small segments once there are this many
 SMALL_SEGMENT_DOCS = 5_000  # ...small: merged in well under a second; larger ones stay
 MERGE_IN_APPLY_AFTER = 24  # ...and an update does only when they pile up (no job running)
@@ -451,7 +453,11 @@ class WhooshBackend:
         terms = highlight.positive_terms(marks)
         hits = [SearchHit(int(view.case_id[n]), _snippet(searcher, terms, int(n))) for n in page]
         total = len(found.docs)
-        suggestion = _suggest(searcher, text) if text and total < 3 and not query.partial else None
+        suggestion = (
+            state.suggestion(text, lambda: _suggest(searcher, text))
+            if text and total < 3 and not query.partial
+            else None
+        )
         return SearchResults(
             hits=hits, total=total, facets=counts, suggestion=suggestion, relaxed=relaxed
         )
@@ -681,6 +687,21 @@ class _SearcherState:
         self._cache: OrderedDict[tuple[bool, str], tuple[Matches, bool]] = OrderedDict()
         self._cached_docs = 0  # matches held by the cache: 12 bytes each
         self._cache_lock = threading.Lock()
+        # "Did you mean" for words typed, kept for this index version: a misspelling is
+        # typed again with each filter ticked (a fifth of a worker's time when not kept).
+        self._suggestions: OrderedDict[str, str | None] = OrderedDict()
+
+    def suggestion(self, text: str, work_out: Callable[[], str | None]) -> str | None:
+        with self._cache_lock:
+            if text in self._suggestions:
+                self._suggestions.move_to_end(text)
+                return self._suggestions[text]
+        found = work_out()
+        with self._cache_lock:
+            self._suggestions[text] = found
+            while len(self._suggestions) > CACHED_SUGGESTIONS:
+                self._suggestions.popitem(last=False)
+        return found
 
     def forget(self) -> None:
         with self._cache_lock:
@@ -751,7 +772,21 @@ def _suggest(searcher: Any, text: str) -> str | None:
     return corrected(
         text,
         str.lower,
-        lambda word: searcher.doc_frequency("words", word) > 0,
+        lambda word: _in_a_live_document(searcher, word),
         # The corrector's order: the commonest first among equally close spellings.
         lambda word: corrector.suggest(word, limit=8, maxdist=2),
+        # A segment keeps the words of documents deleted from it until it is merged: never
+        # offer a word only an archived (or replaced) case study held.
+        usable=lambda word: _in_a_live_document(searcher, word),
     )
+
+
+def _in_a_live_document(searcher: Any, word: str) -> bool:
+    reader = searcher.reader()
+    if not reader.has_deletions():
+        return bool(searcher.doc_frequency("words", word) > 0)
+    try:
+        postings = reader.postings("words", word)
+    except TermNotFound:
+        return False
+    return any(not reader.is_deleted(docnum) for docnum in postings.all_ids())

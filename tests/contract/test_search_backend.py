@@ -207,6 +207,18 @@ def test_misspellings_get_a_suggestion(backend, typed, meant):
     assert backend.query(SearchQuery(text=typed)).suggestion == meant
 
 
+def test_a_suggestion_follows_the_index(backend):
+    # "Did you mean" is kept per index version (a misspelling comes back with each filter
+    # ticked): a word published since is suggested at once, and one archived no longer is.
+    assert backend.query(SearchQuery(text="zebbra")).suggestion is None
+    assert backend.query(SearchQuery(text="zebbra", force=("kent-police",))).suggestion is None
+    backend.apply([doc(8, "Zebra crossings lit at night", "Safer zebra crossings.")], [])
+    assert backend.query(SearchQuery(text="zebbra")).suggestion == "zebra"
+    assert backend.query(SearchQuery(text="zebbra", force=("kent-police",))).suggestion == "zebra"
+    backend.apply([], [8])
+    assert backend.query(SearchQuery(text="zebbra")).suggestion is None
+
+
 def test_related_case_studies(backend):
     related = backend.related(1)
     assert related and 1 not in related and 5 in related
