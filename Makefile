@@ -39,20 +39,31 @@ run: $(VENV)/.runtime-installed
 ## Set up and run the whole test suite, browser tests included, after the lint.
 ## All tests, twice: on the embedded default, and on PostgreSQL + its search + Redis when
 ## they answer at TEST_POSTGRES / TEST_REDIS (a fresh database is made for the run). The two
-## passes share nothing (own folders, own database, free ports), so they run side by side,
-## one on each core; the PostgreSQL pass's output is printed after the embedded pass's.
+## passes share nothing (own folders, own database, free ports), so they run side by side;
+## the PostgreSQL pass, the longer, runs as two processes (its browser tests, and the rest),
+## so that the two cores stay busy to the end. Its output is printed after the embedded
+## pass's.
 TEST_POSTGRES ?= postgresql+psycopg://postgres@127.0.0.1:5432
 TEST_REDIS ?= redis://127.0.0.1:6379/0
+# The PostgreSQL pass's browser tests run beside its other tests, on a Redis database of their
+# own (each of the others empties the rate limits' keys as it starts).
+TEST_REDIS_BROWSER ?= $(patsubst %/0,%/1,$(TEST_REDIS))
 test: lint browser idp
 	@if $(BIN)/python -m tests.services "$(TEST_POSTGRES)" "$(TEST_REDIS)"; then \
-	  log=$$(mktemp); tmp=$$(mktemp -d); \
+	  log=$$(mktemp); tmp=$$(mktemp -d); blog=$$(mktemp); btmp=$$(mktemp -d); \
 	  echo "== on the embedded default, and on PostgreSQL + Redis beside it =="; \
 	  PORTAL_TEST_POSTGRES="$(TEST_POSTGRES)" PORTAL_TEST_REDIS="$(TEST_REDIS)" \
-	    $(BIN)/pytest -p no:cacheprovider --basetemp="$$tmp" >"$$log" 2>&1 & postgres=$$!; \
+	    $(BIN)/pytest -p no:cacheprovider --basetemp="$$tmp" --ignore=tests/e2e \
+	    >"$$log" 2>&1 & postgres=$$!; \
+	  PORTAL_TEST_POSTGRES="$(TEST_POSTGRES)" PORTAL_TEST_REDIS="$(TEST_REDIS_BROWSER)" \
+	    $(BIN)/pytest -p no:cacheprovider --basetemp="$$btmp" tests/e2e \
+	    >"$$blog" 2>&1 & browser=$$!; \
 	  $(BIN)/pytest; embedded=$$?; \
-	  wait $$postgres; status=$$?; \
-	  echo "== on PostgreSQL + Redis =="; cat "$$log"; rm -rf "$$log" "$$tmp"; \
-	  [ $$embedded -eq 0 ] && [ $$status -eq 0 ]; \
+	  wait $$postgres; status=$$?; wait $$browser; browsed=$$?; \
+	  echo "== on PostgreSQL + Redis, all but the browser tests =="; cat "$$log"; \
+	  echo "== on PostgreSQL + Redis, the browser tests =="; cat "$$blog"; \
+	  rm -rf "$$log" "$$tmp" "$$blog" "$$btmp"; \
+	  [ $$embedded -eq 0 ] && [ $$status -eq 0 ] && [ $$browsed -eq 0 ]; \
 	elif [ -n "$$PORTAL_TEST_REQUIRE_SERVICES" ]; then exit 1; \
 	else $(BIN)/pytest; fi
 
