@@ -476,7 +476,10 @@ class Synonym(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     term: Mapped[str] = mapped_column(String(40), unique=True)  # lower case, one word
+    # What it stands for; several meanings apart with "|" (PIP: two programmes).
     expansion: Mapped[str] = mapped_column(String(200))
+    # Where it came from: the policing glossary's public source, or "" (an admin added it).
+    source: Mapped[str] = mapped_column(String(160), default="", server_default="")
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import unicodedata
@@ -31,6 +33,31 @@ THEMES = (
     "Partnership working",
     "Menopause support",
 )
+
+
+def glossary() -> dict[str, tuple[str, str]]:
+    """The policing glossary (portal/data/glossary.csv, with the few short forms the search
+    has always known): each term's meanings, apart with "|", and where they came from."""
+    from .search.analysis import SYNONYMS
+    from .search.words import MEANINGS
+
+    raw = resources.files("portal").joinpath("data/glossary.csv").read_text("utf-8")
+    meanings: dict[str, list[str]] = {}
+    sources: dict[str, list[str]] = {}
+    for row in csv.DictReader(io.StringIO(raw)):
+        term = row["term"].strip().lower()
+        meanings.setdefault(term, []).append(" ".join(row["expansion"].split()))
+        sources.setdefault(term, []).append(row["source"].strip())
+    for term, expansion in SYNONYMS.items():
+        if term not in meanings:
+            meanings[term], sources[term] = [expansion], ["HeForShe Practice Library"]
+    return {
+        term: (
+            f" {MEANINGS} ".join(dict.fromkeys(found)),
+            "; ".join(dict.fromkeys(s for s in sources[term] if s))[:160],
+        )
+        for term, found in meanings.items()
+    }
 
 
 def slugify(text: str, max_length: int = 80) -> str:
@@ -73,12 +100,15 @@ def seed_reference_data() -> dict[str, int]:
                 alias_keys.add(key(alias))
                 added["aliases"] += 1
     from .models import Synonym
-    from .search.analysis import SYNONYMS
 
     if db.session.scalar(select(func.count()).select_from(Synonym)) == 0:
-        # Only into an empty list: what admins later delete stays deleted.
-        db.session.add_all(Synonym(term=t, expansion=e) for t, e in SYNONYMS.items())
-        added["synonyms"] = len(SYNONYMS)
+        # Only into an empty list: what admins later delete stays deleted. (Migration 0017
+        # seeds the glossary into a list that was there before it.)
+        found = glossary()
+        db.session.add_all(
+            Synonym(term=t, expansion=e, source=source) for t, (e, source) in found.items()
+        )
+        added["synonyms"] = len(found)
     themes = set(db.session.scalars(select(Theme.slug)))
     for position, name in enumerate(THEMES):
         if slugify(name) not in themes:

@@ -186,8 +186,9 @@ def synonyms() -> list[Synonym]:
     return list(db.session.scalars(select(Synonym).order_by(Synonym.term)))
 
 
-def add_synonym(admin: User, term: str, expansion: str) -> Synonym:
-    """Add a short form and what it stands for; searches use it at once (no reindex)."""
+def add_synonym(admin: User, term: str, expansion: str, source: str = "") -> Synonym:
+    """Add a short form and what it stands for (meanings apart with "|"); searches use it
+    at once (no reindex). `source` says where it came from (empty: an admin)."""
     term, expansion = term.strip().lower(), " ".join(expansion.split())
     errors = {}
     if not re.fullmatch(r"[a-z0-9]{2,20}", term):
@@ -198,7 +199,7 @@ def add_synonym(admin: User, term: str, expansion: str) -> Synonym:
         errors["expansion"] = "Enter the words it stands for, up to 200 characters"
     if errors:
         raise FieldErrors(errors)
-    synonym = Synonym(term=term, expansion=expansion)
+    synonym = Synonym(term=term, expansion=expansion, source=source)
     db.session.add(synonym)
     try:
         db.session.flush()

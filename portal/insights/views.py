@@ -116,7 +116,10 @@ def add_synonym():
     step = carry_out(
         form,
         lambda: admin_services.add_synonym(
-            current_user, form.term.data or "", form.expansion.data or ""
+            current_user,
+            form.term.data or "",
+            form.expansion.data or "",
+            source="Search insights: a search that found nothing",
         ),
     )
     if step.done:

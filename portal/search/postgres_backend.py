@@ -55,7 +55,7 @@ GENERATION = "(SELECT token FROM portal_search.generation)"
 _ANCESTOR = "(SELECT h.token = :seen_token FROM portal_search.history h WHERE h.number = :seen)"
 CACHE_SECONDS = 120  # how long a shared cached result is kept (a new generation misses it)
 CACHE_PAUSE_SECONDS = 10  # after a cache error, search without it this long
-CACHE_FORMAT = 3  # change when what is cached, or how results are computed, changes
+CACHE_FORMAT = 4  # change when what is cached, or how results are computed, changes
 # Related case studies: the first this many sharing a title or theme word are ranked, with
 # ts_rank (about 3.5 µs each; ts_rank_cd took 20 µs for a title's dozen OR-ed words).
 RELATED_CANDIDATES = 1000
@@ -92,6 +92,10 @@ class PostgresBackend:
         self.synonyms = {
             k.strip().lower(): v.strip() for k, v in synonyms.items() if k.strip() and v.strip()
         }
+        # What cached results depend on, worked out once (the glossary has hundreds).
+        self._synonyms_digest = hashlib.sha256(
+            json.dumps(sorted(self.synonyms.items())).encode()
+        ).hexdigest()
 
     def is_current(self) -> bool:
         return True
@@ -394,7 +398,7 @@ class PostgresBackend:
         described = [
             CACHE_FORMAT,
             generation,
-            sorted(self.synonyms.items()),
+            self._synonyms_digest,
             RANK_WHOLE_DOCUMENTS,
             repr(query),
         ]

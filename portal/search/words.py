@@ -141,14 +141,39 @@ def _pieces(text: str) -> list[_Piece]:
     return pieces
 
 
-def _expansions(synonyms: dict[str, str]) -> list[tuple[list[str], str]]:
-    """(the words an acronym stands for, split as typed words are; the acronym), longest first."""
-    found = []
-    for short, words in synonyms.items():
-        parts = [british(p) for w in _WORD.findall(words.lower()) for p in w.split("-")]
-        if parts and short:
-            found.append((parts, short.lower()))
-    return sorted(found, key=lambda item: -len(item[0]))
+MEANINGS = "|"  # between the meanings of one short form (PIP: two programmes, MPs: two bodies)
+
+
+def meanings(expansion: str) -> list[list[str]]:
+    """Each meaning of a short form, as words split as typed words are."""
+    return [
+        words
+        for meaning in expansion.lower().split(MEANINGS)
+        if (words := [british(p) for w in _WORD.findall(meaning) for p in w.split("-")])
+    ]
+
+
+Expansions = dict[str, list[tuple[list[str], str]]]
+_EXPANSIONS: dict[int, tuple[dict[str, str], int, Expansions]] = {}
+
+
+def _expansions(synonyms: dict[str, str]) -> Expansions:
+    """Each meaning's words with its short form, by the meaning's first word (longest
+    first): a glossary of hundreds is looked up, never walked, for every word typed. Kept
+    per synonyms dict (the backends replace theirs when the list changes)."""
+    kept = _EXPANSIONS.get(id(synonyms))
+    if kept is not None and kept[0] is synonyms and kept[1] == len(synonyms):
+        return kept[2]
+    found: Expansions = {}
+    for short, expansion in synonyms.items():
+        for parts in meanings(expansion) if short else []:
+            found.setdefault(parts[0], []).append((parts, short.lower()))
+    for listed in found.values():
+        listed.sort(key=lambda item: -len(item[0]))
+    if len(_EXPANSIONS) > 8:
+        _EXPANSIONS.clear()
+    _EXPANSIONS[id(synonyms)] = (synonyms, len(synonyms), found)
+    return found
 
 
 def parse(
@@ -187,18 +212,26 @@ def parse(
     while n < len(pieces):
         piece = pieces[n]
         last = partial and n == len(pieces) - 1
-        run = _acronym_run(pieces, n, expansions)
+        run = None if piece.joined else _acronym_run(pieces, n, expansions)
         if run is not None:
+            # Typed out in plain words: each word stays a clause of its own (as if there
+            # were no acronym; "most of the words" counts them), each also met by the
+            # acronym. In quotes, the words are one phrase, or the acronym (below).
             length, short = run
-            typed = ["-".join(p.words) for p in pieces[n : n + length]]
-            options = [*_phrase_options(typed, split, known_words), Option((short,))]
+            for typed in pieces[n : n + length]:
+                if len(typed.words) == 1 and typed.words[0] in STOP_WORDS and not stop_all:
+                    continue
+                own = _word_options(typed.words, synonyms, split, prefix=False)
+                clauses.append(([*own, Option((short,))], False))
             n += length
+            continue
         elif piece.kind == "phrase":
             options = _phrase_options(piece.words, split, known_words)
             options += [
                 Option((short,))
-                for words, short in expansions
-                if any(list(o.words) == words for o in options)
+                for o in list(options)
+                for words, short in expansions.get(o.words[0], [])
+                if list(o.words) == words
             ]
             n += 1
         else:
@@ -226,13 +259,13 @@ def parse(
 
 
 def _acronym_run(
-    pieces: list[_Piece], start: int, expansions: list[tuple[list[str], str]]
+    pieces: list[_Piece], start: int, expansions: Expansions
 ) -> tuple[int, str] | None:
     """Find the words of an acronym typed out in plain words from `start`: (how many
     pieces, the acronym)."""
     if pieces[start].kind != "word" or pieces[start].negated:
         return None
-    for words, short in expansions:
+    for words, short in expansions.get(pieces[start].words[0], []):
         if len(words) < 2:
             continue
         got: list[str] = []
@@ -260,11 +293,7 @@ def _word_options(
     word = parts[0]
     options = [Option((word,), prefix=prefix and len(word) >= MIN_PREFIX)]
     options += [Option(pair) for pair in split(word)]
-    expansion = synonyms.get(word)
-    if expansion:
-        words = tuple(british(p) for w in _WORD.findall(expansion.lower()) for p in w.split("-"))
-        if words:
-            options.append(Option(words))
+    options += [Option(tuple(words)) for words in meanings(synonyms.get(word, ""))]
     return options
 
 

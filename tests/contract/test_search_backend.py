@@ -207,6 +207,25 @@ def test_misspellings_get_a_suggestion(backend, typed, meant):
     assert backend.query(SearchQuery(text=typed)).suggestion == meant
 
 
+def test_the_glossary_both_ways(backend):
+    from portal.reference import glossary
+
+    backend.set_synonyms({term: expansion for term, (expansion, _) in glossary().items()})
+    backend.apply(
+        [
+            doc(11, "Risk meetings for victims", "Each multi-agency risk assessment conference met."),
+            doc(12, "MARAC chairs trained", "Our MARAC now meets weekly."),
+            doc(13, "Detective constables mentored", "New detective constables paired up."),
+            doc(14, "Benefits advice for victims", "Help to claim personal independence payment."),
+        ],
+        [],
+    )
+    assert set(ids(backend, "MARAC")) >= {11, 12}
+    assert set(ids(backend, "multi agency risk assessment conference")) >= {11, 12}
+    assert 13 in ids(backend, "DCs")  # a plural form
+    assert 14 in ids(backend, "PIP")  # one of its two meanings
+
+
 def test_a_suggestion_follows_the_index(backend):
     # "Did you mean" is kept per index version (a misspelling comes back with each filter
     # ticked): a word published since is suggested at once, and one archived no longer is.

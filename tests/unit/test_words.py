@@ -19,11 +19,50 @@ def test_common_words_are_left_out_unless_nothing_else_was_typed():
     assert words_of("the OR misogyny") == [[("the",), ("misogyny",)]]  # joined by OR: kept
 
 
-def test_an_acronym_and_its_words_are_one_clause_both_ways():
+def test_an_acronym_and_its_words_go_both_ways():
     expected = [("vawg",), ("violence", "against", "women", "and", "girls")]
     assert sorted(words_of("VAWG")[0]) == sorted(expected)
-    assert sorted(words_of("violence against women and girls")[0]) == sorted(expected)
     assert sorted(words_of('"violence against women and girls"')[0]) == sorted(expected)
+    # Typed in plain words, each word is a clause (most of the words still count them one
+    # by one), and the acronym meets each.
+    assert words_of("violence against women and girls") == [
+        [("violence",), ("vawg",)],
+        [("women",), ("vawg",)],
+        [("girls",), ("vawg",)],
+    ]
+
+
+def test_the_glossary_is_each_meaning_both_ways_plurals_included():
+    from portal.reference import glossary
+
+    listed = {term: expansion for term, (expansion, _) in glossary().items()}
+
+    def read(text: str) -> list[tuple[str, ...]]:
+        return sorted(o.words for o in parse(text, listed).clauses[0].options)
+
+    assert ("multi", "agency", "risk", "assessment", "conference") in read("MARAC")
+    assert ("marac",) in read("multi-agency risk assessment conference")
+    assert ("marac",) in read('"multi-agency risk assessment conference"')
+    assert ("detective", "constables") in read("DCs") and ("dcs",) in read("detective constables")
+    pip = read("PIP")  # two meanings, each searched
+    assert ("personal", "independence", "payment") in pip
+    assert ("professionalising", "investigation", "programme") in pip
+    assert ("pip",) in read("personal independence payment")
+
+
+def test_the_glossary_is_well_formed():
+    import re
+
+    from portal.reference import glossary
+
+    found = glossary()
+    assert len(found) >= 300
+    for term, (expansion, source) in found.items():
+        assert re.fullmatch(r"[a-z0-9]{2,40}", term), term
+        assert 2 <= len(expansion) <= 200 and "  " not in expansion, term
+        assert all(m.strip() for m in expansion.split("|")), term
+        assert source and len(source) <= 160, term
+    assert set(SYNONYMS) <= set(found)  # what the search always knew stays known
 
 
 def test_compounds_in_quotes_are_each_way_of_writing_them():
