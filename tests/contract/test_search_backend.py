@@ -213,7 +213,7 @@ def test_the_glossary_both_ways(backend):
     backend.set_synonyms({term: expansion for term, (expansion, _) in glossary().items()})
     backend.apply(
         [
-            doc(11, "Risk meetings for victims", "Each multi-agency risk assessment conference met."),
+            doc(11, "Risk meetings", "Each multi-agency risk assessment conference met."),
             doc(12, "MARAC chairs trained", "Our MARAC now meets weekly."),
             doc(13, "Detective constables mentored", "New detective constables paired up."),
             doc(14, "Benefits advice for victims", "Help to claim personal independence payment."),
