@@ -4,7 +4,7 @@ Synonyms gain a `source` (the public glossary a term was checked against, or emp
 an admin added). The glossary of UK policing and its partners (portal/data/glossary.csv:
 several hundred acronyms, their plurals and their meanings) is added once, for each term
 not in the list already: what an admin wrote stays, and what an admin later removes stays
-removed. See docs/search.md, "Acronyms and the glossary".
+removed. (Into an empty list, as in a new database, `portal init-db` seeds it instead.) See docs/search.md, "Acronyms and the glossary".
 
 Revision ID: 0017
 Revises: 0016
@@ -37,6 +37,10 @@ def upgrade():
     )
     bind = op.get_bind()
     present = {row[0] for row in bind.execute(sa.select(synonym.c.term))}
+    if not present:
+        # A new database: `portal init-db` seeds the whole glossary into the empty list
+        # (portal.reference), and `portal migrate-data` needs its target empty.
+        return
     now = datetime.now(UTC).replace(tzinfo=None)  # naive UTC, as the portal stores times
     rows = [
         {"term": term, "expansion": expansion, "source": source, "updated_at": now}
