@@ -46,8 +46,8 @@ run: $(VENV)/.runtime-installed
 TEST_POSTGRES ?= postgresql+psycopg://postgres@127.0.0.1:5432
 TEST_REDIS ?= redis://127.0.0.1:6379/0
 # The PostgreSQL pass's browser tests run beside its other tests, on a Redis database of their
-# own (each of the others empties the rate limits' keys as it starts).
-TEST_REDIS_BROWSER ?= $(patsubst %/0,%/1,$(TEST_REDIS))
+# own (each of the others empties the rate limits' keys as it starts; bench/load.py uses 1).
+TEST_REDIS_BROWSER ?= $(patsubst %/0,%/2,$(TEST_REDIS))
 test: lint browser idp
 	@if $(BIN)/python -m tests.services "$(TEST_POSTGRES)" "$(TEST_REDIS)"; then \
 	  log=$$(mktemp); tmp=$$(mktemp -d); blog=$$(mktemp); btmp=$$(mktemp -d); \

@@ -23,6 +23,7 @@ from portal.extensions import db
 from portal.models import User
 from portal.search.sync import apply_all
 
+from ..backends import REDIS
 from ..conftest import make_app, served
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -64,7 +65,17 @@ def browser_type_launch_args(browser_type_launch_args):
 
 @pytest.fixture(scope="session")
 def live_app(tmp_path_factory):
-    """An app with demo data in its own instance folder."""
+    """An app with demo data in its own instance folder (on the PostgreSQL pass, its Redis
+    emptied of an earlier run's rate-limit counts and shared results first: the demo's
+    people have the same ids in every run)."""
+    if REDIS:
+        import redis
+
+        client = redis.Redis.from_url(REDIS)
+        for pattern in ("LIMITS*", "portal:search*"):
+            for key in client.scan_iter(pattern):
+                client.delete(key)
+        client.close()
     app = make_app(tmp_path_factory.mktemp("e2e-instance"))
     with app.app_context():
         init_db()
