@@ -55,7 +55,7 @@ GENERATION = "(SELECT token FROM portal_search.generation)"
 _ANCESTOR = "(SELECT h.token = :seen_token FROM portal_search.history h WHERE h.number = :seen)"
 CACHE_SECONDS = 120  # how long a shared cached result is kept (a new generation misses it)
 CACHE_PAUSE_SECONDS = 10  # after a cache error, search without it this long
-CACHE_FORMAT = 4  # change when what is cached, or how results are computed, changes
+CACHE_FORMAT = 5  # change when what is cached, or how results are computed, changes
 # Related case studies: the first this many sharing a title or theme word are ranked, with
 # ts_rank (about 3.5 µs each; ts_rank_cd took 20 µs for a title's dozen OR-ed words).
 RELATED_CANDIDATES = 1000
@@ -254,27 +254,50 @@ class PostgresBackend:
         words = query.text.strip()
         held: str | None = None
         joined = ""
+        tier = "true"  # whether a match holds the words as typed (see _rank)
+        typed_query = "NULL::tsquery"  # the words as typed, when everyday words were added
         if words:
             built = self._tsqueries(words, query.partial, params)
             if built is None:
                 return None
-            positive, negative = built
+            positive, negative, typed, weak = built
             excluded = "".join(f" && !!{sql}" for sql in negative)
             if relaxed:
                 if len(positive) < 2:
                     return None
                 # Which clauses each case study holds, from the GIN index one clause at a
-                # time (never reading the long vectors row by row), kept when at least half.
-                each = " UNION ALL ".join(
-                    f"SELECT case_study_id FROM search_entry WHERE document @@ {sql}"  # noqa: S608
-                    for sql in positive
-                )
+                # time (never reading the long vectors row by row), kept when at least half;
+                # ordered by those held as typed (an everyday word only widens what is found).
                 need = most(len(positive))
-                counted = f"SELECT case_study_id, count(*) AS held FROM ({each}) c"  # noqa: S608
-                joined = (
-                    f" JOIN ({counted} GROUP BY case_study_id HAVING count(*) >= {need}) h"
-                    " ON h.case_study_id = e.case_study_id"
-                )
+                if typed is None:
+                    each = " UNION ALL ".join(
+                        f"SELECT case_study_id FROM search_entry WHERE document @@ {sql}"  # noqa: S608
+                        for sql in positive
+                    )
+                    counted = (
+                        f"SELECT case_study_id, count(*) AS held FROM ({each}) c "  # noqa: S608
+                        f"GROUP BY case_study_id HAVING count(*) >= {need}"
+                    )
+                else:
+                    # A clause with everyday words: the words as typed (t = 1), and the
+                    # everyday words where the words typed are not (t = 0: found through the
+                    # index, and only those read again). Ranked on the words typed alone.
+                    each = " UNION ALL ".join(
+                        f"SELECT case_study_id, {t} AS t FROM search_entry "  # noqa: S608
+                        f"WHERE document @@ {sql}"
+                        for n in range(len(positive))
+                        for t, sql in (
+                            (1, typed[n]),
+                            (0, f"{weak[n]} AND NOT document @@ {typed[n]}" if weak[n] else ""),
+                        )
+                        if sql
+                    )
+                    counted = (
+                        f"SELECT case_study_id, sum(t) AS held FROM ({each}) c "  # noqa: S608
+                        f"GROUP BY case_study_id HAVING count(*) >= {need}"
+                    )
+                    typed_query = f"({' || '.join(typed)})"
+                joined = f" JOIN ({counted}) h ON h.case_study_id = e.case_study_id"
                 held = "h.held"
                 select = f"({' || '.join(positive)}) AS query"
                 where = []
@@ -291,6 +314,19 @@ class PostgresBackend:
                     excluded = ""
                 select = f"({strict}){excluded} AS query"
                 where = ["e.document @@ q.query"]
+                if typed is not None:
+                    # Those holding the words only through everyday words rank below every
+                    # one holding them as typed, which are ranked on the words typed alone.
+                    # Such a case study holds an everyday word: those are found through the
+                    # GIN index (usually few: the words typed are most often the common
+                    # ones), and only they are read again, once per statement.
+                    typed_query = f"({' && '.join(typed)})"
+                    everyday = " || ".join(sql for sql in weak if sql)
+                    through = (
+                        "SELECT case_study_id FROM search_entry "  # noqa: S608
+                        f"WHERE document @@ ({everyday}) AND NOT document @@ {typed_query}"
+                    )
+                    tier = f"e.case_study_id NOT IN ({through})"
         else:
             select, where = "NULL::tsquery AS query", []
         if query.force:
@@ -309,8 +345,9 @@ class PostgresBackend:
             )
             partners = sorted({p.lower() for p in query.partner})  # as PostgreSQL lower()
             params.update(partners=partners, partner_count=len(partners))
+        select = f"{select}, {typed_query} AS typed"
         source = (  # noqa: S608 - only constants and parameter names are formatted in
-            f"FROM search_entry e{joined}, (SELECT {select}) q "
+            f"FROM search_entry e{joined}, (SELECT {select}) q, LATERAL (SELECT {tier} AS typed) t "
             f"WHERE {' AND '.join(where) or 'true'}"
         )
         return source, bool(words), held, select
@@ -764,8 +801,9 @@ class PostgresBackend:
 
     def _tsqueries(
         self, words: str, partial: bool, params: dict[str, object]
-    ) -> tuple[list[str], list[str]] | None:
-        """Return SQL for the tsquery of each clause, (positive, negated); every piece a
+    ) -> tuple[list[str], list[str], list[str] | None, list[str]] | None:
+        """Return SQL for the tsquery of each clause, (positive, negated, and when everyday
+        words were added, each positive clause without them, and them alone); every piece a
         bound parameter. None when nothing in the words can be searched."""
 
         def piece(value: str, function: str = "websearch_to_tsquery", config: str = CONFIG) -> str:
@@ -785,16 +823,26 @@ class PostgresBackend:
                 return piece(found.words[0])
             return piece(f'"{" ".join(found.words)}"')
 
+        def either(options: Iterable[Option]) -> str:
+            sql = [option(o) for o in options]
+            return f"({' || '.join(sql)})" if len(sql) > 1 else sql[0]
+
         question = parse(words, self.synonyms, partial=partial, known=self._known)
         positive: list[str] = []
         negative: list[str] = []
+        typed: list[str] = []  # each positive clause without its everyday words
+        weak: list[str] = []  # and its everyday words alone ("" if none)
         for clause in question.clauses:
-            sql = " || ".join(option(o) for o in clause.options)
-            sql = f"({sql})" if len(clause.options) > 1 else sql
+            sql = either(clause.options)
             (negative if clause.negated else positive).append(sql)
+            if question.weak and not clause.negated:
+                own = [o for o in clause.options if not o.weak]
+                others = [o for o in clause.options if o.weak]
+                typed.append(either(own) if others else sql)
+                weak.append(either(others) if others else "")
         if not positive and not negative:
             return None
-        return positive, negative
+        return positive, negative, typed or None, weak
 
     def _known(self, words: Iterable[str]) -> set[str]:
         """Which of the words the vocabulary holds: each looked up by its key (never through
@@ -987,8 +1035,13 @@ def _headline(excerpt: str, query: str) -> str:
 
 
 def _rank(vector: str) -> str:
-    """SQL ranking the entry `e` on one of its vectors for the query `q`."""
-    return f"ts_rank_cd('{{0.1, 0.2, 0.4, 1.0}}', e.{vector}, q.query)"
+    """SQL ranking the entry `e` on one of its vectors for the query `q`. When everyday words
+    were added: those holding the words as typed (`t.typed`) on those words alone, and the
+    others below every one of them, in their own order (a rank r becomes -1/(1+r))."""
+    weights = "'{0.1, 0.2, 0.4, 1.0}'"
+    as_typed = f"ts_rank_cd({weights}, e.{vector}, coalesce(q.typed, q.query))"
+    rank = f"ts_rank_cd({weights}, e.{vector}, q.query)"
+    return f"(CASE WHEN t.typed THEN {as_typed} ELSE CAST(-1 / (1 + {rank}) AS real) END)"
 
 
 _NO_IDS = np.zeros(0, dtype=np.int64)

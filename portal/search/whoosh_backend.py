@@ -54,6 +54,7 @@ from .whoosh_matching import (
     View,
     at_least,
     intersect,
+    tiered,
     union,
 )
 from .words import Clause, Option, Question, fold, most, parse
@@ -393,18 +394,37 @@ class WhooshBackend:
     def _evaluate(
         self, searcher: Any, state: _SearcherState, question: Question
     ) -> tuple[Matches, bool]:
-        """Every live document holding all the clauses, or if none does, most of them."""
+        """Every live document holding all the clauses, or if none does, most of them;
+        those holding them only through everyday words ranked below those that do not."""
         view = state.view
         # A clause of words the index leaves out (the, and...) asks for nothing.
-        compiled = [(c.negated, self._clause(searcher, c)) for c in question.clauses]
-        positive = [q for negated, q in compiled if q is not None and not negated]
-        negative = [q for negated, q in compiled if q is not None and negated]
+        positive: list[Any] = []
+        weak: list[Any] = []  # each positive clause's everyday words alone (or None)
+        negative: list[Any] = []
+        for clause in question.clauses:
+            if clause.negated:
+                if (compiled := self._clause(searcher, clause)) is not None:
+                    negative.append(compiled)
+                continue
+            typed = Clause(tuple(o for o in clause.options if not o.weak))
+            everyday = Clause(tuple(o for o in clause.options if o.weak))
+            as_typed, others = self._clause(searcher, typed), self._clause(searcher, everyday)
+            if as_typed is not None or others is not None:
+                positive.append(as_typed)
+                weak.append(others)
         relaxed = False
         if positive:
-            found = [view.evaluate(q) for q in positive]
+            # Each clause as typed, and with its everyday words (a union of the two).
+            typed_found = [view.evaluate(q) if q is not None else Matches.empty() for q in positive]
+            found = [
+                union([held, view.evaluate(others)]) if others is not None else held
+                for held, others in zip(typed_found, weak, strict=True)
+            ]
             matches = intersect(found)
+            if len(matches.docs) and question.weak:
+                matches = tiered(matches, intersect(typed_found).docs)
             if not len(matches.docs) and len(found) > 1:
-                matches = at_least(found, most(len(found)))
+                matches = at_least(found, most(len(found)), typed_found if question.weak else None)
                 relaxed = bool(len(matches.docs))
         elif negative and not question.positive:
             matches = Matches(view.live_docs, np.zeros(view.count, dtype=np.float32))

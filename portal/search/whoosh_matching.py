@@ -558,8 +558,11 @@ def union(parts: list[Matches]) -> Matches:
 RELAXED_STEP = np.float32(10_000)  # each clause held outranks any score difference
 
 
-def at_least(parts: list[Matches], need: int) -> Matches:
-    """Documents found by at least `need` of the parts, the most parts first, then by score."""
+def at_least(parts: list[Matches], need: int, typed: list[Matches] | None = None) -> Matches:
+    """Documents found by at least `need` of the parts, the most parts first, then by score.
+    `typed`: each part's matches by the words as typed (not through everyday words); then
+    only the parts held as typed are counted for the order (everyday words widen what is
+    found, never outrank the words typed)."""
     parts = [p for p in parts if len(p.docs)]
     if not parts:
         return Matches.empty()
@@ -568,8 +571,26 @@ def at_least(parts: list[Matches], need: int) -> Matches:
     unique, inverse, held = np.unique(docs, return_inverse=True, return_counts=True)
     summed = np.bincount(inverse, weights=scores)
     keep = held >= need
-    ranked = held[keep] * RELAXED_STEP + summed[keep]
-    return Matches(unique[keep], ranked.astype(np.float32))
+    unique, held, summed = unique[keep], held[keep], summed[keep]
+    if typed is not None:
+        as_typed = [p.docs for p in typed if len(p.docs)]
+        held = np.zeros(len(unique), dtype=np.int64)
+        if as_typed:
+            found, counts = np.unique(np.concatenate(as_typed), return_counts=True)
+            at = np.minimum(np.searchsorted(found, unique), len(found) - 1)
+            held = np.where(found[at] == unique, counts[at], 0)
+    return Matches(unique, (held * RELAXED_STEP + summed).astype(np.float32))
+
+
+def tiered(matches: Matches, typed: np.ndarray) -> Matches:
+    """`matches` with those not in `typed` (found only through everyday words) ranked below
+    every one that is, in their own order: a score s becomes -1/(1+s)."""
+    below = ~np.isin(matches.docs, typed, assume_unique=True)
+    if not below.any():
+        return matches
+    scores = matches.scores.copy()
+    scores[below] = -1 / (1 + np.maximum(scores[below], 0))
+    return Matches(matches.docs, scores)
 
 
 def _add_where_present(base: Matches, extra: Matches) -> Matches:

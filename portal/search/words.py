@@ -11,15 +11,24 @@ phrase. This is where the library's rules about words live, so both backends kee
   parts in a row; inside quotes, each way of writing a compound is its own phrase;
 - an acronym is also the words it stands for, and those words (typed plainly or in quotes)
   are also the acronym;
+- an everyday word is also the other words people use for the same thing (kids, children;
+  pubs, licensed premises: portal/data/everyday.csv), as *weak* options: they widen what
+  a search finds, and a case study that holds the words only through them ranks below
+  every case study holding the words as typed (each backend ranks the two tiers apart);
 - while the person is still typing, the last word is also a prefix (misog finds misogyny).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import TypeVar
 
 from .analysis import british
 
@@ -29,6 +38,7 @@ MAX_SPLIT = 24  # a longer word is never tried as two joined words
 MAX_LOOKED_UP = 64  # words whose presence in the index is asked, per query
 MAX_PHRASE_FORMS = 6  # ways of writing one phrase's compounds that are searched
 MIN_PREFIX = 2  # a half-typed last word shorter than this is left out until it grows
+MAX_WEAK = 8  # everyday words added to one clause
 _PIECE = re.compile(r'(-?)"([^"]*)"?|(\S+)')
 _WORD = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
 
@@ -72,6 +82,7 @@ class Option:
 
     words: tuple[str, ...]  # lower case, British spelling, no hyphens
     prefix: bool = False  # the one word is still being typed: it is also a prefix
+    weak: bool = False  # an everyday word for what was typed: found, but ranked below
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,11 @@ class Question:
     """The clauses of one query, as both backends search them."""
 
     clauses: tuple[Clause, ...]
+
+    @property
+    def weak(self) -> bool:
+        """Whether any clause can be met by an everyday word alone (ranked in two tiers)."""
+        return any(o.weak for c in self.clauses for o in c.options)
 
     @property
     def positive(self) -> tuple[Clause, ...]:
@@ -141,6 +157,8 @@ def _pieces(text: str) -> list[_Piece]:
     return pieces
 
 
+_T = TypeVar("_T")
+
 MEANINGS = "|"  # between the meanings of one short form (PIP: two programmes, MPs: two bodies)
 
 
@@ -174,6 +192,50 @@ def _expansions(synonyms: dict[str, str]) -> Expansions:
         _EXPANSIONS.clear()
     _EXPANSIONS[id(synonyms)] = (synonyms, len(synonyms), found)
     return found
+
+
+Everyday = dict[str, list[tuple[list[str], tuple[tuple[str, ...], ...]]]]
+
+
+@cache
+def everyday() -> tuple[dict[str, tuple[tuple[str, ...], ...]], Everyday]:
+    """The everyday words (portal/data/everyday.csv): for each one-word form (and its
+    singular), the group's other forms; and the forms of several words by their first word
+    (longest first), each with the group's other forms."""
+    raw = resources.files("portal").joinpath("data/everyday.csv").read_text("utf-8")
+    single: dict[str, list[tuple[str, ...]]] = {}
+    runs: Everyday = {}
+    for row in csv.DictReader(io.StringIO(raw)):
+        forms = [tuple(words) for words in meanings(row["words"])]
+        for form in forms:
+            others = tuple(f for f in forms if f != form)
+            if len(form) > 1:
+                runs.setdefault(form[0], []).append((list(form), others))
+                continue
+            for key in {form[0], _singular(form[0])}:
+                known = single.setdefault(key, [])
+                known.extend(f for f in others if f not in known)
+    for listed in runs.values():
+        listed.sort(key=lambda item: -len(item[0]))
+    return {k: tuple(v) for k, v in single.items()}, runs
+
+
+def _singular(word: str) -> str:
+    """A plural's singular, roughly (kids → kid, ladies → lady), for looking a word up."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def _weak(forms: Iterable[tuple[str, ...]]) -> list[Option]:
+    return [Option(form, weak=True) for form in forms]
+
+
+def _everyday(parts: list[str]) -> list[Option]:
+    """The other everyday words for one typed word, as weak options."""
+    return _weak(everyday()[0].get(parts[0], ())) if len(parts) == 1 else []
 
 
 def parse(
@@ -213,6 +275,18 @@ def parse(
         piece = pieces[n]
         last = partial and n == len(pieces) - 1
         run = None if piece.joined else _acronym_run(pieces, n, expansions)
+        said = None if piece.joined or run else _run(pieces, n, everyday()[1])
+        if said is not None:
+            # An everyday phrase typed (young people, mums and dads): each word stays a
+            # clause of its own, each also met (weakly) by the group's other forms.
+            length, others = said
+            for typed in pieces[n : n + length]:
+                if len(typed.words) == 1 and typed.words[0] in STOP_WORDS and not stop_all:
+                    continue
+                own = _word_options(typed.words, synonyms, split, prefix=False)
+                clauses.append(([*own, *_everyday(typed.words), *_weak(others)], False))
+            n += length
+            continue
         if run is not None:
             # Typed out in plain words: each word stays a clause of its own (as if there
             # were no acronym; "most of the words" counts them), each also met by the
@@ -247,15 +321,28 @@ def parse(
             ):
                 continue
             options = _word_options(word, synonyms, split, prefix=last and not piece.negated)
+            if not piece.negated:  # an exclusion excludes only what was typed
+                options += _everyday(word)
         if piece.joined and clauses and not piece.negated and not clauses[-1][1]:
             clauses[-1][0].extend(options)
         else:
             clauses.append((options, piece.negated))
-    return Question(
-        tuple(Clause(tuple(dict.fromkeys(options)), negated) for options, negated in clauses)[
-            :MAX_CLAUSES
-        ]
-    )
+    return Question(tuple(_clause(options, negated) for options, negated in clauses)[:MAX_CLAUSES])
+
+
+def _clause(options: list[Option], negated: bool) -> Clause:
+    """The clause of these options: each once; an everyday word only if it can find what the
+    words typed do not (not a word typed, nor words holding one); at most MAX_WEAK of them."""
+    strong = [o for o in dict.fromkeys(options) if not o.weak]
+    held = {o.words for o in strong}
+    words = {o.words[0] for o in strong if len(o.words) == 1 and not o.prefix}
+    weak = [
+        o
+        for o in dict.fromkeys(options)
+        # "police officers" for officers finds nothing "officers" does not: left out
+        if o.weak and o.words not in held and not words.intersection(o.words)
+    ][:MAX_WEAK]
+    return Clause(tuple(strong + weak), negated)
 
 
 def _acronym_run(
@@ -263,9 +350,17 @@ def _acronym_run(
 ) -> tuple[int, str] | None:
     """Find the words of an acronym typed out in plain words from `start`: (how many
     pieces, the acronym)."""
+    return _run(pieces, start, expansions)
+
+
+def _run(
+    pieces: list[_Piece], start: int, known: dict[str, list[tuple[list[str], _T]]]
+) -> tuple[int, _T] | None:
+    """Find words of several typed in plain words from `start`, longest first: (how many
+    pieces, what they stand for)."""
     if pieces[start].kind != "word" or pieces[start].negated:
         return None
-    for words, short in expansions.get(pieces[start].words[0], []):
+    for words, short in known.get(pieces[start].words[0], []):
         if len(words) < 2:
             continue
         got: list[str] = []

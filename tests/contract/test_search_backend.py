@@ -226,6 +226,33 @@ def test_the_glossary_both_ways(backend):
     assert 14 in ids(backend, "PIP")  # one of its two meanings
 
 
+def test_everyday_words_widen_a_search_but_never_outrank_the_words_typed(backend):
+    # An everyday word finds the other words people use for the same thing; a case study
+    # holding the words only that way ranks below every one holding them as typed, however
+    # often it says them (its title says them, too).
+    backend.apply(
+        [
+            doc(21, "Children children children", "Children at football. Children again."),
+            doc(22, "A holiday club", "Kids from the estate played football."),
+            doc(23, "Youth work", "Nippers and kids met at the youth club."),
+            doc(24, "A fun run", "Runners of every age."),
+        ],
+        [],
+    )
+    found = ids(backend, "kids")
+    assert set(found[:2]) == {22, 23} and found[2:] == [21]  # the everyday word last
+    assert ids(backend, "kids football") == [22, 21]
+    assert ids(backend, "children")[:1] == [21] and set(ids(backend, "children")) == {21, 22, 23}
+    # Most of the words: the clauses held as typed come first, whatever the score.
+    relaxed = backend.query(SearchQuery(text="kids football zqxv"))
+    assert relaxed.relaxed and [h.case_study_id for h in relaxed.hits][:2] == [22, 21]
+    # Excluding a word excludes what was typed, and in quotes only the words typed count.
+    assert 21 in ids(backend, "football -kids") and 22 not in ids(backend, "football -kids")
+    assert set(ids(backend, '"kids"')) == {22, 23}
+    # Ticking a filter keeps the order of what stays.
+    assert ids(backend, "kids", force=("kent-police",)) == found
+
+
 def test_a_suggestion_follows_the_index(backend):
     # "Did you mean" is kept per index version (a misspelling comes back with each filter
     # ticked): a word published since is suggested at once, and one archived no longer is.

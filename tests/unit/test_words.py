@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from portal.search.analysis import SYNONYMS
-from portal.search.words import MAX_PHRASE_FORMS, MAX_PIECES, Option, parse
+from portal.search.words import MAX_PHRASE_FORMS, MAX_PIECES, MAX_WEAK, Clause, Option, parse
 
 
 def words_of(text: str, **options) -> list[list[tuple[str, ...]]]:
-    return [[o.words for o in c.options] for c in parse(text, SYNONYMS, **options).clauses]
+    """Each clause's options as typed (everyday words, weak options, left out)."""
+    return [
+        [o.words for o in c.options if not o.weak] for c in parse(text, SYNONYMS, **options).clauses
+    ]
+
+
+def typed(clause: Clause) -> tuple[Option, ...]:
+    return tuple(o for o in clause.options if not o.weak)
 
 
 def test_common_words_are_left_out_unless_nothing_else_was_typed():
@@ -65,6 +74,47 @@ def test_the_glossary_is_well_formed():
     assert set(SYNONYMS) <= set(found)  # what the search always knew stays known
 
 
+def test_everyday_words_are_weak_options_of_the_words_typed():
+    def weak(text: str) -> list[list[tuple[str, ...]]]:
+        return [[o.words for o in c.options if o.weak] for c in parse(text, {}).clauses]
+
+    assert ("children",) in weak("kids")[0] and ("kids",) in weak("children")[0]
+    assert ("children",) in weak("kid")[0]  # a singular finds its plural's group
+    assert weak("ladies")[0] == [("women",)] and weak("lady")[0] == [("women",)]
+    assert ("licensed", "premises") not in weak("pubs")[0]  # groups are not chained
+    assert ("door", "supervisors") in weak("bouncers")[0]
+    # Words of several typed in a row: each typed word stays a clause, each met weakly by
+    # the group's other forms (and by its own word's group).
+    young = weak("young people at night")
+    assert ("youngsters",) in young[0] and ("youngsters",) in young[1] and young[2] == []
+    assert ("parents",) in weak("mums and dads")[0] and ("mothers",) in weak("mums and dads")[0]
+    # An exclusion excludes only what was typed; in quotes, only the words typed count.
+    assert weak("football -kids") == [[("footie",), ("footy",), ("soccer",)], []]
+    assert weak('"kids"') == [[]] and weak('"young people"') == [[]]
+    # Never a word twice, never more than MAX_WEAK to a clause.
+    for clause in parse("police officers alleyway kids mums", {}).clauses:
+        words = [o.words for o in clause.options]
+        assert len(words) == len(set(words)) and sum(o.weak for o in clause.options) <= MAX_WEAK
+
+
+def test_the_everyday_words_are_well_formed():
+    import csv
+    import io
+    from importlib import resources
+
+    raw = resources.files("portal").joinpath("data/everyday.csv").read_text("utf-8")
+    rows = list(csv.DictReader(io.StringIO(raw)))
+    assert len(rows) >= 100
+    seen: set[str] = set()
+    for row in rows:
+        forms = row["words"].split("|")
+        assert len(forms) >= 2 and row["source"], row
+        for form in forms:
+            assert re.fullmatch(r"[a-z]+( [a-z]+)*", form), form
+            assert form not in seen, form  # one group a form
+            seen.add(form)
+
+
 def test_compounds_in_quotes_are_each_way_of_writing_them():
     known = {"night", "time", "nighttime"}.intersection
     forms = words_of('"nighttime economy"', known=lambda ws: known(ws))[0]
@@ -73,20 +123,20 @@ def test_compounds_in_quotes_are_each_way_of_writing_them():
 
 def test_only_the_last_word_of_a_search_being_typed_is_a_prefix():
     clauses = parse("rugby pla", SYNONYMS, partial=True).clauses
-    assert clauses[0].options == (Option(("rugby",)),)
+    assert typed(clauses[0]) == (Option(("rugby",)),)
     assert clauses[1].options == (Option(("pla",), prefix=True),)
     assert parse("rugby pla", SYNONYMS).clauses[1].options == (Option(("pla",)),)
 
 
 def test_a_last_letter_alone_waits_for_the_next():
     clauses = parse("rugby p", SYNONYMS, partial=True).clauses
-    assert [c.options for c in clauses] == [(Option(("rugby",)),)]
+    assert [typed(c) for c in clauses] == [(Option(("rugby",)),)]
 
 
 def test_exclusions_and_or_are_read():
     clauses = parse("misogyny -movember menopause OR bystander", SYNONYMS).clauses
     assert [c.negated for c in clauses] == [False, True, False]
-    assert [o.words for o in clauses[2].options] == [("menopause",), ("bystander",)]
+    assert [o.words for o in typed(clauses[2])] == [("menopause",), ("bystander",)]
 
 
 def test_what_one_question_costs_is_bounded():
