@@ -12,10 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload, load_only, selectinload
 
 from ..casestudies.queries import latest_published
+from ..core.text import clean_query
 from ..extensions import db
 from ..insights import services as insights
 from ..models import CaseStudy, Force, Revision, RevisionState, Theme
-from ..search import SearchQuery, get_backend
+from ..search import SearchQuery, SearchResults, get_backend
 from ..web.htmx import is_partial, vary_on_htmx
 from .query_string import PER_PAGE, query_args, search_query_from_request
 
@@ -143,6 +144,9 @@ WORDY = re.compile(r"[^\W_]{2}")  # a search worth counting has a word of two le
 TYPING = "Portal-Typing"  # sent by the library's script while the person is still typing
 NEW_SEARCH = "Portal-New-Search"  # sent by it for new words finished by Enter or a filter
 PAUSED = "Portal-Paused"  # sent by it for new words finished by a pause
+AS_TYPED = "as_typed"  # ?q=words&as_typed=words: search for exactly those words
+SPELLING_FINDS_LITTLE = 3  # a search finding fewer (all its words) may be spelled otherwise
+SPELLING_FINDS_MORE = 3  # when the other spelling finds at least this many times as many
 
 
 @bp.get("/library")
@@ -159,7 +163,14 @@ def index():
         begun = backend.query(replace(query, partial=True))
         if begun.total:
             results, completed = begun, True
-    token = _record(query, results.total, backend)
+    # "Search instead for" the words as typed: kept while those are the words searched.
+    as_typed = bool(query.text) and clean_query(request.args.get(AS_TYPED, "")) == query.text
+    typed = None  # the words as typed, when the page shows a close spelling's results
+    spelled = None if as_typed or completed else _spelled(query, results, backend)
+    # The words typed are counted, with what the page shows for them.
+    token = _record(query, spelled[1].total if spelled else results.total, backend)
+    if spelled is not None:
+        typed, query, results = query.text, replace(query, text=spelled[0]), spelled[1]
     pages = max(1, -(-results.total // PER_PAGE))
     if query.page > pages:  # past the end shows the last page
         query = replace(query, page=pages)
@@ -200,9 +211,18 @@ def index():
         "applied": sum(len(f.chosen) for f in facets),
         "search_token": token,
         "is_fragment": is_partial(),
-        "args": lambda **change: query_args(query, **change),
+        "args": lambda **change: (
+            query_args(query, **({AS_TYPED: query.text} | change))
+            if as_typed
+            else query_args(query, **change)
+        ),
+        "as_typed": as_typed,
         "suggestion_url": url_for(".index", **query_args(query, q=results.suggestion))
-        if results.suggestion
+        if results.suggestion and not typed
+        else None,
+        "typed": typed,
+        "typed_url": url_for(".index", **query_args(query, q=typed, as_typed=typed, page=None))
+        if typed
         else None,
     }
     template = "library/_panel.html" if is_partial() else "library/index.html"
@@ -211,6 +231,28 @@ def index():
     if query.partial:  # library.js keeps one history entry while a search is typed
         response.headers[TYPING] = "1"
     return vary_on_htmx(response)
+
+
+def _spelled(
+    query: SearchQuery, results: SearchResults, backend
+) -> tuple[str, SearchResults] | None:
+    """A close spelling of a finished search that finds little or nothing, and its results,
+    when it finds much more (at least three times as many, holding every word): the words
+    come from the published case studies' vocabulary and the glossary (the backend's "Did
+    you mean")."""
+    if not query.text or query.partial or not results.suggestion:
+        return None
+    found = 0 if results.relaxed else results.total  # most of the words: not a find
+    if found >= SPELLING_FINDS_LITTLE:
+        return None
+    # Much more: three times as many. Against case studies holding most of the words typed,
+    # at least three holding every word of the other spelling (else the page keeps those,
+    # and offers the spelling as "Did you mean").
+    needed = SPELLING_FINDS_LITTLE if results.relaxed else max(1, SPELLING_FINDS_MORE * found)
+    spelled = backend.query(replace(query, text=results.suggestion))
+    if spelled.relaxed or spelled.total < needed:
+        return None
+    return results.suggestion, spelled
 
 
 def _record(query: SearchQuery, total: int, backend) -> str | None:

@@ -153,32 +153,42 @@ def normalise_text(text: str) -> str:
     return f"{british_text} {' '.join(joined)}" if joined else british_text
 
 
+_AROUND = "\"'()-"  # kept around a word corrected: quotes, brackets, a leading minus
+
+
 def corrected(
     text: str,
     fold: Callable[[str], str],
     is_known: Callable[[str], bool],
     options_for: Callable[[str], Iterable[str]],
     usable: Callable[[str], bool] = lambda word: True,
+    also: Iterable[str] = (),
 ) -> str | None:
     """Return `text` with each unknown word replaced by the closest known spelling (at most
     two edits away; among equals, the first option), or None if nothing changed.
 
     The backends say what a word folds to, whether the index knows it, which spellings
-    are near it (best first) and whether a spelling may be offered.
+    are near it (best first) and whether a spelling may be offered. `also`: words known
+    whether or not the index holds them (the glossary's short forms: MARAC finds what
+    spells it out); they are offered after the index's equally close words.
     """
     from whoosh.support.levenshtein import distance
 
+    extra = {w.lower() for w in also if w.isalpha()}
     changed, out = False, []
     for word in text.split():
-        bare = fold(word.strip("\"'()-"))
-        if len(bare) < 4 or not bare.isalpha() or is_known(bare):
+        core = word.strip(_AROUND)
+        bare = fold(core)
+        if len(bare) < 4 or not bare.isalpha() or bare in extra or is_known(bare):
             out.append(word)
             continue
+        near = list(options_for(bare))
+        near += sorted(w for w in extra if abs(len(w) - len(bare)) <= 2 and w[0] == bare[0])
         close = sorted(
-            (o for o in options_for(bare) if distance(bare, o) <= 2),
+            (o for o in dict.fromkeys(near) if o != bare and distance(bare, o) <= 2),
             key=lambda option: distance(bare, option),
         )
-        best = next((o for o in close if o != bare and usable(o)), None)
-        out.append(best or word)
+        best = next((o for o in close if o in extra or usable(o)), None)
+        out.append(word.replace(core, best, 1) if best else word)  # "abusse" → "abuse"
         changed = changed or best is not None
     return " ".join(out) if changed else None

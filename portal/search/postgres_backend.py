@@ -531,7 +531,7 @@ class PostgresBackend:
             facets=chosen.table.count_rows(chosen.rows),
             suggestion=(
                 self._suggest(words, generation)
-                if words and total < 3 and not query.partial
+                if words and (total < 3 or chosen.relaxed) and not query.partial
                 else None
             ),
             relaxed=chosen.relaxed,
@@ -789,7 +789,9 @@ class PostgresBackend:
             SearchHit(int(cid), _snippet(shown, summary, searched)) for cid, shown, summary in page
         ]
         suggestion = (
-            self._suggest(words, generation) if words and total < 3 and not query.partial else None
+            self._suggest(words, generation)
+            if words and (total < 3 or relaxed) and not query.partial
+            else None
         )
         return SearchResults(
             hits=hits,
@@ -886,8 +888,8 @@ class PostgresBackend:
             return list(db.session.scalars(near, {"w": word}))
 
         # Only a word that still finds something: the vocabulary keeps the words of case
-        # studies archived since the last reindex.
-        return corrected(words, fold, known, options, usable=self._finds)
+        # studies archived since the last reindex. The glossary's short forms are words too.
+        return corrected(words, fold, known, options, usable=self._finds, also=self.synonyms)
 
     def _finds(self, word: str) -> bool:
         return (

@@ -474,8 +474,8 @@ class WhooshBackend:
         hits = [SearchHit(int(view.case_id[n]), _snippet(searcher, terms, int(n))) for n in page]
         total = len(found.docs)
         suggestion = (
-            state.suggestion(text, lambda: _suggest(searcher, text))
-            if text and total < 3 and not query.partial
+            state.suggestion(text, lambda: _suggest(searcher, text, self.synonyms))
+            if text and (total < 3 or relaxed) and not query.partial
             else None
         )
         return SearchResults(
@@ -787,7 +787,7 @@ class _SegmentsCorrector(Corrector):
                     yield 0 - (maxdist + (1.0 / frequency * 0.5)), word
 
 
-def _suggest(searcher: Any, text: str) -> str | None:
+def _suggest(searcher: Any, text: str, synonyms: dict[str, str]) -> str | None:
     corrector = _SegmentsCorrector(searcher, "words")
     return corrected(
         text,
@@ -798,6 +798,7 @@ def _suggest(searcher: Any, text: str) -> str | None:
         # A segment keeps the words of documents deleted from it until it is merged: never
         # offer a word only an archived (or replaced) case study held.
         usable=lambda word: _in_a_live_document(searcher, word),
+        also=synonyms,  # the glossary's short forms are words too
     )
 
 

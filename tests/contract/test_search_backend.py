@@ -265,6 +265,17 @@ def test_a_suggestion_follows_the_index(backend):
     assert backend.query(SearchQuery(text="zebbra")).suggestion is None
 
 
+def test_a_spelling_is_offered_for_most_of_the_words_and_from_the_glossary(backend):
+    # A misspelt word beside a found one: the search holds most of the words, and the
+    # close spelling is offered all the same (the library applies it when it finds more).
+    backend.set_synonyms({"marac": "multi agency risk assessment conference"})
+    found = backend.query(SearchQuery(text="challenging misogny"))
+    assert found.relaxed and found.suggestion == "challenging misogyny"
+    # A short form of the glossary is a word, whether or not a case study holds it.
+    assert backend.query(SearchQuery(text="maracc")).suggestion == "marac"
+    assert backend.query(SearchQuery(text="marac")).suggestion is None
+
+
 def test_related_case_studies(backend):
     related = backend.related(1)
     assert related and 1 not in related and 5 in related

@@ -47,9 +47,59 @@ def test_facets_count_and_filter_and_applied_filters_can_be_removed(library):
     assert 'Menopause support <span class="portal-count">(1)</span>' in everything
 
 
-def test_misspelt_queries_suggest_a_link(library):
+def test_a_misspelling_that_finds_nothing_shows_the_close_spelling_and_says_so(library):
     page = library.get("/library?q=menopuase").get_data(as_text=True)
-    assert "Did you mean" in page and "/library?q=menopause" in page
+    assert "Menopause café" in page and "1 case study matching <strong>menopause</strong>" in page
+    assert "Showing results for <strong>menopause</strong>" in page
+    typed = "/library?q=menopuase&amp;as_typed=menopuase"
+    assert f'href="{typed}"' in page and "Search instead for menopuase" in page
+    assert "Did you mean" not in page
+    # The words as typed, exactly: nothing found, the spelling offered, and it stays so
+    # through a filter ticked (the form carries it) but not for new words.
+    exact = library.get(typed.replace("&amp;", "&")).get_data(as_text=True)
+    assert "0 case studies matching <strong>menopuase</strong>" in exact
+    assert "Showing results for" not in exact and "Did you mean" in exact
+    assert '<input type="hidden" name="as_typed" value="menopuase">' in exact
+    filtered = library.get(
+        "/library?q=menopuase&as_typed=menopuase&force=greater-manchester-police"
+    )
+    assert "Showing results for" not in filtered.get_data(as_text=True)
+    other = library.get("/library?q=menopuase&as_typed=menopause").get_data(as_text=True)
+    assert "Showing results for <strong>menopause</strong>" in other
+
+
+def test_a_spelling_is_applied_only_when_it_finds_much_more(library):
+    # "rugbby" finds nothing: corrected. "rugbys" (no case study's word) finds the rugby
+    # one by its stem, and "rugby" finds no more: not corrected, but offered.
+    assert "Showing results for" not in library.get("/library?q=rugby").get_data(as_text=True)
+    fixed = library.get("/library?q=rugbby").get_data(as_text=True)
+    assert "Showing results for <strong>rugby</strong>" in fixed and "Rugby allies" in fixed
+    little = library.get("/library?q=rugbys").get_data(as_text=True)
+    assert "Rugby allies" in little and "Showing results for" not in little
+    assert "Did you mean" in little and "/library?q=rugby" in little
+
+
+def test_a_spelling_never_comes_from_an_unpublished_case_study(library, published):
+    published(
+        case_study_line(title="Zebrafish welfare in custody suites", status="draft"),
+        case_study_line(title="Quokka awareness for response teams", status="submitted"),
+    )
+    for typed in ("zebrafsh", "quoka"):
+        page = library.get(f"/library?q={typed}").get_data(as_text=True)
+        assert "Showing results for" not in page and "Did you mean" not in page
+        assert "0 case studies matching" in page
+
+
+def test_a_search_being_typed_is_never_corrected(library):
+    fragment = library.get("/library?q=menopuase", headers=TYPING).get_data(as_text=True)
+    assert "Showing results for" not in fragment and "Keep typing" in fragment
+
+
+def test_a_glossary_short_form_is_a_spelling(app, library, published):
+    published(case_study_line(title="Multi-agency risk assessment conference chairs trained"))
+    page = library.get("/library?q=maracc").get_data(as_text=True)
+    assert "Showing results for <strong>marac</strong>" in page
+    assert "Multi-agency risk assessment conference chairs trained" in page
 
 
 def test_the_fragment_is_the_whole_panel_with_a_title_and_announces_the_count(library):
