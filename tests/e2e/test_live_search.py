@@ -224,3 +224,28 @@ def test_without_javascript_the_library_is_a_form_with_results_first_on_a_phone(
     page.get_by_role("button", name="Apply filters").click()
     expect(page.locator(".portal-applied")).to_be_visible()
     context.close()  # (axe needs JavaScript: the same markup is checked above with it on)
+
+
+def test_a_misspelling_shows_the_close_spelling_and_the_words_typed_stay_one_link_away(
+    contributor, visit
+):
+    page = visit("/library")
+    page.locator("#q").click()
+    type_slowly(page, "menopuase")
+    expect(page.locator(".portal-keep-typing")).to_be_visible()  # never corrected while typing
+    page.locator("#q").press("Enter")
+    note = page.locator(".portal-spelled")
+    expect(note).to_contain_text("Showing results for menopause.")
+    expect(page.locator(".portal-result-count")).to_contain_text("matching menopause")
+    assert cards(page).count() > 0
+    assert_accessible(page)
+    # By keyboard: the link searches exactly what was typed, and offers the spelling.
+    page.locator(".portal-as-typed").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator(".portal-result-count")).to_contain_text(
+        "0 case studies matching menopuase"
+    )
+    expect(page.get_by_text("Did you mean")).to_be_visible()
+    expect(page.locator(".portal-spelled")).to_have_count(0)
+    assert re.search(r"as_typed=menopuase", page.url)
+    assert_accessible(page)
