@@ -256,11 +256,15 @@ class PostgresBackend:
         joined = ""
         tier = "true"  # whether a match holds the words as typed (see _rank)
         typed_query = "NULL::tsquery"  # the words as typed, when everyday words were added
+        marks = "NULL::tsquery"  # what snippets mark, when not the query's words
         if words:
             built = self._tsqueries(words, query.partial, params)
             if built is None:
                 return None
-            positive, negative, typed, weak = built
+            positive, negative, typed, weak, marked = built
+            if marked != positive[: len(marked)]:
+                # A snippet marks no word of an everyday phrase (change of life: not changed).
+                marks = f"({' || '.join(marked)})"
             excluded = "".join(f" && !!{sql}" for sql in negative)
             if relaxed:
                 if len(positive) < 2:
@@ -345,7 +349,7 @@ class PostgresBackend:
             )
             partners = sorted({p.lower() for p in query.partner})  # as PostgreSQL lower()
             params.update(partners=partners, partner_count=len(partners))
-        select = f"{select}, {typed_query} AS typed"
+        select = f"{select}, {typed_query} AS typed, {marks} AS marks"
         source = (  # noqa: S608 - only constants and parameter names are formatted in
             f"FROM search_entry e{joined}, (SELECT {select}) q, LATERAL (SELECT {tier} AS typed) t "
             f"WHERE {' AND '.join(where) or 'true'}"
@@ -733,7 +737,7 @@ class PostgresBackend:
         )
         if matching is not None:
             sql = (
-                f"SELECT e.case_study_id, {_headline('e.excerpt', 'q.query')}, e.summary "  # noqa: S608 - constants only
+                f"SELECT e.case_study_id, {_headline('e.excerpt', MARKS)}, e.summary "  # noqa: S608 - constants only
                 f"FROM search_entry e, (SELECT {matching[3]}) q "
                 "WHERE e.case_study_id = ANY(:page)"
             )
@@ -768,7 +772,7 @@ class PostgresBackend:
                     params, facets, relaxed = loose, loose_facets, True
                     total = sum(facets["force"].values())
         order = self._order(query, searched, self._ranking_total(query, total, held), held)
-        highlight = _headline("page.excerpt", "page.query") if searched else "page.summary"
+        highlight = _headline("page.excerpt", "page.marks") if searched else "page.summary"
         params.update(limit=query.per_page, offset=(max(1, query.page) - 1) * query.per_page)
         page = (
             []
@@ -777,7 +781,8 @@ class PostgresBackend:
                 text(
                     f"""
                 SELECT page.case_study_id, {highlight}, page.summary FROM (
-                    SELECT e.case_study_id, e.excerpt, e.summary, q.query {source}
+                    SELECT e.case_study_id, e.excerpt, e.summary,
+                        {MARKS} AS marks {source}
                     ORDER BY {order} LIMIT :limit OFFSET :offset
                 ) page
                 """  # noqa: S608 - only constants and parameter names are formatted in
@@ -803,10 +808,11 @@ class PostgresBackend:
 
     def _tsqueries(
         self, words: str, partial: bool, params: dict[str, object]
-    ) -> tuple[list[str], list[str], list[str] | None, list[str]] | None:
+    ) -> tuple[list[str], list[str], list[str] | None, list[str], list[str]] | None:
         """Return SQL for the tsquery of each clause, (positive, negated, and when everyday
-        words were added, each positive clause without them, and them alone); every piece a
-        bound parameter. None when nothing in the words can be searched."""
+        words were added, each positive clause without them, them alone, and what snippets
+        mark); every piece a bound parameter. None when nothing in the words can be
+        searched."""
 
         def piece(value: str, function: str = "websearch_to_tsquery", config: str = CONFIG) -> str:
             name = f"p{len(params)}"
@@ -834,6 +840,7 @@ class PostgresBackend:
         negative: list[str] = []
         typed: list[str] = []  # each positive clause without its everyday words
         weak: list[str] = []  # and its everyday words alone ("" if none)
+        marked: list[str] = []  # and what snippets mark: not an everyday phrase's words
         for clause in question.clauses:
             sql = either(clause.options)
             (negative if clause.negated else positive).append(sql)
@@ -842,9 +849,11 @@ class PostgresBackend:
                 others = [o for o in clause.options if o.weak]
                 typed.append(either(own) if others else sql)
                 weak.append(either(others) if others else "")
+                shown = [o for o in clause.options if not o.weak or len(o.words) == 1]
+                marked.append(either(shown) if len(shown) < len(clause.options) else sql)
         if not positive and not negative:
             return None
-        return positive, negative, typed or None, weak
+        return positive, negative, typed or None, weak, marked
 
     def _known(self, words: Iterable[str]) -> set[str]:
         """Which of the words the vocabulary holds: each looked up by its key (never through
@@ -1025,6 +1034,9 @@ def _next_generation() -> int:
         {"number": number, "kept": HISTORY_KEPT},
     )
     return int(number)
+
+
+MARKS = "coalesce(q.marks, q.query)"  # what a snippet marks: the words, not everyday phrases
 
 
 def _headline(excerpt: str, query: str) -> str:

@@ -449,7 +449,12 @@ class WhooshBackend:
             question = parse(
                 text, self.synonyms, partial=query.partial, known=self._known(searcher)
             )
-            positive = [self._clause(searcher, c) for c in question.positive]
+            # A snippet marks no word of an everyday phrase (change of life: not "changed").
+            shown = [
+                Clause(tuple(o for o in c.options if not o.weak or len(o.words) == 1))
+                for c in question.positive
+            ]
+            positive = [self._clause(searcher, c) for c in shown]
             marks = Or([q for q in positive if q is not None])
             found, relaxed = state.matches(
                 (query.partial, text), lambda: self._evaluate(searcher, state, question)

@@ -265,6 +265,26 @@ def test_a_suggestion_follows_the_index(backend):
     assert backend.query(SearchQuery(text="zebbra")).suggestion is None
 
 
+def test_a_snippet_marks_no_word_of_an_everyday_phrase(backend):
+    # "change of life" is an everyday phrase for menopause: a case study saying "changed"
+    # is not marked there, but an everyday word found is ("kids" for children).
+    backend.apply(
+        [
+            doc(31, "Uniform changed", "We changed the uniform for menopause at work."),
+            doc(32, "Holiday club", "The kids played at the holiday club."),
+        ],
+        [],
+    )
+
+    def snippet(text: str, case_study_id: int) -> str:
+        hits = backend.query(SearchQuery(text=text)).hits
+        return next(h.snippet for h in hits if h.case_study_id == case_study_id)
+
+    shown = snippet("menopause", 31)
+    assert "<mark>menopause</mark>" in shown and "<mark>changed" not in shown
+    assert "<mark>kids</mark>" in snippet("children", 32)
+
+
 def test_a_spelling_is_offered_for_most_of_the_words_and_from_the_glossary(backend):
     # A misspelt word beside a found one: the search holds most of the words, and the
     # close spelling is offered all the same (the library applies it when it finds more).

@@ -41,8 +41,15 @@ def test_type_filter_remove_and_go_back(contributor, visit):
     assert loads == []
 
 
-def test_a_misspelling_offers_the_right_word(contributor, visit):
+def test_a_misspelling_shows_the_right_word_and_offers_it_beside_the_words_typed(
+    contributor, visit
+):
     page = visit("/library?q=movmber")
+    expect(page.locator(".portal-spelled")).to_contain_text("Showing results for movember")
+    expect(page.locator(".portal-result-count")).to_contain_text("matching movember")
+    assert_accessible(page)
+    page.get_by_role("link", name="Search instead for movmber").click()
+    expect(page.locator(".portal-result-count")).to_contain_text("matching movmber")
     page.get_by_role("link", name="movember").click()
     expect(page.locator(".portal-result-count")).to_contain_text("matching movember")
     assert_accessible(page)
