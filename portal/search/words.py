@@ -276,30 +276,25 @@ def parse(
         last = partial and n == len(pieces) - 1
         run = None if piece.joined else _acronym_run(pieces, n, expansions)
         said = None if piece.joined or run else _run(pieces, n, everyday()[1])
-        if said is not None:
-            # An everyday phrase typed (young people, mums and dads): each word stays a
-            # clause of its own, each also met (weakly) by the group's other forms.
-            length, others = said
+        if run is not None or said is not None:
+            # Words of several typed in plain words: an acronym's, typed out (in quotes,
+            # they are one phrase or the acronym: below), or an everyday phrase (young
+            # people, mums and dads). Each word stays a clause of its own (as if there were
+            # neither: "most of the words" counts them), each also met by the acronym, or
+            # weakly by the group's other forms.
+            if run is not None:
+                length, extra, weak = run[0], [Option((run[1],))], False
+            elif said is not None:
+                length, extra, weak = said[0], _weak(said[1]), True
             for typed in pieces[n : n + length]:
                 if len(typed.words) == 1 and typed.words[0] in STOP_WORDS and not stop_all:
                     continue
                 own = _word_options(typed.words, synonyms, split, prefix=False)
-                clauses.append(([*own, *_everyday(typed.words), *_weak(others)], False))
+                more = _everyday(typed.words) if weak else []
+                clauses.append(([*own, *more, *extra], False))
             n += length
             continue
-        if run is not None:
-            # Typed out in plain words: each word stays a clause of its own (as if there
-            # were no acronym; "most of the words" counts them), each also met by the
-            # acronym. In quotes, the words are one phrase, or the acronym (below).
-            length, short = run
-            for typed in pieces[n : n + length]:
-                if len(typed.words) == 1 and typed.words[0] in STOP_WORDS and not stop_all:
-                    continue
-                own = _word_options(typed.words, synonyms, split, prefix=False)
-                clauses.append(([*own, Option((short,))], False))
-            n += length
-            continue
-        elif piece.kind == "phrase":
+        if piece.kind == "phrase":
             options = _phrase_options(piece.words, split, known_words)
             options += [
                 Option((short,))
