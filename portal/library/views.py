@@ -17,6 +17,7 @@ from ..extensions import db
 from ..insights import services as insights
 from ..models import CaseStudy, Force, Revision, RevisionState, Theme
 from ..search import SearchQuery, SearchResults, get_backend
+from ..search.analysis import sure
 from ..web.htmx import is_partial, vary_on_htmx
 from .query_string import PER_PAGE, query_args, search_query_from_request
 
@@ -168,7 +169,12 @@ def index():
     typed = None  # the words as typed, when the page shows a close spelling's results
     spelled = None if as_typed or completed else _spelled(query, results, backend)
     # The words typed are counted, with what the page shows for them.
-    token = _record(query, spelled[1].total if spelled else results.total, backend)
+    token = _record(
+        query,
+        spelled[1].total if spelled else results.total,
+        backend,
+        replace(query, text=spelled[0]) if spelled else query,
+    )
     if spelled is not None:
         typed, query, results = query.text, replace(query, text=spelled[0]), spelled[1]
     pages = max(1, -(-results.total // PER_PAGE))
@@ -249,13 +255,15 @@ def _spelled(
     # at least three holding every word of the other spelling (else the page keeps those,
     # and offers the spelling as "Did you mean").
     needed = SPELLING_FINDS_LITTLE if results.relaxed else max(1, SPELLING_FINDS_MORE * found)
+    if not sure(query.text, results.suggestion, one_edit=results.relaxed):
+        return None  # offered ("Did you mean"), not applied
     spelled = backend.query(replace(query, text=results.suggestion))
     if spelled.relaxed or spelled.total < needed:
         return None
     return results.suggestion, spelled
 
 
-def _record(query: SearchQuery, total: int, backend) -> str | None:
+def _record(query: SearchQuery, total: int, backend, searched: SearchQuery) -> str | None:
     """Count a finished search with new words for the admins' search insights (its words and
     how many case studies they find, nothing about the person); return the token its result
     links carry."""
@@ -265,7 +273,7 @@ def _record(query: SearchQuery, total: int, backend) -> str | None:
     if is_partial():
         new = request.headers.get(NEW_SEARCH) == "1"
         if not new and request.headers.get(PAUSED) == "1":  # kept only if a result is opened
-            return insights.pending(query.text, _words_find(query, total, backend))
+            return insights.pending(query.text, _words_find(searched, total, backend))
     elif request.headers.get("HX-History-Restore-Request") == "true" or filtered:
         new = False  # Back, or a filter applied without the script (a shared filtered link)
     else:  # a full page: new unless it came from a page of the same search (Back, reload)
@@ -275,7 +283,7 @@ def _record(query: SearchQuery, total: int, backend) -> str | None:
         new = previous is None or previous.strip().casefold() != query.text.casefold()
     if not new:
         return None
-    return insights.record(query.text, _words_find(query, total, backend))
+    return insights.record(query.text, _words_find(searched, total, backend))
 
 
 def _words_find(query: SearchQuery, total: int, backend) -> int:

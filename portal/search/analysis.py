@@ -192,3 +192,22 @@ def corrected(
         out.append(word.replace(core, best, 1) if best else word)  # "abusse" → "abuse"
         changed = changed or best is not None
     return " ".join(out) if changed else None
+
+
+SURE_LETTERS = 5  # a word corrected on its own (not offered) has at least this many letters
+
+
+def sure(text: str, spelled: str, *, one_edit: bool) -> bool:
+    """Whether `spelled` (from `corrected`) may replace `text` without asking: every word
+    it changes has at least SURE_LETTERS letters (york is not "work", nor hull "full"), and
+    with `one_edit` is one edit away (a search holding most of its words has found
+    something: a word it lacks may be a name the library does not hold)."""
+    from whoosh.support.levenshtein import distance
+
+    for typed, other in zip(text.split(), spelled.split(), strict=False):
+        if typed == other:
+            continue
+        bare, fixed = typed.strip(_AROUND), other.strip(_AROUND)
+        if len(bare) < SURE_LETTERS or (one_edit and distance(bare.lower(), fixed) > 1):
+            return False
+    return True

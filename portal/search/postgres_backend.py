@@ -93,6 +93,8 @@ class PostgresBackend:
             k.strip().lower(): v.strip() for k, v in synonyms.items() if k.strip() and v.strip()
         }
         # What cached results depend on, worked out once (the glossary has hundreds).
+        if hasattr(self, "_suggestions"):
+            self._suggestions.clear()  # the glossary's short forms are spellings too
         self._synonyms_digest = hashlib.sha256(
             json.dumps(sorted(self.synonyms.items())).encode()
         ).hexdigest()
@@ -395,6 +397,22 @@ class PostgresBackend:
         found = db.session.execute(text(f"SELECT 1 {matching[0]} LIMIT 1"), params).first()
         return found is None
 
+    def _everyday_only(self, query: SearchQuery) -> bool:
+        """Whether the words (whatever the filters) are held by case studies, but only
+        through everyday words: then "most of the words" is shown, as if there were none."""
+        params: dict[str, object] = {}
+        matching = self._matching(SearchQuery(text=query.text, partial=query.partial), params)
+        if matching is None or "NULL::tsquery AS typed" in matching[3]:
+            return False  # nothing searchable, or no everyday word added
+        found = db.session.execute(
+            text(
+                f"SELECT EXISTS (SELECT 1 {matching[0]}), "  # noqa: S608 - constants only
+                f"EXISTS (SELECT 1 {matching[0]} AND t.typed)"
+            ),
+            params,
+        ).one()
+        return bool(found[0]) and not found[1]
+
     def ranked_ids(self, query: SearchQuery) -> list[int]:
         try:
             generation = self._generation_now()
@@ -407,7 +425,7 @@ class PostgresBackend:
                 return []
             source, searched, held, _ = matching
             total = db.session.execute(text(f"SELECT count(*) {source}"), params).scalar_one()
-            if not total and searched and self._relax(query):
+            if searched and ((not total and self._relax(query)) or self._everyday_only(query)):
                 loose: dict[str, object] = {}
                 relaxed = self._matching(query, loose, relaxed=True)
                 if relaxed is not None:
@@ -561,7 +579,9 @@ class PostgresBackend:
                 continue
             keep = table.keep(rows, query)
             relaxed = False
-            if searched and not len(ids):  # no case study holds every word: most of them
+            # No case study holds every word (as typed: those holding them only through
+            # everyday words rank below 0, and would hide those holding more words typed).
+            if searched and (not len(ids) or listed.ranks.max(initial=-1.0) < 0):
                 loose = self._listed(query, listed.generation, relaxed=True)
                 loose_rows = table.rows(loose.ids) if loose.generation == table.generation else None
                 if loose_rows is None and not loose.nothing:  # a write came between
@@ -762,7 +782,7 @@ class PostgresBackend:
         facets = self._facets(source, params)
         total = sum(facets["force"].values())
         relaxed = False
-        if not total and searched and self._relax(query):
+        if searched and ((not total and self._relax(query)) or self._everyday_only(query)):
             loose: dict[str, object] = {}
             matching = self._matching(query, loose, relaxed=True)
             if matching is not None:

@@ -422,10 +422,15 @@ class WhooshBackend:
             ]
             matches = intersect(found)
             if len(matches.docs) and question.weak:
-                matches = tiered(matches, intersect(typed_found).docs)
+                as_typed = intersect(typed_found).docs
+                # None holds every word as typed: most of the words, as without everyday
+                # words (which would otherwise hide those holding more of the words typed).
+                matches = tiered(matches, as_typed) if len(as_typed) else Matches.empty()
             if not len(matches.docs) and len(found) > 1:
                 matches = at_least(found, most(len(found)), typed_found if question.weak else None)
                 relaxed = bool(len(matches.docs))
+            if not len(matches.docs) and question.weak:  # one clause: its everyday words
+                matches = tiered(intersect(found), np.empty(0, dtype=np.int64))
         elif negative and not question.positive:
             matches = Matches(view.live_docs, np.zeros(view.count, dtype=np.float32))
         else:
@@ -732,6 +737,7 @@ class _SearcherState:
         with self._cache_lock:
             self._cache.clear()
             self._cached_docs = 0
+            self._suggestions.clear()  # the glossary's short forms are spellings too
 
     def matches(
         self, key: tuple[bool, str], evaluate: Callable[[], tuple[Matches, bool]]

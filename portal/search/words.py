@@ -220,8 +220,18 @@ def everyday() -> tuple[dict[str, tuple[tuple[str, ...], ...]], Everyday]:
     return {k: tuple(v) for k, v in single.items()}, runs
 
 
+# Singulars that are words of their own, not the everyday form's (monthlies → monthly).
+_OWN_WORDS = frozenset({"monthly", "early", "late", "flat", "wean", "social", "mate", "chip"})
+
+
 def _singular(word: str) -> str:
-    """A plural's singular, roughly (kids → kid, ladies → lady), for looking a word up."""
+    """A plural's singular, roughly (kids → kid, ladies → lady), for looking a word up;
+    the word itself when the singular means something else (monthly, early, flat...)."""
+    found = _singular_of(word)
+    return word if found in _OWN_WORDS else found
+
+
+def _singular_of(word: str) -> str:
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
     if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):

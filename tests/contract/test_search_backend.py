@@ -265,6 +265,24 @@ def test_a_suggestion_follows_the_index(backend):
     assert backend.query(SearchQuery(text="zebbra")).suggestion is None
 
 
+def test_everyday_words_never_hide_case_studies_holding_more_of_the_words_typed(backend):
+    # Only D holds all three clauses, and only through an everyday word (children for kids):
+    # A and C hold two of the words as typed and are shown too, as "most of the words".
+    backend.apply(
+        [
+            doc(41, "Zorblat kids", "Kids at the zorblat."),
+            doc(42, "Quimper kids", "Kids at the quimper."),
+            doc(43, "Children zorblat quimper", "Children at the zorblat and quimper."),
+        ],
+        [],
+    )
+    found = backend.query(SearchQuery(text="kids quimper zorblat"))
+    assert found.relaxed and {h.case_study_id for h in found.hits} == {41, 42, 43}
+    assert found.total == 3 and backend.ranked_ids(SearchQuery(text="kids quimper zorblat"))
+    # One word: its everyday words are what there is.
+    assert set(ids(backend, "bairns")) >= {41, 42, 43}
+
+
 def test_a_snippet_marks_no_word_of_an_everyday_phrase(backend):
     # "change of life" is an everyday phrase for menopause: a case study saying "changed"
     # is not marked there, but an everyday word found is ("kids" for children).
@@ -294,6 +312,9 @@ def test_a_spelling_is_offered_for_most_of_the_words_and_from_the_glossary(backe
     # A short form of the glossary is a word, whether or not a case study holds it.
     assert backend.query(SearchQuery(text="maracc")).suggestion == "marac"
     assert backend.query(SearchQuery(text="marac")).suggestion is None
+    # Kept per index version, and per glossary: a short form removed is offered no more.
+    backend.set_synonyms({})
+    assert backend.query(SearchQuery(text="maracc")).suggestion is None
 
 
 def test_related_case_studies(backend):

@@ -425,6 +425,27 @@ def test_insights_count_what_the_words_find_whatever_the_filters(app, library):
     assert logged(app) == [("rugby", 1, False)]
 
 
+def test_insights_count_the_words_typed_with_what_their_spelling_finds(app, library):
+    library.get("/library?q=rugbby&theme=women-in-sport", headers=FINISHED)
+    library.get("/library?q=menopuase", headers=FINISHED)
+    assert logged(app) == [("rugbby", 1, False), ("menopuase", 1, False)]
+
+
+def test_a_short_word_or_a_word_beside_found_ones_is_offered_not_replaced(library, published):
+    # A word of four letters may be a place (york is not "work"); beside words found, a word
+    # the library lacks may be a name: it is corrected only one edit away.
+    published(
+        case_study_line(title="Work and rugby", summary="Rugby at work for the team."),
+        case_study_line(title="Rugby allies at the county ground"),
+        case_study_line(title="More rugby allies"),
+    )
+    for typed, offered in (("york", "work"), ("rugby york", "rugby work")):
+        page = library.get(f"/library?q={typed}").get_data(as_text=True)
+        assert "Showing results for" not in page and f">{offered}</a>?" in page, typed
+    page = library.get("/library?q=rugby+allise").get_data(as_text=True)  # one edit
+    assert "Showing results for <strong>rugby allies</strong>" in page
+
+
 def test_a_second_force_shows_what_it_would_add(library):
     page = library.get("/library?force=kent-police").get_data(as_text=True)
     assert 'Kent Police <span class="portal-count">(1)</span>' in page

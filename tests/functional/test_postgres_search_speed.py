@@ -332,6 +332,9 @@ def test_pages_from_the_cached_lists_answer_exactly_as_sql_does(app):
             "sa",
             "%%",
             "rugby -night -safety",
+            "rugger",  # held only through an everyday word (rugby)
+            "rugger night",  # so most of the words, as if there were none
+            "rugger -night",
         ]
         filters = [
             {},

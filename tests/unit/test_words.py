@@ -80,6 +80,7 @@ def test_everyday_words_are_weak_options_of_the_words_typed():
 
     assert ("children",) in weak("kids")[0] and ("kids",) in weak("children")[0]
     assert ("children",) in weak("kid")[0]  # a singular finds its plural's group
+    assert weak("monthly") == [[]] and weak("flat") == [[]]  # words of their own
     assert weak("ladies")[0] == [("women",)] and weak("lady")[0] == [("women",)]
     assert ("licensed", "premises") not in weak("pubs")[0]  # groups are not chained
     assert ("door", "supervisors") in weak("bouncers")[0]
@@ -155,3 +156,13 @@ def test_any_text_parses_into_bounded_clauses_of_plain_words(text):
             assert clause.options and len(clause.options) <= MAX_PHRASE_FORMS + 4
             for option in clause.options:
                 assert option.words and all(w and "-" not in w for w in option.words)
+
+
+def test_a_spelling_is_applied_without_asking_only_when_sure():
+    from portal.search.analysis import sure
+
+    assert sure("menapause support", "menopause support", one_edit=True)
+    assert sure("promtion exam sergant", "promotion exam sergeant", one_edit=False)
+    assert not sure("york", "work", one_edit=False)  # four letters: a place, perhaps
+    assert not sure("rugby devonn", "rugby dvpn", one_edit=True)  # two edits, beside a find
+    assert sure('"domestic abusse"', '"domestic abuse"', one_edit=True)
