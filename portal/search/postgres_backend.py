@@ -328,9 +328,11 @@ class PostgresBackend:
                     # ones), and only they are read again, once per statement.
                     typed_query = f"({' && '.join(typed)})"
                     everyday = " || ".join(sql for sql in weak if sql)
-                    through = (
-                        "SELECT case_study_id FROM search_entry "  # noqa: S608
-                        f"WHERE document @@ ({everyday}) AND NOT document @@ {typed_query}"
+                    through = (  # the planner picks: an anti-join, or a look-up each
+                        "SELECT w.case_study_id FROM search_entry w "  # noqa: S608
+                        f"WHERE w.document @@ ({everyday}) AND NOT EXISTS (SELECT 1 "
+                        "FROM search_entry x WHERE x.case_study_id = w.case_study_id "
+                        f"AND x.document @@ {typed_query})"
                     )
                     tier = f"e.case_study_id NOT IN ({through})"
         else:
@@ -1074,7 +1076,9 @@ def _rank(vector: str) -> str:
     others below every one of them, in their own order (a rank r becomes -1/(1+r))."""
     weights = "'{0.1, 0.2, 0.4, 1.0}'"
     as_typed = f"ts_rank_cd({weights}, e.{vector}, coalesce(q.typed, q.query))"
-    rank = f"ts_rank_cd({weights}, e.{vector}, q.query)"
+    # The second tier by ts_rank: often most of the matches (the typed word the rare one),
+    # and ts_rank_cd's cost grows with the everyday words OR-ed in (7.7 µs an entry for six).
+    rank = f"ts_rank({weights}, e.{vector}, q.query)"
     return f"(CASE WHEN t.typed THEN {as_typed} ELSE CAST(-1 / (1 + {rank}) AS real) END)"
 
 
