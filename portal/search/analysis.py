@@ -163,6 +163,7 @@ def corrected(
     options_for: Callable[[str], Iterable[str]],
     usable: Callable[[str], bool] = lambda word: True,
     also: Iterable[str] = (),
+    edits: int = 2,
 ) -> str | None:
     """Return `text` with each unknown word replaced by the closest known spelling (at most
     two edits away; among equals, the first option), or None if nothing changed.
@@ -170,7 +171,8 @@ def corrected(
     The backends say what a word folds to, whether the index knows it, which spellings
     are near it (best first) and whether a spelling may be offered. `also`: words known
     whether or not the index holds them (the glossary's short forms: MARAC finds what
-    spells it out); they are offered after the index's equally close words.
+    spells it out); they are offered after the index's equally close words. `edits`: how
+    far a spelling may be (one for a search that found most of its words: see `sure`).
     """
     from whoosh.support.levenshtein import distance
 
@@ -185,7 +187,12 @@ def corrected(
         near = list(options_for(bare))
         near += sorted(w for w in extra if abs(len(w) - len(bare)) <= 2 and w[0] == bare[0])
         close = sorted(
-            (o for o in dict.fromkeys(near) if o != bare and distance(bare, o) <= 2),
+            (
+                o
+                for o in dict.fromkeys(near)
+                # a short form only one edit away (york is not "yoi", youth offending)
+                if o != bare and distance(bare, o) <= (1 if o in extra else edits)
+            ),
             key=lambda option: distance(bare, option),
         )
         best = next((o for o in close if o in extra or usable(o)), None)

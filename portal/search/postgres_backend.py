@@ -561,7 +561,7 @@ class PostgresBackend:
             total=total,
             facets=chosen.table.count_rows(chosen.rows),
             suggestion=(
-                self._suggest(words, generation)
+                self._suggest(words, generation, chosen.relaxed)
                 if words and (total < 3 or chosen.relaxed) and not query.partial
                 else None
             ),
@@ -825,7 +825,7 @@ class PostgresBackend:
             SearchHit(int(cid), _snippet(shown, summary, searched)) for cid, shown, summary in page
         ]
         suggestion = (
-            self._suggest(words, generation)
+            self._suggest(words, generation, relaxed)
             if words and (total < 3 or relaxed) and not query.partial
             else None
         )
@@ -902,20 +902,22 @@ class PostgresBackend:
         known: set[str] = asked[wanted]
         return known
 
-    def _suggest(self, words: str, generation: str | None) -> str | None:
-        """A spelling that finds more (`corrected`), kept per generation of the index."""
-        key = (generation or "", words)
+    def _suggest(self, words: str, generation: str | None, relaxed: bool) -> str | None:
+        """A spelling that finds more (`corrected`), kept per generation of the index; one
+        edit away when most of the words were found (all the library applies there)."""
+        edits = 1 if relaxed else 2
+        key = (generation or "", f"{edits} {words}")
         if generation and key in self._suggestions:
             self._suggestions.move_to_end(key)
             return self._suggestions[key]
-        found = self._work_out_suggestion(words)
+        found = self._work_out_suggestion(words, edits)
         if generation:
             self._suggestions[key] = found
             while len(self._suggestions) > CACHED_SUGGESTIONS:
                 self._suggestions.popitem(last=False)
         return found
 
-    def _work_out_suggestion(self, words: str) -> str | None:
+    def _work_out_suggestion(self, words: str, edits: int) -> str | None:
         def known(word: str) -> bool:
             found = text("SELECT 1 FROM search_word WHERE word >= :w AND word <= :w")
             return db.session.execute(found, {"w": word}).first() is not None
@@ -929,7 +931,9 @@ class PostgresBackend:
 
         # Only a word that still finds something: the vocabulary keeps the words of case
         # studies archived since the last reindex. The glossary's short forms are words too.
-        return corrected(words, fold, known, options, usable=self._finds, also=self.synonyms)
+        return corrected(
+            words, fold, known, options, usable=self._finds, also=self.synonyms, edits=edits
+        )
 
     def _finds(self, word: str) -> bool:
         return (

@@ -484,7 +484,11 @@ class WhooshBackend:
         hits = [SearchHit(int(view.case_id[n]), _snippet(searcher, terms, int(n))) for n in page]
         total = len(found.docs)
         suggestion = (
-            state.suggestion(text, lambda: _suggest(searcher, text, self.synonyms))
+            # Most of the words found: only a spelling one edit away (all the library
+            # applies there; a name the library lacks is often two from one of its words).
+            state.suggestion(
+                text, lambda: _suggest(searcher, text, self.synonyms, 1 if relaxed else 2)
+            )
             if text and (total < 3 or relaxed) and not query.partial
             else None
         )
@@ -798,18 +802,20 @@ class _SegmentsCorrector(Corrector):
                     yield 0 - (maxdist + (1.0 / frequency * 0.5)), word
 
 
-def _suggest(searcher: Any, text: str, synonyms: dict[str, str]) -> str | None:
+def _suggest(searcher: Any, text: str, synonyms: dict[str, str], edits: int) -> str | None:
     corrector = _SegmentsCorrector(searcher, "words")
     return corrected(
         text,
         str.lower,
         lambda word: _in_a_live_document(searcher, word),
         # The corrector's order: the commonest first among equally close spellings.
+        # Two edits whatever `edits`: the automaton counts a swap (allise, allies) as two.
         lambda word: corrector.suggest(word, limit=8, maxdist=2),
         # A segment keeps the words of documents deleted from it until it is merged: never
         # offer a word only an archived (or replaced) case study held.
         usable=lambda word: _in_a_live_document(searcher, word),
         also=synonyms,  # the glossary's short forms are words too
+        edits=edits,
     )
 
 
