@@ -176,12 +176,20 @@ def corrected(
     """
     from whoosh.support.levenshtein import distance
 
+    from .words import STOP_WORDS  # here: words.py reads this module
+
     extra = {w.lower() for w in also if w.isalpha()}
     changed, out = False, []
     for word in text.split():
         core = word.strip(_AROUND)
         bare = fold(core)
-        if len(bare) < 4 or not bare.isalpha() or bare in extra or is_known(bare):
+        if (
+            len(bare) < 4
+            or not bare.isalpha()
+            or bare in STOP_WORDS  # never searched, so never misspelt (into is not "info")
+            or bare in extra
+            or is_known(bare)
+        ):
             out.append(word)
             continue
         near = list(options_for(bare))

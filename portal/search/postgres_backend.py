@@ -919,8 +919,9 @@ class PostgresBackend:
 
     def _work_out_suggestion(self, words: str, edits: int) -> str | None:
         def known(word: str) -> bool:
+            """Held as written, or found by its stem (forces finds force)."""
             found = text("SELECT 1 FROM search_word WHERE word >= :w AND word <= :w")
-            return db.session.execute(found, {"w": word}).first() is not None
+            return db.session.execute(found, {"w": word}).first() is not None or self._finds(word)
 
         def options(word: str) -> list[str]:
             near = text(

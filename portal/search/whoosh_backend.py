@@ -804,10 +804,21 @@ class _SegmentsCorrector(Corrector):
 
 def _suggest(searcher: Any, text: str, synonyms: dict[str, str], edits: int) -> str | None:
     corrector = _SegmentsCorrector(searcher, "words")
+    reader = searcher.reader()
+
+    def known(word: str) -> bool:
+        """Held as written, or found by its stem (forces finds force: not a misspelling)."""
+        terms = highlight.terms_of(word)
+        return (
+            bool(terms)
+            and all(("content", t) in reader for t in terms)
+            or (_in_a_live_document(searcher, word))
+        )
+
     return corrected(
         text,
         str.lower,
-        lambda word: _in_a_live_document(searcher, word),
+        known,
         # The corrector's order: the commonest first among equally close spellings.
         # Two edits whatever `edits`: the automaton counts a swap (allise, allies) as two.
         lambda word: corrector.suggest(word, limit=8, maxdist=2),
