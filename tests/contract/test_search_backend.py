@@ -309,6 +309,12 @@ def test_a_spelling_is_offered_for_most_of_the_words_and_from_the_glossary(backe
     backend.set_synonyms({"marac": "multi agency risk assessment conference"})
     found = backend.query(SearchQuery(text="challenging misogny"))
     assert found.relaxed and found.suggestion == "challenging misogyny"
+    # A word found by its stem, or a common word, is no misspelling.
+    assert backend.query(SearchQuery(text="fire services")).suggestion is None
+    assert backend.query(SearchQuery(text="challenging into misogny")).suggestion in (
+        None,
+        "challenging into misogyny",
+    )
     # A short form of the glossary is a word, whether or not a case study holds it.
     assert backend.query(SearchQuery(text="maracc")).suggestion == "marac"
     assert backend.query(SearchQuery(text="marac")).suggestion is None
