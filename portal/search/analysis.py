@@ -16,6 +16,21 @@ from whoosh.analysis import (
 )
 from whoosh.support.charset import accent_map
 
+# Words that carry no meaning of their own in a question (Snowball's English list, and a
+# few more question words); they never decide whether a case study matches.
+STOP_WORDS = frozenset(
+    """
+    a about above after again against all also am an and any are as at be because been before
+    being below between both but by can could did do does doing don down during each few for
+    from further had has have having he her here hers herself him himself his how i if in into
+    is it its itself just may me might more most must my myself no nor not now of off on once
+    only or other our ours ourselves out over own same shall she should so some such than that
+    the their theirs them themselves then there these they this those through to too under
+    until up us very was we were what when where which while who whom why will with would you
+    your yours yourself yourselves yet tbd
+    """.split()
+)
+
 # American spellings people type, folded to the British ones case studies use.
 SPELLINGS = {
     "organization": "organisation",
@@ -175,8 +190,6 @@ def corrected(
     far a spelling may be (one for a search that found most of its words: see `sure`).
     """
     from whoosh.support.levenshtein import distance
-
-    from .words import STOP_WORDS  # here: words.py reads this module
 
     extra = {w.lower() for w in also if w.isalpha()}
     changed, out = False, []

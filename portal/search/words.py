@@ -30,7 +30,7 @@ from functools import cache
 from importlib import resources
 from typing import TypeVar
 
-from .analysis import british
+from .analysis import STOP_WORDS, british
 
 MAX_PIECES = 32  # words, phrases and ORs read from one query
 MAX_CLAUSES = 12  # of which at most this many are searched (common words left out first)
@@ -41,21 +41,6 @@ MIN_PREFIX = 2  # a half-typed last word shorter than this is left out until it 
 MAX_WEAK = 8  # everyday words added to one clause
 _PIECE = re.compile(r'(-?)"([^"]*)"?|(\S+)')
 _WORD = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
-
-# Words that carry no meaning of their own in a question (Snowball's English list, and a
-# few more question words); they never decide whether a case study matches.
-STOP_WORDS = frozenset(
-    """
-    a about above after again against all also am an and any are as at be because been before
-    being below between both but by can could did do does doing don down during each few for
-    from further had has have having he her here hers herself him himself his how i if in into
-    is it its itself just may me might more most must my myself no nor not now of off on once
-    only or other our ours ourselves out over own same shall she should so some such than that
-    the their theirs them themselves then there these they this those through to too under
-    until up us very was we were what when where which while who whom why will with would you
-    your yours yourself yourselves yet tbd
-    """.split()
-)
 
 
 def fold(word: str) -> str:
