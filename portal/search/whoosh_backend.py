@@ -809,11 +809,8 @@ def _suggest(searcher: Any, text: str, synonyms: dict[str, str], edits: int) -> 
     def known(word: str) -> bool:
         """Held as written, or found by its stem (forces finds force: not a misspelling)."""
         terms = highlight.terms_of(word)
-        return (
-            bool(terms)
-            and all(("content", t) in reader for t in terms)
-            or (_in_a_live_document(searcher, word))
-        )
+        stemmed = any(all((f, t) in reader for t in terms) for f in SEARCHED_FIELDS)
+        return bool(terms) and stemmed or _in_a_live_document(searcher, word)
 
     return corrected(
         text,
