@@ -71,15 +71,15 @@ class PostgresBackend:
 
     def __init__(self) -> None:
         self.synonyms: dict[str, str] = {}
+        # "Did you mean" for words typed, per generation: a misspelling comes back with
+        # each filter ticked, and working one out costs a trigram search a word.
+        self._suggestions: OrderedDict[tuple[str, str], str | None] = OrderedDict()
         self.set_synonyms(SYNONYMS)
         self._facet_table: _FacetTable | None = None  # this process's, for one generation
         # The ranked matches of recent words, per generation: a filter ticked, a page
         # turned or the other sort reuses them (at most CACHED_LIST_IDS ids in all).
         self._lists: OrderedDict[str, _Listed] = OrderedDict()
         self._listed_ids = 0
-        # "Did you mean" for words typed, per generation: a misspelling comes back with
-        # each filter ticked, and working one out costs a trigram search a word.
-        self._suggestions: OrderedDict[tuple[str, str], str | None] = OrderedDict()
         self._cache: SearchCache | None = None
         self._cache_known = False  # whether the setting has been read
 
@@ -93,8 +93,7 @@ class PostgresBackend:
             k.strip().lower(): v.strip() for k, v in synonyms.items() if k.strip() and v.strip()
         }
         # What cached results depend on, worked out once (the glossary has hundreds).
-        if hasattr(self, "_suggestions"):
-            self._suggestions.clear()  # the glossary's short forms are spellings too
+        self._suggestions.clear()  # the glossary's short forms are spellings too
         self._synonyms_digest = hashlib.sha256(
             json.dumps(sorted(self.synonyms.items())).encode()
         ).hexdigest()
@@ -411,8 +410,8 @@ class PostgresBackend:
         through everyday words: then "most of the words" is shown, as if there were none."""
         params: dict[str, object] = {}
         matching = self._matching(SearchQuery(text=query.text, partial=query.partial), params)
-        if matching is None or "NULL::tsquery AS typed" in matching[3]:
-            return False  # nothing searchable, or no everyday word added
+        if matching is None or "rowwise" not in params:
+            return False  # nothing searchable, or no everyday word added (see _matching)
         found = db.session.execute(
             text(
                 f"SELECT EXISTS (SELECT 1 {matching[0]}), "  # noqa: S608 - constants only
@@ -872,10 +871,11 @@ class PostgresBackend:
         typed: list[str] = []  # each positive clause without its everyday words
         weak: list[str] = []  # and its everyday words alone ("" if none)
         marked: list[str] = []  # and what snippets mark: not an everyday phrase's words
+        weak_words = question.weak  # worked out once, not per clause
         for clause in question.clauses:
             sql = either(clause.options)
             (negative if clause.negated else positive).append(sql)
-            if question.weak and not clause.negated:
+            if weak_words and not clause.negated:
                 own = [o for o in clause.options if not o.weak]
                 others = [o for o in clause.options if o.weak]
                 typed.append(either(own) if others else sql)

@@ -269,7 +269,7 @@ def parse(
     while n < len(pieces):
         piece = pieces[n]
         last = partial and n == len(pieces) - 1
-        run = None if piece.joined else _acronym_run(pieces, n, expansions)
+        run = None if piece.joined else _run(pieces, n, expansions)
         said = None if piece.joined or run else _run(pieces, n, everyday()[1])
         if run is not None or said is not None:
             # Words of several typed in plain words: an acronym's, typed out (in quotes,
@@ -333,14 +333,6 @@ def _clause(options: list[Option], negated: bool) -> Clause:
         if o.weak and o.words not in held and not words.intersection(o.words)
     ][:MAX_WEAK]
     return Clause(tuple(strong + weak), negated)
-
-
-def _acronym_run(
-    pieces: list[_Piece], start: int, expansions: Expansions
-) -> tuple[int, str] | None:
-    """Find the words of an acronym typed out in plain words from `start`: (how many
-    pieces, the acronym)."""
-    return _run(pieces, start, expansions)
 
 
 def _run(
